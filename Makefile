@@ -1,0 +1,38 @@
+# Xpeditis Notify. `make run` starts the standalone binary; `make test` runs
+# vet, the linter and every test. Both find or start a PostgreSQL.
+SHELL := /bin/bash
+MODULES := pkg services/notification-api services/realtime-gateway services/webhook-dispatcher deploy/standalone
+TOOLS := $(CURDIR)/.tools
+BUF_VERSION := v1.75.0
+PROTOC_GEN_GO_VERSION := v1.36.12
+
+.PHONY: run test build lint vet proto bench clean
+
+run: build
+	./scripts/with-postgres.sh ./bin/notifyd
+
+test:
+	./scripts/with-postgres.sh ./scripts/test.sh
+
+build:
+	@mkdir -p bin
+	cd services/notification-api && go build -o ../../bin/notification-api ./cmd/notification-api
+	cd services/realtime-gateway && go build -o ../../bin/realtime-gateway ./cmd/realtime-gateway
+	cd services/webhook-dispatcher && go build -o ../../bin/webhook-dispatcher ./cmd/webhook-dispatcher
+	cd deploy/standalone && go build -o ../../bin/notifyd ./cmd/notifyd
+	cd pkg && go build -o ../bin/notifyctl ./cmd/notifyctl
+
+vet:
+	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
+
+# Regenerates pkg/contract/eventv1 from proto/.
+proto:
+	GOBIN=$(TOOLS) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	cd proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
+
+bench: build
+	./scripts/with-postgres.sh ./scripts/bench.sh
+
+clean:
+	rm -rf bin .tools

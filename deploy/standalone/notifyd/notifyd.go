@@ -1,0 +1,85 @@
+// Package notifyd is the standalone binary: notification-api, the realtime
+// gateway and the webhook dispatcher in one process, on one HTTP port, over
+// an embedded NATS server whose JetStream store lives in DATA_DIR and which
+// also listens on NATS_LISTEN for local producers.
+package notifyd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/xpeditis/notify/pkg/app"
+	"github.com/xpeditis/notify/pkg/auth"
+	"github.com/xpeditis/notify/pkg/config"
+	"github.com/xpeditis/notify/pkg/logx"
+	"github.com/xpeditis/notify/pkg/natsx"
+	"github.com/xpeditis/notify/services/notification-api/notificationapi"
+)
+
+// Config is notifyd's own configuration.
+type Config struct {
+	Mode       string // NOTIFY_MODE: development (default) or production
+	DataDir    string // DATA_DIR
+	NATSListen string // NATS_LISTEN; "off" listens nowhere
+}
+
+// Development reports whether development conveniences are on.
+func (c Config) Development() bool { return c.Mode == "development" }
+
+// Main reads the environment and runs until ctx ends.
+func Main(ctx context.Context, logOut io.Writer) error {
+	base := config.FromOS()
+	mode := base.String("NOTIFY_MODE", "development")
+	env := base
+	if mode == "development" {
+		env = base.WithDefaults(map[string]string{"JWT_SECRET": auth.DevSecret})
+	}
+	cfg := Config{Mode: mode, DataDir: env.String("DATA_DIR", "./data"), NATSListen: env.String("NATS_LISTEN", "127.0.0.1:4223")}
+	if mode != "development" && mode != "production" {
+		env.Check(fmt.Errorf("NOTIFY_MODE: %q is not development or production", mode))
+	}
+	common := config.ReadCommon(env, true, false)
+	apiCfg := notificationapi.ReadConfig(env)
+	if err := env.Err(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := logx.New(logOut, common.LogLevel).With("service", "notifyd")
+	if cfg.Development() {
+		log.Warn("DEVELOPMENT MODE: do not expose this process; set NOTIFY_MODE=production for real deployments")
+		if common.JWT.Secret == auth.DevSecret {
+			log.Warn("JWT_SECRET is not set: using the public development secret (notifyctl token uses it too)")
+		}
+	}
+
+	natsOpts := []nats.Option{}
+	if common.NATSURL == "" {
+		listen := cfg.NATSListen
+		if listen == "off" {
+			listen = ""
+		}
+		srv, err := natsx.RunEmbedded(natsx.EmbeddedOptions{StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Listen: listen, Name: "notifyd"})
+		if err != nil {
+			return err
+		}
+		defer srv.WaitForShutdown()
+		defer srv.Shutdown()
+		natsOpts = append(natsOpts, nats.InProcessServer(srv))
+		if listen != "" {
+			log.Info("embedded NATS listening for producers", "url", "nats://"+listen)
+		}
+	}
+	return app.Run(ctx, app.Options{
+		Name:     "notifyd",
+		Common:   common,
+		Log:      log,
+		NeedDB:   true,
+		NATSOpts: natsOpts,
+		Services: []app.Builder{
+			notificationapi.New(apiCfg),
+		},
+	})
+}

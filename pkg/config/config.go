@@ -1,0 +1,215 @@
+// Package config reads configuration from environment variables. Each
+// service declares one struct and fills it through an Env, which collects
+// every problem so that a bad start-up names them all at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env reads typed values from a lookup function and remembers what was wrong.
+type Env struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+// FromOS reads the process environment.
+func FromOS() *Env { return &Env{lookup: os.LookupEnv} }
+
+// WithDefaults returns an Env that falls back to defaults for variables the
+// environment does not set (notifyd's development settings).
+func (e *Env) WithDefaults(defaults map[string]string) *Env {
+	lookup := e.lookup
+	return &Env{lookup: func(k string) (string, bool) {
+		if v, ok := lookup(k); ok && strings.TrimSpace(v) != "" {
+			return v, true
+		}
+		v, ok := defaults[k]
+		return v, ok
+	}}
+}
+
+// FromMap reads a fixed map (tests).
+func FromMap(m map[string]string) *Env {
+	return &Env{lookup: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
+}
+
+func (e *Env) raw(name string) (string, bool) {
+	v, ok := e.lookup(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+// String returns the variable or def.
+func (e *Env) String(name, def string) string {
+	if v, ok := e.raw(name); ok {
+		return v
+	}
+	return def
+}
+
+// Required returns the variable and records an error when it is unset.
+func (e *Env) Required(name string) string {
+	v, ok := e.raw(name)
+	if !ok {
+		e.errs = append(e.errs, fmt.Errorf("%s is required", name))
+	}
+	return v
+}
+
+// Int returns the variable as an int or def.
+func (e *Env) Int(name string, def int) int {
+	v, ok := e.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not an integer", name, v))
+		return def
+	}
+	return n
+}
+
+// Int64 returns the variable as an int64 or def.
+func (e *Env) Int64(name string, def int64) int64 {
+	v, ok := e.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not an integer", name, v))
+		return def
+	}
+	return n
+}
+
+// Duration returns the variable as a Go duration ("10s", "2m") or def.
+func (e *Env) Duration(name string, def time.Duration) time.Duration {
+	v, ok := e.raw(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not a duration such as 10s or 2m", name, v))
+		return def
+	}
+	return d
+}
+
+// Bool returns the variable as a bool or def.
+func (e *Env) Bool(name string, def bool) bool {
+	v, ok := e.raw(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not true or false", name, v))
+		return def
+	}
+	return b
+}
+
+// List returns a comma-separated variable or def.
+func (e *Env) List(name string, def []string) []string {
+	v, ok := e.raw(name)
+	if !ok {
+		return def
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Check records err, if any (for rules across variables).
+func (e *Env) Check(err error) {
+	if err != nil {
+		e.errs = append(e.errs, err)
+	}
+}
+
+// Err returns every problem found so far, joined.
+func (e *Env) Err() error { return errors.Join(e.errs...) }
+
+// Common is the configuration every binary shares.
+type Common struct {
+	DatabaseURL string // DATABASE_URL
+	NATSURL     string // NATS_URL
+	HTTPAddr    string // HTTP_ADDR
+	LogLevel    string // LOG_LEVEL
+	Streams     Streams
+	JWT         JWT
+}
+
+// Streams is the retention of the JetStream streams.
+type Streams struct {
+	EventsMaxAge            time.Duration // EVENTS_MAX_AGE
+	NotifyMaxAge            time.Duration // NOTIFY_MAX_AGE
+	NotifyMaxMsgsPerSubject int64         // NOTIFY_MAX_MSGS_PER_USER
+	Replicas                int           // STREAM_REPLICAS
+}
+
+// JWT configures token verification.
+type JWT struct {
+	Secret   string        // JWT_SECRET (HS256)
+	JWKSURL  string        // JWT_JWKS_URL (RS256/ES256)
+	Issuer   string        // JWT_ISSUER, checked when set
+	Audience string        // JWT_AUDIENCE, checked when set
+	Leeway   time.Duration // JWT_LEEWAY
+}
+
+// ReadCommon fills Common with its defaults. needDB and needNATS say whether
+// the binary requires DATABASE_URL and NATS_URL.
+func ReadCommon(e *Env, needDB, needNATS bool) Common {
+	c := Common{
+		HTTPAddr: e.String("HTTP_ADDR", ":8080"),
+		LogLevel: e.String("LOG_LEVEL", "info"),
+		Streams: Streams{
+			EventsMaxAge:            e.Duration("EVENTS_MAX_AGE", 7*24*time.Hour),
+			NotifyMaxAge:            e.Duration("NOTIFY_MAX_AGE", 24*time.Hour),
+			NotifyMaxMsgsPerSubject: e.Int64("NOTIFY_MAX_MSGS_PER_USER", 1000),
+			Replicas:                e.Int("STREAM_REPLICAS", 1),
+		},
+		JWT: JWT{
+			Secret:   e.String("JWT_SECRET", ""),
+			JWKSURL:  e.String("JWT_JWKS_URL", ""),
+			Issuer:   e.String("JWT_ISSUER", ""),
+			Audience: e.String("JWT_AUDIENCE", ""),
+			Leeway:   e.Duration("JWT_LEEWAY", 30*time.Second),
+		},
+	}
+	if needDB {
+		c.DatabaseURL = e.Required("DATABASE_URL")
+	} else {
+		c.DatabaseURL = e.String("DATABASE_URL", "")
+	}
+	if needNATS {
+		c.NATSURL = e.Required("NATS_URL")
+	} else {
+		c.NATSURL = e.String("NATS_URL", "")
+	}
+	if c.JWT.Secret == "" && c.JWT.JWKSURL == "" {
+		e.Check(errors.New("JWT_SECRET or JWT_JWKS_URL is required"))
+	}
+	if c.JWT.Secret != "" && len(c.JWT.Secret) < 32 {
+		e.Check(errors.New("JWT_SECRET must be at least 32 characters"))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		e.Check(fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	return c
+}

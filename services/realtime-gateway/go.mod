@@ -1,0 +1,7 @@
+module github.com/xpeditis/notify/services/realtime-gateway
+
+go 1.26.0
+
+require github.com/xpeditis/notify/pkg v0.0.0
+
+replace github.com/xpeditis/notify/pkg => ../../pkg
