@@ -205,6 +205,13 @@ func EventsSubject(eventType string) string { return "events." + eventType }
 // escaped so that every id maps to exactly one token.
 func NotifySubject(userID string) string { return "notify.user." + SubjectToken(userID) }
 
+// LiveSubject is where the NOTIFY stream republishes each stored message of
+// a user, with the headers nats.JSSequence ("Nats-Sequence", the offset of
+// the message) and nats.JSLastSequence ("Nats-Last-Sequence", the offset of
+// the previous message on the same user subject). Realtime consumers
+// subscribe here with core NATS.
+func LiveSubject(userID string) string { return "live.user." + SubjectToken(userID) }
+
 // SubjectToken escapes s into a single NATS subject token. Letters, digits,
 // '-' and '_' pass through; every other byte becomes '%XX'.
 func SubjectToken(s string) string {

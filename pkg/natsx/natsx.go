@@ -82,6 +82,11 @@ func StreamConfigs(s config.Streams) []jetstream.StreamConfig {
 			Duplicates:        2 * time.Minute,
 			MaxMsgSize:        contract.MaxEventBytes + 16<<10,
 			Replicas:          replicas,
+			// Every stored message is republished on live.user.<id> with its
+			// stream sequence (Nats-Sequence) and the sequence of the previous
+			// message of the same user (Nats-Last-Sequence), so that the
+			// gateway's core subscriptions see offsets and can detect gaps.
+			RePublish: &jetstream.RePublish{Source: "notify.user.*", Destination: "live.user.{{wildcard(1)}}"},
 		},
 		{
 			Name:        StreamDeadLetter,

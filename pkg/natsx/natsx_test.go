@@ -1,0 +1,66 @@
+package natsx_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/testkit"
+)
+
+// The gateway relies on the NOTIFY stream republishing each message on the
+// user's live subject with its sequence and the previous sequence of the
+// same user, so that gaps are visible.
+func TestNotifyRepublishCarriesOffsets(t *testing.T) {
+	n := testkit.StartNATS(t)
+	sub, err := n.Conn.SubscribeSync(contract.LiveSubject("user-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var seqs []uint64
+	for _, user := range []string{"user-a", "user-b", "user-a"} {
+		ack, err := n.JS.Publish(ctx, contract.NotifySubject(user), []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user == "user-a" {
+			seqs = append(seqs, ack.Sequence)
+		}
+	}
+	var prev uint64
+	for i, want := range seqs {
+		msg, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		got, _ := strconv.ParseUint(msg.Header.Get(nats.JSSequence), 10, 64)
+		last, _ := strconv.ParseUint(msg.Header.Get(nats.JSLastSequence), 10, 64)
+		if got != want || last != prev {
+			t.Fatalf("message %d: sequence %d last %d, want %d and %d", i, got, last, want, prev)
+		}
+		prev = got
+	}
+}
+
+func TestSubjectTokenEscapesSeparators(t *testing.T) {
+	for in, want := range map[string]string{
+		"user-7":    "user-7",
+		"a.b":       "a%2Eb",
+		"*":         "%2A",
+		">":         "%3E",
+		"":          "%00",
+		"é":         "%C3%A9",
+		"a b":       "a%20b",
+		"ok_id-123": "ok_id-123",
+	} {
+		if got := contract.SubjectToken(in); got != want {
+			t.Errorf("SubjectToken(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
