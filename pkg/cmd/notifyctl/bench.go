@@ -7,7 +7,15 @@ import (
 
 func runBench(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("bench: name a benchmark: ingest, list")
+		return fmt.Errorf("bench: name a benchmark: ingest, list, gateway, gateway-report")
+	}
+	switch args[0] {
+	case "gateway":
+		return runBenchGateway(ctx, args[1:])
+	case "gateway-worker":
+		return runBenchGatewayWorker(ctx, args[1:])
+	case "gateway-report":
+		return runBenchGatewayReport(args[1:])
 	}
 	return fmt.Errorf("bench: unknown benchmark %q", args[0])
 }

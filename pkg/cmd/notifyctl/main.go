@@ -15,7 +15,7 @@ const usage = `usage: notifyctl <command> [flags]
 commands:
   token     mint a development JWT (HS256) for a user, organization and role
   publish   publish a domain event to JetStream
-  bench     run a benchmark (ingest, list)
+  bench     run a benchmark (ingest, list, gateway, gateway-report)
 
 Run 'notifyctl <command> -h' for the flags of a command.`
 

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/xpeditis/notify/pkg/auth"
+	"github.com/xpeditis/notify/pkg/gwbench"
+	"github.com/xpeditis/notify/pkg/logx"
+)
+
+// runBenchGateway measures one Socket.IO server: notifyctl bench gateway.
+func runBenchGateway(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench gateway", flag.ExitOnError)
+	label := fs.String("label", "server", "name of the server in the report")
+	url := fs.String("url", "http://127.0.0.1:38081", "server base URL (Socket.IO at /socket.io/)")
+	pid := fs.Int("pid", 0, "pid of the server process, whose memory and CPU are sampled (required)")
+	natsURL := fs.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4223"), "NATS URL to publish on")
+	secret := fs.String("secret", envOr("JWT_SECRET", auth.DevSecret), "HS256 secret the server accepts")
+	org := fs.String("org", "org-bench", "organization of the clients and events")
+	clients := fs.Int("clients", 15000, "WebSocket clients, one user each")
+	perWorker := fs.Int("per-worker", 5000, "clients per load-generator process")
+	sources := fs.String("sources", "", "comma-separated local source addresses (e.g. 127.0.0.2,127.0.0.3); empty: the system's choice")
+	concurrency := fs.Int("concurrency", 200, "handshakes in flight per load-generator process")
+	handshake := fs.Duration("handshake-timeout", 10*time.Second, "time allowed for one connection's handshake")
+	idle := fs.Duration("idle", 15*time.Second, "idle time after the storm before the idle RSS is read")
+	rate := fs.Int("rate", 5000, "notifications per second in each delivery phase")
+	duration := fs.Duration("duration", 60*time.Second, "length of each delivery phase")
+	drain := fs.Duration("drain", 15*time.Second, "how long to wait without progress for the last messages")
+	phases := fs.String("phases", gwbench.PhaseFanout+","+gwbench.PhasePipeline, "delivery phases to run: fanout, pipeline (empty: none)")
+	out := fs.String("out", "", "write the result as JSON to this file")
+	_ = fs.Parse(args)
+
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable for the workers: %w", err)
+	}
+	log := logx.New(os.Stderr, "info")
+	cfg := gwbench.Config{
+		Label: *label, URL: *url, ServerPID: *pid, NATSURL: *natsURL, Secret: *secret, Org: *org,
+		Clients: *clients, PerWorker: *perWorker, Sources: list(*sources), Concurrency: *concurrency,
+		Handshake: *handshake, Idle: *idle, Rate: *rate, Duration: *duration, Drain: *drain,
+		Phases: list(*phases), Log: log,
+		Worker: func(ctx context.Context) *exec.Cmd {
+			cmd := exec.CommandContext(ctx, self, "bench", "gateway-worker")
+			cmd.Stderr = os.Stderr
+			return cmd
+		},
+	}
+	res, err := gwbench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := res.WriteFile(*out); err != nil {
+			return err
+		}
+	}
+	return gwbench.WriteTable(os.Stdout, []*gwbench.Result{res})
+}
+
+// runBenchGatewayWorker is one load-generator process, driven by the
+// coordinator over its stdin and stdout.
+func runBenchGatewayWorker(ctx context.Context, _ []string) error {
+	return gwbench.ServeWorker(ctx, os.Stdin, os.Stdout, logx.New(os.Stderr, "warn").With("role", "gwbench-worker", "pid", os.Getpid()))
+}
+
+// runBenchGatewayReport prints saved results side by side and checks the
+// first one against the targets and the others.
+func runBenchGatewayReport(args []string) error {
+	fs := flag.NewFlagSet("bench gateway-report", flag.ExitOnError)
+	strict := fs.Bool("strict", false, "exit non-zero when the first server misses a target")
+	_ = fs.Parse(args)
+	if fs.NArg() == 0 {
+		return errors.New("bench gateway-report: name result files (the gateway's first)")
+	}
+	var results []*gwbench.Result
+	for _, path := range fs.Args() {
+		r, err := gwbench.ReadResult(path)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	if err := gwbench.WriteTable(os.Stdout, results); err != nil {
+		return err
+	}
+	var ref *gwbench.Result
+	if len(results) > 1 {
+		ref = results[1]
+	}
+	lines, ok := gwbench.Verdict(results[0], ref, gwbench.IssueTargets())
+	fmt.Printf("\n%s against the targets:\n", results[0].Label)
+	for _, l := range lines {
+		fmt.Println("  " + l)
+	}
+	if !ok && *strict {
+		return errors.New("targets missed")
+	}
+	return nil
+}
+
+func list(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,112 @@
+package gwbench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat; it
+// is 100 on every Linux architecture Go runs on.
+const clockTicks = 100
+
+// rssKB reads the resident set size of a process from /proc/<pid>/status.
+func rssKB(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read rss: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("read rss: %q: %w", v, err)
+			}
+			return kb, nil
+		}
+	}
+	return 0, fmt.Errorf("read rss of %d: no VmRSS line", pid)
+}
+
+// cpuTicks reads the user and system CPU time of a process, in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu: %w", err)
+	}
+	// The command name, in parentheses, may hold spaces: fields count from
+	// the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("read cpu of %d: malformed stat", pid)
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	// After the name: state(0) ... utime(11) stime(12).
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("read cpu of %d: short stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("read cpu of %d: malformed times", pid)
+	}
+	return utime + stime, nil
+}
+
+// openFilesLimit reads the soft limit on open files of a process.
+func openFilesLimit(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read limits: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			f := strings.Fields(rest)
+			if len(f) < 1 {
+				break
+			}
+			if f[0] == "unlimited" {
+				return 1 << 62, nil
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("read limits of %d: no open files line", pid)
+}
+
+// loadAvg is the first three fields of /proc/loadavg, as uptime prints them.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// percentiles returns the values at the given quantiles (0..1) of the
+// samples, in milliseconds, by the nearest-rank method; samples are in
+// microseconds and get sorted.
+func percentiles(samples []uint32, qs ...float64) []float64 {
+	out := make([]float64, len(qs))
+	if len(samples) == 0 {
+		return out
+	}
+	slices.Sort(samples)
+	for i, q := range qs {
+		rank := int(math.Ceil(q*float64(len(samples)))) - 1
+		rank = min(max(rank, 0), len(samples)-1)
+		out[i] = float64(samples[rank]) / 1000
+	}
+	return out
+}
