@@ -6,7 +6,7 @@ TOOLS := $(CURDIR)/.tools
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run test build lint vet proto bench clean
+.PHONY: run test build lint vet proto bench bench-gateway clean
 
 run: build
 	./scripts/with-postgres.sh ./bin/notifyd
@@ -33,6 +33,11 @@ proto:
 
 bench: build
 	./scripts/with-postgres.sh ./scripts/bench.sh
+
+# The realtime gateway against the Node.js reference server, 15,000 clients
+# each (see BENCHMARKS.md); settings in scripts/bench-gateway.sh.
+bench-gateway:
+	./scripts/with-postgres.sh ./scripts/bench-gateway.sh
 
 clean:
 	rm -rf bin .tools

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# make bench-gateway: the realtime gateway and the Node.js reference server,
+# measured one after the other in the same run with the same load generator
+# (notifyctl bench gateway), then printed side by side.
+#
+# Both servers are fed by one notifyd (embedded NATS with JetStream,
+# notification-api on PostgreSQL) so that the pipeline phase goes through
+# the real ingest path. Each server runs as its own process, whose memory
+# and CPU the load generator samples.
+#
+# Settings (environment): CLIENTS (15000), PER_WORKER (5000 clients per
+# load-generator process), RATE (5000/s), DURATION (60s), PHASES
+# (fanout,pipeline), SERVERS ("go node"), IDLE (15s), OUT (bin/bench-gateway).
+# Ports: notifyd HTTP 38080 and NATS 34223, gateway 38081, Node 38082.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLIENTS=${CLIENTS:-15000}
+PER_WORKER=${PER_WORKER:-5000}
+RATE=${RATE:-5000}
+DURATION=${DURATION:-60s}
+PHASES=${PHASES:-fanout,pipeline}
+SERVERS=${SERVERS:-go node}
+IDLE=${IDLE:-15s}
+OUT=${OUT:-bin/bench-gateway}
+NOTIFYD_HTTP=127.0.0.1:38080
+NATS_LISTEN=127.0.0.1:34223
+GATEWAY_HTTP=127.0.0.1:38081
+NODE_PORT=38082
+SECRET=bench-gateway-secret-0123456789-0123456789
+BENCH_DB=notify_bench_gateway
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'bench-gateway: %s\n' "$*" >&2; exit 1; }
+
+# --- limits: say plainly what does not fit instead of failing mid-storm ---
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ]; then
+	if [ $((CLIENTS + 200)) -gt "$hard" ]; then
+		die "each server process must hold $CLIENTS connections, but processes here may open at most $hard files (ulimit -Hn, a hard limit). Run with CLIENTS=$((hard - 200)) or fewer."
+	fi
+	if [ $((PER_WORKER + 200)) -gt "$hard" ]; then
+		die "PER_WORKER=$PER_WORKER clients per load-generator process exceeds the hard limit of $hard open files (ulimit -Hn). Lower PER_WORKER."
+	fi
+	ulimit -n "$hard"
+fi
+workers=$(((CLIENTS + PER_WORKER - 1) / PER_WORKER))
+read -r port_lo port_hi </proc/sys/net/ipv4/ip_local_port_range
+ports_per_source=$((port_hi - port_lo + 1))
+# Two loopback source addresses per load-generator process, so that no
+# address needs more ephemeral ports than the range holds.
+sources=$(seq 2 $((1 + 2 * workers)) | sed 's/^/127.0.0./' | paste -sd, -)
+if [ $((CLIENTS / (2 * workers) + 1000)) -gt "$ports_per_source" ]; then
+	die "the ephemeral port range ($port_lo-$port_hi) is too small for $CLIENTS clients over $((2 * workers)) source addresses."
+fi
+
+for cmd in node curl psql; do
+	command -v "$cmd" >/dev/null || die "$cmd is required"
+done
+for port in 38080 34223 38081 $NODE_PORT; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		die "port $port is already in use: stop what listens there (another bench run?)"
+	fi
+done
+
+say "building"
+make -s build
+bash scripts/test-setup-gwbench.sh
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+# --- processes this script starts, stopped on any exit ---
+pids=()
+DATA=$(mktemp -d)
+admin_url=${DATABASE_URL%/*}/postgres?${DATABASE_URL#*\?}
+[ "$admin_url" = "$DATABASE_URL" ] && admin_url=$DATABASE_URL
+bench_url=${DATABASE_URL%/*}/$BENCH_DB
+case "$DATABASE_URL" in *\?*) bench_url=$bench_url?${DATABASE_URL#*\?} ;; esac
+stop() { # pid: SIGTERM, then SIGKILL after 20s
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 200); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do stop "$pid"; done
+	wait 2>/dev/null || true
+	rm -rf "$DATA"
+	psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+wait_http() { # url what
+	local i
+	for i in $(seq 300); do
+		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	die "$2 did not answer $1 within 30s (see $OUT/*.log)"
+}
+
+say "starting notifyd (NATS $NATS_LISTEN, notification-api on a fresh database $BENCH_DB)"
+psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB" >/dev/null
+NOTIFY_MODE=production HTTP_ADDR=$NOTIFYD_HTTP NATS_LISTEN=$NATS_LISTEN DATA_DIR=$DATA \
+	DATABASE_URL=$bench_url JWT_SECRET=$SECRET LOG_LEVEL=warn NOTIFY_MAX_AGE=30m \
+	./bin/notifyd >"$OUT/notifyd.log" 2>&1 &
+pids+=($!)
+wait_http "http://$NOTIFYD_HTTP/readyz" notifyd
+
+machine() {
+	echo "machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -sr)"
+	echo "open files (hard): $hard; ephemeral ports: $port_lo-$port_hi; load generator: $workers processes over $sources"
+}
+machine | tee "$OUT/machine.txt" >&2
+
+results=()
+for server in $SERVERS; do
+	case $server in
+	go)
+		say "Go realtime gateway on $GATEWAY_HTTP"
+		HTTP_ADDR=$GATEWAY_HTTP NATS_URL=nats://$NATS_LISTEN JWT_SECRET=$SECRET LOG_LEVEL=warn \
+			DATABASE_URL=$bench_url ./bin/realtime-gateway >"$OUT/gateway.log" 2>&1 &
+		pid=$!
+		label="Go gateway"
+		url=http://$GATEWAY_HTTP
+		;;
+	node)
+		say "Node.js reference server on 127.0.0.1:$NODE_PORT"
+		(cd deploy/reference-node && PORT=$NODE_PORT HOST=127.0.0.1 NATS_URL=nats://$NATS_LISTEN JWT_SECRET=$SECRET \
+			exec node server.js) >"$OUT/node.log" 2>&1 &
+		pid=$!
+		label="Node reference (socket.io $(node -p 'require("./deploy/reference-node/node_modules/socket.io/package.json").version'))"
+		url=http://127.0.0.1:$NODE_PORT
+		;;
+	*) die "unknown server $server (want go or node)" ;;
+	esac
+	pids+=("$pid")
+	wait_http "$url/socket.io/?EIO=4&transport=polling" "$label"
+	echo "uptime before $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
+	./bin/notifyctl bench gateway -label "$label" -url "$url" -pid "$pid" -nats "nats://$NATS_LISTEN" \
+		-secret "$SECRET" -clients "$CLIENTS" -per-worker "$PER_WORKER" -sources "$sources" \
+		-rate "$RATE" -duration "$DURATION" -phases "$PHASES" -idle "$IDLE" -out "$OUT/$server.json" >/dev/null
+	echo "uptime after $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
+	stop "$pid"
+	results+=("$OUT/$server.json")
+done
+
+say "results ($OUT)"
+./bin/notifyctl bench gateway-report "${results[@]}" | tee "$OUT/report.md"
