@@ -8,10 +8,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"path/filepath"
 
+	"github.com/labstack/echo/v5"
 	"github.com/nats-io/nats.go"
 
+	"github.com/xpeditis/notify/deploy/standalone/demo"
 	"github.com/xpeditis/notify/pkg/app"
 	"github.com/xpeditis/notify/pkg/auth"
 	"github.com/xpeditis/notify/pkg/config"
@@ -32,7 +36,17 @@ func (c Config) Development() bool { return c.Mode == "development" }
 
 // Main reads the environment and runs until ctx ends.
 func Main(ctx context.Context, logOut io.Writer) error {
-	base := config.FromOS()
+	return Run(ctx, config.FromOS(), logOut, RunOptions{})
+}
+
+// RunOptions let tests serve notifyd on a listener of their own.
+type RunOptions struct {
+	Listener net.Listener      // served instead of HTTP_ADDR when set
+	Ready    func(addr string) // called once the HTTP server accepts requests
+}
+
+// Run runs notifyd configured from base until ctx ends.
+func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) error {
 	mode := base.String("NOTIFY_MODE", "development")
 	env := base
 	if mode == "development" {
@@ -81,5 +95,25 @@ func Main(ctx context.Context, logOut io.Writer) error {
 		Services: []app.Builder{
 			notificationapi.New(apiCfg),
 		},
+		Listener: o.Listener,
+		Ready:    o.Ready,
+		Extra:    cfg.extraRoutes(common, log),
 	})
+}
+
+// extraRoutes adds the demo page and its development endpoints, in
+// development mode only: they hand out tokens to anyone who asks.
+func (c Config) extraRoutes(common config.Common, log *slog.Logger) func(e *echo.Echo, d app.Deps) {
+	if !c.Development() {
+		return nil
+	}
+	return func(e *echo.Echo, d app.Deps) {
+		h, err := demo.New(common.JWT.Secret, d.Verifier, d.JS, log.With("component", "demo"))
+		if err != nil {
+			log.Warn("demo page disabled", "err", err)
+			return
+		}
+		h.Register(e)
+		log.Info("demo page at / (development mode)")
+	}
 }
