@@ -12,7 +12,7 @@ if [ ! -x /usr/bin/chromium ]; then
 	echo "==> apt-get install chromium"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	apt-get install -y -qq chromium >/dev/null
 fi
 if ! command -v npm >/dev/null 2>&1; then
 	echo "test-setup-demo: node and npm are required (Debian: apt-get install nodejs npm)" >&2
