@@ -58,7 +58,7 @@ type listResponse struct {
 }
 
 func (h *Handler) list(c *echo.Context) error {
-	q, err := parseListQuery(c.QueryParams())
+	q, err := parseListQuery(c.Request().URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ type readAllResponse struct {
 }
 
 func (h *Handler) readAll(c *echo.Context) error {
-	q, err := parseFilterQuery(c.QueryParams())
+	q, err := parseFilterQuery(c.Request().URL.RawQuery)
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,21 @@ type listQuery struct {
 	page store.Page
 }
 
-func parseListQuery(v url.Values) (listQuery, error) {
+// queryValues parses the raw query, refusing a malformed one rather than
+// silently dropping the parts that do not parse.
+func queryValues(raw string) (url.Values, error) {
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, problem.BadRequest("query string is malformed: %v", err)
+	}
+	return v, nil
+}
+
+func parseListQuery(raw string) (listQuery, error) {
+	v, err := queryValues(raw)
+	if err != nil {
+		return listQuery{}, err
+	}
 	if err := onlyKnown(v, listParams); err != nil {
 		return listQuery{}, err
 	}
@@ -76,7 +90,11 @@ func parseListQuery(v url.Values) (listQuery, error) {
 	return q, nil
 }
 
-func parseFilterQuery(v url.Values) (filterQuery, error) {
+func parseFilterQuery(raw string) (filterQuery, error) {
+	v, err := queryValues(raw)
+	if err != nil {
+		return filterQuery{}, err
+	}
 	if err := onlyKnown(v, filterParams); err != nil {
 		return filterQuery{}, err
 	}
