@@ -226,18 +226,18 @@ func TestBadInputIsAProblemNamingIt(t *testing.T) {
 	h := start(t)
 	tok := token(t, "bad")
 	cases := map[string]string{
-		"/api/v1/notifications?limit=0":                  "limit",
-		"/api/v1/notifications?limit=101":                "limit",
-		"/api/v1/notifications?limit=x":                  "limit",
-		"/api/v1/notifications?read=maybe":               "read",
-		"/api/v1/notifications?type=NOPE":                "unknown type",
-		"/api/v1/notifications?priority=HUGE":            "unknown priority",
-		"/api/v1/notifications?since=yesterday":          "since",
-		"/api/v1/notifications?cursor=%%%":               "malformed",
-		"/api/v1/notifications?cursor=bm9wZQ":            "cursor",
-		"/api/v1/notifications?cursor=abc&page=2":        "cursor or page",
-		"/api/v1/notifications?colour=red":               "unknown query parameter colour",
-		"/api/v1/notifications/unread-count?x=1":         "", // no parameters: ignored
+		"/api/v1/notifications?limit=0":                                               "limit",
+		"/api/v1/notifications?limit=101":                                             "limit",
+		"/api/v1/notifications?limit=x":                                               "limit",
+		"/api/v1/notifications?read=maybe":                                            "read",
+		"/api/v1/notifications?type=NOPE":                                             "unknown type",
+		"/api/v1/notifications?priority=HUGE":                                         "unknown priority",
+		"/api/v1/notifications?since=yesterday":                                       "since",
+		"/api/v1/notifications?cursor=%%%":                                            "malformed",
+		"/api/v1/notifications?cursor=bm9wZQ":                                         "cursor",
+		"/api/v1/notifications?cursor=abc&page=2":                                     "cursor or page",
+		"/api/v1/notifications?colour=red":                                            "unknown query parameter colour",
+		"/api/v1/notifications/unread-count?x=1":                                      "", // no parameters: ignored
 		"/api/v1/notifications?since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z": "since must be before until",
 	}
 	for path, want := range cases {
