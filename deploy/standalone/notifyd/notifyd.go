@@ -18,6 +18,7 @@ import (
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/services/notification-api/notificationapi"
+	"github.com/xpeditis/notify/services/realtime-gateway/realtimegateway"
 )
 
 // Config is notifyd's own configuration.
@@ -36,7 +37,7 @@ func Main(ctx context.Context, logOut io.Writer) error {
 	mode := base.String("NOTIFY_MODE", "development")
 	env := base
 	if mode == "development" {
-		env = base.WithDefaults(map[string]string{"JWT_SECRET": auth.DevSecret})
+		env = base.WithDefaults(map[string]string{"JWT_SECRET": auth.DevSecret, "GATEWAY_ALLOWED_ORIGINS": "*"})
 	}
 	cfg := Config{Mode: mode, DataDir: env.String("DATA_DIR", "./data"), NATSListen: env.String("NATS_LISTEN", "127.0.0.1:4223")}
 	if mode != "development" && mode != "production" {
@@ -44,6 +45,7 @@ func Main(ctx context.Context, logOut io.Writer) error {
 	}
 	common := config.ReadCommon(env, true, false)
 	apiCfg := notificationapi.ReadConfig(env)
+	gatewayCfg := realtimegateway.ReadConfig(env)
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -80,6 +82,7 @@ func Main(ctx context.Context, logOut io.Writer) error {
 		NATSOpts: natsOpts,
 		Services: []app.Builder{
 			notificationapi.New(apiCfg),
+			realtimegateway.New(gatewayCfg),
 		},
 	})
 }
