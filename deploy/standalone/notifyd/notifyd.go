@@ -22,6 +22,7 @@ import (
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/services/notification-api/notificationapi"
+	"github.com/xpeditis/notify/services/realtime-gateway/realtimegateway"
 )
 
 // Config is notifyd's own configuration.
@@ -50,7 +51,7 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 	mode := base.String("NOTIFY_MODE", "development")
 	env := base
 	if mode == "development" {
-		env = base.WithDefaults(map[string]string{"JWT_SECRET": auth.DevSecret})
+		env = base.WithDefaults(map[string]string{"JWT_SECRET": auth.DevSecret, "GATEWAY_ALLOWED_ORIGINS": "*"})
 	}
 	cfg := Config{Mode: mode, DataDir: env.String("DATA_DIR", "./data"), NATSListen: env.String("NATS_LISTEN", "127.0.0.1:4223")}
 	if mode != "development" && mode != "production" {
@@ -58,6 +59,7 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 	}
 	common := config.ReadCommon(env, true, false)
 	apiCfg := notificationapi.ReadConfig(env)
+	gatewayCfg := realtimegateway.ReadConfig(env)
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -94,6 +96,7 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 		NATSOpts: natsOpts,
 		Services: []app.Builder{
 			notificationapi.New(apiCfg),
+			realtimegateway.New(gatewayCfg),
 		},
 		Listener: o.Listener,
 		Ready:    o.Ready,
