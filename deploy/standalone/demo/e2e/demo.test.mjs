@@ -30,6 +30,7 @@ async function openAs(context, user) {
   page.errors = [];
   page.on('pageerror', (err) => page.errors.push(err.message));
   page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(msg.text()); });
+  page.on('response', (res) => { if (res.status() >= 400) page.errors.push(`${res.status()} ${res.url()}`); });
   await page.goto(base + '/');
   await page.selectOption('#user-select', user);
   await page.click('#connect');
