@@ -116,6 +116,10 @@ machine() {
 	echo "open files (hard): $hard; ephemeral ports: $port_lo-$port_hi; load generator: $workers processes over $sources"
 }
 machine | tee "$OUT/machine.txt" >&2
+read -r load1 _ </proc/loadavg
+if awk "BEGIN{exit !($load1 > 1.0)}"; then
+	echo "bench-gateway: WARNING: the 1-minute load is $load1 before the run: other work shares these $(nproc) cores, so latencies and rates will be pessimistic" | tee -a "$OUT/machine.txt" >&2
+fi
 
 results=()
 for server in $SERVERS; do
@@ -127,6 +131,7 @@ for server in $SERVERS; do
 		pid=$!
 		label="Go gateway"
 		url=http://$GATEWAY_HTTP
+		metrics=(-metrics "$url/metrics")
 		;;
 	node)
 		say "Node.js reference server on 127.0.0.1:$NODE_PORT"
@@ -135,6 +140,7 @@ for server in $SERVERS; do
 		pid=$!
 		label="Node reference (socket.io $(node -p 'require("./deploy/reference-node/node_modules/socket.io/package.json").version'))"
 		url=http://127.0.0.1:$NODE_PORT
+		metrics=()
 		;;
 	*) die "unknown server $server (want go or node)" ;;
 	esac
@@ -143,7 +149,7 @@ for server in $SERVERS; do
 	echo "uptime before $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
 	./bin/notifyctl bench gateway -label "$label" -url "$url" -pid "$pid" -nats "nats://$NATS_LISTEN" \
 		-secret "$SECRET" -clients "$CLIENTS" -per-worker "$PER_WORKER" -sources "$sources" \
-		-rate "$RATE" -duration "$DURATION" -phases "$PHASES" -idle "$IDLE" -out "$OUT/$server.json" >/dev/null
+		-rate "$RATE" -duration "$DURATION" -phases "$PHASES" -idle "$IDLE" "${metrics[@]}" -out "$OUT/$server.json" >/dev/null
 	echo "uptime after $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
 	stop "$pid"
 	results+=("$OUT/$server.json")

@@ -29,9 +29,12 @@ type Config struct {
 	Label     string // column title in the report
 	URL       string // server base URL, e.g. http://127.0.0.1:38081
 	ServerPID int    // process whose memory and CPU are sampled
-	NATSURL   string
-	Secret    string // HS256 secret the server accepts
-	Org       string
+	// MetricsURL, when set, is a Go server's Prometheus endpoint, read
+	// before and after the connections to split their memory.
+	MetricsURL string
+	NATSURL    string
+	Secret     string // HS256 secret the server accepts
+	Org        string
 
 	Clients     int
 	PerWorker   int      // clients per load-generator process
@@ -98,6 +101,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.Memory.BaselineKB = baseline
+	var goBefore *GoRuntime
+	if cfg.MetricsURL != "" {
+		if goBefore, err = readGoRuntime(ctx, cfg.MetricsURL); err != nil {
+			return nil, err
+		}
+	}
 
 	workers, err := startWorkers(ctx, cfg)
 	if err != nil {
@@ -127,6 +136,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Memory.IdleKB = idle
 	res.Memory.IdlePerConnKB = perConn(idle-baseline, len(connected))
+	if goBefore != nil {
+		after, err := readGoRuntime(ctx, cfg.MetricsURL)
+		if err != nil {
+			return nil, err
+		}
+		n := float64(len(connected))
+		res.Memory.GoPerConn = &GoRuntime{
+			Goroutines:   (after.Goroutines - goBefore.Goroutines) / n,
+			HeapInuseKB:  (after.HeapInuseKB - goBefore.HeapInuseKB) / n,
+			StackInuseKB: (after.StackInuseKB - goBefore.StackInuseKB) / n,
+		}
+	}
 	log.Info("idle", "server", cfg.Label, "rss_kb", idle, "per_conn_kb", fmt.Sprintf("%.2f", res.Memory.IdlePerConnKB))
 
 	if len(cfg.Phases) > 0 {

@@ -49,6 +49,9 @@ type MemoryResult struct {
 	IdlePerConnKB float64 `json:"idlePerConnKB"`
 	LoadKB        int64   `json:"loadKB"` // highest sample during the delivery phases
 	LoadPerConnKB float64 `json:"loadPerConnKB"`
+	// GoPerConn splits the idle memory of a Go server per connection, from
+	// its runtime metrics (nil for other servers).
+	GoPerConn *GoRuntime `json:"goPerConn,omitempty"`
 }
 
 // DeliveryResult is one delivery phase.
@@ -139,6 +142,13 @@ func tableRows() []row {
 		{"RSS idle, all connected", func(r *Result) string { return mb(r.Memory.IdleKB) }},
 		{"**RSS per idle connection**", func(r *Result) string { return fmt.Sprintf("%.1f KB", r.Memory.IdlePerConnKB) }},
 		{"**RSS per connection under load**", func(r *Result) string { return fmt.Sprintf("%.1f KB", r.Memory.LoadPerConnKB) }},
+		{"idle, per connection: goroutines / stack / heap", func(r *Result) string {
+			g := r.Memory.GoPerConn
+			if g == nil {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f / %.1f KB / %.1f KB", g.Goroutines, g.StackInuseKB, g.HeapInuseKB)
+		}},
 	}
 	for _, p := range []struct{ name, title string }{{PhaseFanout, "fan-out"}, {PhasePipeline, "pipeline"}} {
 		rows = append(rows,
