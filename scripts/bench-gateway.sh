@@ -10,7 +10,9 @@
 #
 # Settings (environment): CLIENTS (15000), PER_WORKER (5000 clients per
 # load-generator process), RATE (5000/s), DURATION (60s), PHASES
-# (fanout,pipeline), SERVERS ("go node"), IDLE (15s), OUT (bin/bench-gateway).
+# (fanout,pipeline), SERVERS ("go node"), IDLE (15s), OUT (bin/bench-gateway),
+# PROFILE (1: run the gateway with pprof on 38085 and save CPU profiles of
+# the storm and of each phase and a heap profile at idle in OUT).
 # Ports: notifyd HTTP 38080 and NATS 34223, gateway 38081, Node 38082.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,7 @@ DURATION=${DURATION:-60s}
 PHASES=${PHASES:-fanout,pipeline}
 SERVERS=${SERVERS:-go node}
 IDLE=${IDLE:-15s}
+PROFILE=${PROFILE:-0}
 OUT=${OUT:-bin/bench-gateway}
 NOTIFYD_HTTP=127.0.0.1:38080
 NATS_LISTEN=127.0.0.1:34223
@@ -57,7 +60,7 @@ fi
 for cmd in node curl psql; do
 	command -v "$cmd" >/dev/null || die "$cmd is required"
 done
-for port in 38080 34223 38081 $NODE_PORT; do
+for port in 38080 34223 38081 $NODE_PORT 38085; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		die "port $port is already in use: stop what listens there (another bench run?)"
 	fi
@@ -65,6 +68,11 @@ done
 
 say "building"
 make -s build
+gateway_bin=./bin/realtime-gateway
+if [ "$PROFILE" = 1 ]; then
+	(cd deploy/standalone && go build -o ../../bin/realtime-gateway-pprof ./cmd/realtime-gateway-pprof)
+	gateway_bin=./bin/realtime-gateway-pprof
+fi
 bash scripts/test-setup-gwbench.sh
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -127,11 +135,12 @@ for server in $SERVERS; do
 	go)
 		say "Go realtime gateway on $GATEWAY_HTTP"
 		HTTP_ADDR=$GATEWAY_HTTP NATS_URL=nats://$NATS_LISTEN JWT_SECRET=$SECRET LOG_LEVEL=warn \
-			DATABASE_URL=$bench_url ./bin/realtime-gateway >"$OUT/gateway.log" 2>&1 &
+			PPROF_ADDR=127.0.0.1:38085 $gateway_bin >"$OUT/gateway.log" 2>&1 &
 		pid=$!
 		label="Go gateway"
 		url=http://$GATEWAY_HTTP
 		metrics=(-metrics "$url/metrics")
+		[ "$PROFILE" = 1 ] && metrics+=(-pprof http://127.0.0.1:38085/debug/pprof -profile-dir "$OUT")
 		;;
 	node)
 		say "Node.js reference server on 127.0.0.1:$NODE_PORT"
@@ -151,9 +160,16 @@ for server in $SERVERS; do
 		-secret "$SECRET" -clients "$CLIENTS" -per-worker "$PER_WORKER" -sources "$sources" \
 		-rate "$RATE" -duration "$DURATION" -phases "$PHASES" -idle "$IDLE" "${metrics[@]}" -out "$OUT/$server.json" >/dev/null
 	echo "uptime after $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
+	if [ "$server" = go ]; then
+		curl -fsS "$url/metrics" >"$OUT/gateway-metrics.txt" || true
+	fi
 	stop "$pid"
 	results+=("$OUT/$server.json")
 done
+
+# notification-api's ingest figures (batch sizes and times) explain the
+# pipeline column.
+curl -fsS "http://$NOTIFYD_HTTP/metrics" >"$OUT/notifyd-metrics.txt" || true
 
 say "results ($OUT)"
 ./bin/notifyctl bench gateway-report "${results[@]}" | tee "$OUT/report.md"

@@ -32,6 +32,11 @@ type Config struct {
 	// MetricsURL, when set, is a Go server's Prometheus endpoint, read
 	// before and after the connections to split their memory.
 	MetricsURL string
+	// PprofURL, when set, is the server's net/http/pprof base
+	// (.../debug/pprof): CPU profiles of the storm and of each delivery
+	// phase, and a heap profile at idle, are saved in ProfileDir.
+	PprofURL   string
+	ProfileDir string
 	NATSURL    string
 	Secret     string // HS256 secret the server accepts
 	Org        string
@@ -119,7 +124,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range users {
 		users[i] = fmt.Sprintf("bench-%s-%d", run, i)
 	}
+	prof := &profiler{url: cfg.PprofURL, dir: cfg.ProfileDir}
 	log.Info("connecting", "server", cfg.Label, "clients", cfg.Clients, "workers", len(workers))
+	prof.cpu(ctx, "connect", 5*time.Second)
 	connected, err := connectStorm(ctx, cfg, run, workers, users, &res.Connect)
 	if err != nil {
 		return nil, err
@@ -135,6 +142,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.Memory.IdleKB = idle
+	prof.heap(ctx, "idle")
 	res.Memory.IdlePerConnKB = perConn(idle-baseline, len(connected))
 	if goBefore != nil {
 		after, err := readGoRuntime(ctx, cfg.MetricsURL)
@@ -157,6 +165,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		defer pub.close()
 		for _, phase := range cfg.Phases {
+			prof.cpu(ctx, phase, cfg.Duration-time.Second)
 			d, err := deliver(ctx, cfg, run, phase, pub, workers, connected)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", phase, err)
@@ -175,6 +184,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Disconnects = stats.Disconnects
 	res.LoadAvgAfter = loadAvg()
+	if err := prof.wait(); err != nil {
+		log.Warn("a profile could not be saved", "err", err)
+	}
 	return res, nil
 }
 

@@ -22,6 +22,8 @@ func runBenchGateway(ctx context.Context, args []string) error {
 	url := fs.String("url", "http://127.0.0.1:38081", "server base URL (Socket.IO at /socket.io/)")
 	pid := fs.Int("pid", 0, "pid of the server process, whose memory and CPU are sampled (required)")
 	metrics := fs.String("metrics", "", "Prometheus endpoint of a Go server, to split its memory per connection (optional)")
+	pprofURL := fs.String("pprof", "", "net/http/pprof base URL of the server (e.g. http://127.0.0.1:38085/debug/pprof): save CPU and heap profiles (optional)")
+	profileDir := fs.String("profile-dir", ".", "where -pprof saves the profiles")
 	natsURL := fs.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4223"), "NATS URL to publish on")
 	secret := fs.String("secret", envOr("JWT_SECRET", auth.DevSecret), "HS256 secret the server accepts")
 	org := fs.String("org", "org-bench", "organization of the clients and events")
@@ -44,7 +46,7 @@ func runBenchGateway(ctx context.Context, args []string) error {
 	}
 	log := logx.New(os.Stderr, "info")
 	cfg := gwbench.Config{
-		Label: *label, URL: *url, ServerPID: *pid, MetricsURL: *metrics, NATSURL: *natsURL, Secret: *secret, Org: *org,
+		Label: *label, URL: *url, ServerPID: *pid, MetricsURL: *metrics, PprofURL: *pprofURL, ProfileDir: *profileDir, NATSURL: *natsURL, Secret: *secret, Org: *org,
 		Clients: *clients, PerWorker: *perWorker, Sources: list(*sources), Concurrency: *concurrency,
 		Handshake: *handshake, Idle: *idle, Rate: *rate, Duration: *duration, Drain: *drain,
 		Phases: list(*phases), Log: log,
