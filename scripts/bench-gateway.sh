@@ -114,9 +114,10 @@ wait_http() { # url what
 say "starting notifyd (NATS $NATS_LISTEN, notification-api on a fresh database $BENCH_DB)"
 psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB" >/dev/null
 NOTIFY_MODE=production HTTP_ADDR=$NOTIFYD_HTTP NATS_LISTEN=$NATS_LISTEN DATA_DIR=$DATA \
-	DATABASE_URL=$bench_url JWT_SECRET=$SECRET LOG_LEVEL=warn NOTIFY_MAX_AGE=30m \
+	DATABASE_URL=$bench_url JWT_SECRET=$SECRET LOG_LEVEL=info NOTIFY_MAX_AGE=30m \
 	./bin/notifyd >"$OUT/notifyd.log" 2>&1 &
-pids+=($!)
+notifyd_pid=$!
+pids+=("$notifyd_pid")
 wait_http "http://$NOTIFYD_HTTP/readyz" notifyd
 
 machine() {
@@ -160,6 +161,9 @@ for server in $SERVERS; do
 		-secret "$SECRET" -clients "$CLIENTS" -per-worker "$PER_WORKER" -sources "$sources" \
 		-rate "$RATE" -duration "$DURATION" -phases "$PHASES" -idle "$IDLE" "${metrics[@]}" -out "$OUT/$server.json" >/dev/null
 	echo "uptime after $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
+	if ! kill -0 "$notifyd_pid" 2>/dev/null; then
+		die "notifyd (pid $notifyd_pid) exited during the $server run, so its figures are not valid: see $OUT/notifyd.log"
+	fi
 	if [ "$server" = go ]; then
 		curl -fsS "$url/metrics" >"$OUT/gateway-metrics.txt" || true
 	fi
