@@ -26,6 +26,29 @@ const (
 	rssSampleEvery    = 250 * time.Millisecond
 )
 
+// stampedMessage is contract.UserMessage carrying a contract.Notification
+// whose data is a stamp, typed throughout so that one Marshal builds it:
+// nested json.RawMessage fields are re-compacted on every Marshal, which
+// made the publisher the busiest process of the load generator. A test
+// checks that it decodes as the contract types.
+type stampedMessage struct {
+	Event string              `json:"event"`
+	Data  stampedNotification `json:"data"`
+}
+
+type stampedNotification struct {
+	ID        string            `json:"id"`
+	Type      string            `json:"type"`
+	Priority  contract.Priority `json:"priority"`
+	Title     string            `json:"title"`
+	Message   string            `json:"message"`
+	Data      Stamp             `json:"data"`
+	EventID   string            `json:"eventId"`
+	Read      bool              `json:"read"`
+	ReadAt    *time.Time        `json:"readAt"`
+	CreatedAt time.Time         `json:"createdAt"`
+}
+
 // benchPublisher publishes stamped notifications or events and counts the
 // acks.
 type benchPublisher struct {
@@ -75,19 +98,11 @@ func (p *benchPublisher) message(user string, st Stamp) (*nats.Msg, error) {
 	id := fmt.Sprintf("bench-%s-%s-%d", st.Run, st.Phase, st.Seq)
 	switch st.Phase {
 	case PhaseFanout:
-		data, err := json.Marshal(st)
-		if err != nil {
-			return nil, err
-		}
-		n, err := json.Marshal(contract.Notification{
+		body, err := json.Marshal(stampedMessage{Event: contract.UserEventNotification, Data: stampedNotification{
 			ID: id, Type: "SYSTEM", Priority: contract.PriorityMedium, Title: "Benchmark",
-			Message: "A notification published by the gateway benchmark.", Data: data,
+			Message: "A notification published by the gateway benchmark.", Data: st,
 			EventID: id, CreatedAt: time.Unix(0, st.SentAt).UTC(),
-		})
-		if err != nil {
-			return nil, err
-		}
-		body, err := json.Marshal(contract.UserMessage{Event: contract.UserEventNotification, Data: n})
+		}})
 		if err != nil {
 			return nil, err
 		}

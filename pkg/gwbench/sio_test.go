@@ -1,9 +1,13 @@
 package gwbench
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/xpeditis/notify/pkg/contract"
 )
 
 func TestParseEvent(t *testing.T) {
@@ -132,5 +136,54 @@ func TestWorkerCountsOnceAndIgnoresOtherRuns(t *testing.T) {
 	}
 	if n := len(w.samples("fanout")); n != 2 {
 		t.Fatalf("%d samples, want 2", n)
+	}
+}
+
+// The fan-out phase's message is what notification-api publishes: it
+// decodes as the contract types and carries the stamp the clients read.
+func TestFanoutMessageDecodesAsTheContract(t *testing.T) {
+	p := &benchPublisher{org: "org-t"}
+	st := Stamp{Run: "r", Phase: PhaseFanout, Seq: 42, SentAt: 1764000000123456789}
+	msg, err := p.message("user.7", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Subject != contract.NotifySubject("user.7") {
+		t.Fatalf("subject %q", msg.Subject)
+	}
+	var um contract.UserMessage
+	if err := json.Unmarshal(msg.Data, &um); err != nil || um.Event != contract.UserEventNotification {
+		t.Fatalf("user message %s: %v", msg.Data, err)
+	}
+	var n contract.Notification
+	if err := json.Unmarshal(um.Data, &n); err != nil {
+		t.Fatal(err)
+	}
+	if n.ID == "" || n.EventID != n.ID || n.Type != "SYSTEM" || n.Priority != contract.PriorityMedium || n.Read || n.ReadAt != nil ||
+		!n.CreatedAt.Equal(time.Unix(0, st.SentAt)) {
+		t.Fatalf("notification %+v", n)
+	}
+	if got, ok := stampOf(um.Data); !ok || got.Run != st.Run || got.Phase != st.Phase || got.Seq != st.Seq {
+		t.Fatalf("stamp %+v, %v", got, ok)
+	}
+}
+
+// The pipeline phase's message is a valid domain event for one user.
+func TestPipelineMessageIsAValidEvent(t *testing.T) {
+	p := &benchPublisher{org: "org-t"}
+	msg, err := p.message("u1", Stamp{Run: "r", Phase: PhasePipeline, Seq: 3, SentAt: 1764000000123456789})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := contract.Decode(msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Subject != contract.EventsSubject("SYSTEM") || msg.Header.Get("Nats-Msg-Id") != ev.GetId() ||
+		ev.GetOrganizationId() != "org-t" || len(ev.GetRecipients()) != 1 || ev.GetRecipients()[0] != "u1" {
+		t.Fatalf("event %v on %s", ev, msg.Subject)
+	}
+	if r, _ := contract.RouteOf(ev.GetType()); r.InApp == "" || r.Webhook != "" {
+		t.Fatalf("%s should make an in-app notification and no webhook", ev.GetType())
 	}
 }
