@@ -391,4 +391,3 @@ func (d *Dispatcher) disabled(hooks []store.Disabled) {
 		d.ann.Announce(h.OrgID)
 	}
 }
-

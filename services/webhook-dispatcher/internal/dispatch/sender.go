@@ -128,12 +128,13 @@ func describe(err error, timeout time.Duration) string {
 	var ne net.Error
 	switch {
 	case errors.Is(err, ssrf.ErrBlocked):
-		var inner error = err
-		for u := errors.Unwrap(inner); u != nil; u = errors.Unwrap(inner) {
-			if !errors.Is(u, ssrf.ErrBlocked) {
-				break
+		// The guard's own error names the address and its class; the
+		// layers around it only repeat the dial.
+		inner := err
+		for e := err; e != nil; e = errors.Unwrap(e) {
+			if e != ssrf.ErrBlocked && errors.Is(e, ssrf.ErrBlocked) {
+				inner = e
 			}
-			inner = u
 		}
 		return "refused: " + inner.Error()
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
