@@ -9,7 +9,7 @@ require (
 	github.com/lib/pq v1.12.3
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/xpeditis/notify/pkg v0.0.0-00010101000000-000000000000
+	github.com/xpeditis/notify/pkg v0.0.0
 	google.golang.org/protobuf v1.36.12
 )
 

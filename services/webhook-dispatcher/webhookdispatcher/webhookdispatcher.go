@@ -267,3 +267,8 @@ func Main(ctx context.Context, _ []string) error {
 	log := logx.New(os.Stderr, common.LogLevel).With("service", Name)
 	return app.Run(ctx, app.Options{Name: Name, Common: common, Log: log, NeedDB: true, Services: []app.Builder{New(cfg)}})
 }
+
+// NewSecretKeySpec returns a fresh WEBHOOK_SECRET_KEYS entry "id:base64key"
+// (notifyd's development key; operators can make one with
+// `openssl rand -base64 32`).
+func NewSecretKeySpec(id string) string { return secrets.NewKeySpec(id) }
