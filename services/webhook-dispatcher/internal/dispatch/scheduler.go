@@ -36,8 +36,11 @@ type Scheduler struct {
 	known    map[uuid.UUID]*store.Job // queued, by delivery id
 	inFlight int
 	queued   int
-	closed   bool
-	wg       sync.WaitGroup
+	// stalled counts the queued jobs of lanes at their in-flight cap: a
+	// dead endpoint's backlog must not slow the consumer down for everyone.
+	stalled int
+	closed  bool
+	wg      sync.WaitGroup
 
 	dropped func() // counts a job left to the poller
 }
@@ -80,7 +83,9 @@ func (s *Scheduler) Submit(jobs []store.Job) {
 			s.dropped()
 			continue
 		}
+		s.stalled -= s.stalledIn(l)
 		l.queue = append(l.queue, &j)
+		s.stalled += s.stalledIn(l)
 		s.known[j.DeliveryID] = &j
 		s.queued++
 		s.markRunnable(l)
@@ -98,7 +103,7 @@ func (s *Scheduler) WaitForRoom(ctx context.Context, max time.Duration) {
 	defer timer.Stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.queued >= s.lim.MaxQueued && !s.closed && ctx.Err() == nil && time.Now().Before(deadline) {
+	for s.queued-s.stalled >= s.lim.MaxQueued && !s.closed && ctx.Err() == nil && time.Now().Before(deadline) {
 		s.room.Wait()
 	}
 }
@@ -107,7 +112,7 @@ func (s *Scheduler) WaitForRoom(ctx context.Context, max time.Duration) {
 func (s *Scheduler) Room() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return max(0, s.lim.MaxInFlight+s.lim.MaxInFlight-s.inFlight-s.queued)
+	return max(0, s.lim.MaxInFlight+s.lim.MaxInFlight-s.inFlight-(s.queued-s.stalled))
 }
 
 // InFlight is the number of jobs running.
@@ -115,6 +120,14 @@ func (s *Scheduler) InFlight() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.inFlight
+}
+
+// stalledIn is what lane l adds to stalled.
+func (s *Scheduler) stalledIn(l *lane) int {
+	if l.inFlight >= s.lim.PerWebhook {
+		return len(l.queue)
+	}
+	return 0
 }
 
 func (s *Scheduler) markRunnable(l *lane) {
@@ -135,6 +148,7 @@ func (s *Scheduler) pump() {
 		if len(l.queue) == 0 || l.inFlight >= s.lim.PerWebhook {
 			continue
 		}
+		s.stalled -= s.stalledIn(l)
 		j := l.queue[0]
 		l.queue[0] = nil
 		l.queue = l.queue[1:]
@@ -142,6 +156,7 @@ func (s *Scheduler) pump() {
 		s.queued--
 		l.inFlight++
 		s.inFlight++
+		s.stalled += s.stalledIn(l)
 		s.wg.Add(1)
 		go s.exec(l, *j)
 		s.markRunnable(l)
@@ -154,8 +169,10 @@ func (s *Scheduler) exec(l *lane, j store.Job) {
 	s.run(j)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stalled -= s.stalledIn(l)
 	l.inFlight--
 	s.inFlight--
+	s.stalled += s.stalledIn(l)
 	if l.inFlight == 0 && len(l.queue) == 0 {
 		delete(s.lanes, l.id)
 	} else {
@@ -177,7 +194,7 @@ func (s *Scheduler) Close() []store.Job {
 		l.queue = nil
 	}
 	s.known = map[uuid.UUID]*store.Job{}
-	s.queued = 0
+	s.queued, s.stalled = 0, 0
 	s.room.Broadcast()
 	s.mu.Unlock()
 	s.wg.Wait()
