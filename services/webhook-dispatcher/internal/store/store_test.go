@@ -93,8 +93,12 @@ func TestCompleteCountsFailuresAndDisables(t *testing.T) {
 	if err != nil || len(jobs) != 4 {
 		t.Fatal(err)
 	}
-	fail := func(j Job) Result { return Result{Job: j, Attempt: Attempt{Number: 1, Error: "x"}, Status: DeliveryPending, RetryIn: time.Minute} }
-	ok := func(j Job) Result { return Result{Job: j, Attempt: Attempt{Number: 1, StatusCode: 200}, Status: DeliverySucceeded} }
+	fail := func(j Job) Result {
+		return Result{Job: j, Attempt: Attempt{Number: 1, Error: "x"}, Status: DeliveryPending, RetryIn: time.Minute}
+	}
+	ok := func(j Job) Result {
+		return Result{Job: j, Attempt: Attempt{Number: 1, StatusCode: 200}, Status: DeliverySucceeded}
+	}
 	if _, err := s.Complete(ctx, []Result{fail(jobs[0]), ok(jobs[1]), fail(jobs[2])}, 3); err != nil {
 		t.Fatal(err)
 	}
