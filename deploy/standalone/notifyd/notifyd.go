@@ -45,7 +45,7 @@ func Main(ctx context.Context, logOut io.Writer) error {
 		}
 		env = base.WithDefaults(map[string]string{
 			"JWT_SECRET":                    auth.DevSecret,
-			"WEBHOOK_SECRET_KEYS":           webhookKey,
+			"WEBHOOK_SECRETS_KEYS":           webhookKey,
 			"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
 		})
 	}
@@ -68,8 +68,8 @@ func Main(ctx context.Context, logOut io.Writer) error {
 		if hookCfg.AllowPrivateTargets {
 			log.Warn("WEBHOOK_ALLOW_PRIVATE_TARGETS=true: webhooks may target localhost, private networks and cloud metadata addresses; set it to false or use NOTIFY_MODE=production for anything exposed")
 		}
-		if _, set := os.LookupEnv("WEBHOOK_SECRET_KEYS"); !set {
-			log.Warn("WEBHOOK_SECRET_KEYS is not set: webhook secrets are encrypted with a development key kept in " + filepath.Join(cfg.DataDir, devWebhookKeyFile))
+		if _, set := os.LookupEnv("WEBHOOK_SECRETS_KEYS"); !set {
+			log.Warn("WEBHOOK_SECRETS_KEYS is not set: webhook secrets are encrypted with a development key kept in " + filepath.Join(cfg.DataDir, devWebhookKeyFile))
 		}
 	}
 

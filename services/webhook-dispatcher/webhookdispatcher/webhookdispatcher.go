@@ -72,7 +72,7 @@ type Config struct {
 // ReadConfig reads the service's settings.
 func ReadConfig(e *config.Env) Config {
 	c := Config{
-		SecretKeys:          e.Required("WEBHOOK_SECRET_KEYS"),
+		SecretKeys:          e.Required("WEBHOOK_SECRETS_KEYS"),
 		AllowPrivateTargets: e.Bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", false),
 		WriteRoles:          e.List("WEBHOOK_WRITE_ROLES", []string{"ADMIN", "MANAGER"}),
 
@@ -118,7 +118,7 @@ func (c Config) Validate() error {
 	}
 	if c.SecretKeys != "" {
 		_, err := secrets.Parse(c.SecretKeys)
-		check(err == nil, "WEBHOOK_SECRET_KEYS: %v", err)
+		check(err == nil, "WEBHOOK_SECRETS_KEYS: %v", err)
 	}
 	check(len(c.WriteRoles) > 0, "WEBHOOK_WRITE_ROLES: name at least one role")
 	check(c.MaxAttempts >= 1 && c.MaxAttempts <= 20, "WEBHOOK_MAX_ATTEMPTS must be 1 to 20")
@@ -166,7 +166,7 @@ func New(cfg Config) app.Builder {
 	return func(ctx context.Context, d app.Deps) (app.Service, error) {
 		keys, err := secrets.Parse(cfg.SecretKeys)
 		if err != nil {
-			return nil, fmt.Errorf("%s: WEBHOOK_SECRET_KEYS: %w", Name, err)
+			return nil, fmt.Errorf("%s: WEBHOOK_SECRETS_KEYS: %w", Name, err)
 		}
 		if err := postgres.Migrate(ctx, d.DB, Name, migrations.FS); err != nil {
 			return nil, err
@@ -226,7 +226,7 @@ func (s *Service) reencryptSecrets(ctx context.Context) {
 		for _, r := range rows {
 			plain, err := s.keys.Open(r.KeyID, r.Ciphertext, r.ID[:])
 			if err != nil {
-				s.log.Error("re-encrypt secret: keep its key in WEBHOOK_SECRET_KEYS", "webhook_id", r.ID, "key_id", r.KeyID, "err", err)
+				s.log.Error("re-encrypt secret: keep its key in WEBHOOK_SECRETS_KEYS", "webhook_id", r.ID, "key_id", r.KeyID, "err", err)
 				return
 			}
 			kid, ct := s.keys.Seal(plain, r.ID[:])
@@ -268,7 +268,7 @@ func Main(ctx context.Context, _ []string) error {
 	return app.Run(ctx, app.Options{Name: Name, Common: common, Log: log, NeedDB: true, Services: []app.Builder{New(cfg)}})
 }
 
-// NewSecretKeySpec returns a fresh WEBHOOK_SECRET_KEYS entry "id:base64key"
+// NewSecretKeySpec returns a fresh WEBHOOK_SECRETS_KEYS entry "id:base64key"
 // (notifyd's development key; operators can make one with
 // `openssl rand -base64 32`).
 func NewSecretKeySpec(id string) string { return secrets.NewKeySpec(id) }
