@@ -14,6 +14,6 @@ for rate in 0 "$RATE"; do
 	for hanging in 0 10; do
 		echo
 		echo "--- load before the run: $(uptime | sed 's/.*load/load/')"
-		"$BENCH" -webhooks 100 -events "$EVENTS" -rate "$rate" -hanging "$hanging" 2>/dev/null
+		"$BENCH" -webhooks 100 -events "$EVENTS" -rate "$rate" -hanging "$hanging"
 	done
 done

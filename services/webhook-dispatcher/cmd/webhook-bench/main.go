@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +58,7 @@ type options struct {
 	rate     int
 	timeout  time.Duration
 	wait     time.Duration
+	cpuProf  string
 }
 
 func main() {
@@ -69,6 +71,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 0, "events per second to publish; 0 publishes as fast as possible")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "WEBHOOK_TIMEOUT of the dispatcher")
 	flag.DurationVar(&o.wait, "wait", 5*time.Minute, "give up after this long")
+	flag.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the delivery phase to this file")
 	flag.Parse()
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "webhook-bench:", err)
@@ -172,6 +175,17 @@ func run(ctx context.Context, o options) error {
 		if !rcv.hanging(i % o.webhooks) {
 			healthyWant++
 		}
+	}
+	if o.cpuProf != "" {
+		f, err := os.Create(o.cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	rcv.start(start)
