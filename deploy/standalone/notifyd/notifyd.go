@@ -45,7 +45,7 @@ func Main(ctx context.Context, logOut io.Writer) error {
 		}
 		env = base.WithDefaults(map[string]string{
 			"JWT_SECRET":                    auth.DevSecret,
-			"WEBHOOK_SECRETS_KEYS":           webhookKey,
+			"WEBHOOK_SECRETS_KEYS":          webhookKey,
 			"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
 		})
 	}

@@ -37,7 +37,7 @@ import (
 func testConfig(t testing.TB) webhookdispatcher.Config {
 	t.Helper()
 	env := config.FromMap(map[string]string{
-		"WEBHOOK_SECRETS_KEYS":     secrets.NewKeySpec("test1"),
+		"WEBHOOK_SECRETS_KEYS":    secrets.NewKeySpec("test1"),
 		"WEBHOOK_ALLOW_TARGETS":   "127.0.0.1/32",
 		"WEBHOOK_RETRY_BASE":      "200ms",
 		"WEBHOOK_RETRY_MAX":       "5s",

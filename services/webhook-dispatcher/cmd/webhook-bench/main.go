@@ -112,7 +112,7 @@ func run(ctx context.Context, o options) error {
 	defer rsrv.Close()
 
 	env := config.FromMap(map[string]string{
-		"WEBHOOK_SECRETS_KEYS":           webhookdispatcher.NewSecretKeySpec("bench"),
+		"WEBHOOK_SECRETS_KEYS":          webhookdispatcher.NewSecretKeySpec("bench"),
 		"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", // the receiver is on 127.0.0.1
 		"WEBHOOK_TIMEOUT":               o.timeout.String(),
 		"WEBHOOK_ACK_WAIT":              (o.timeout + 20*time.Second).String(),
