@@ -32,7 +32,9 @@ func TestSocketIOClientTransports(t *testing.T) {
 	if c := b.wait("default tab connects", isType("default", "connect")); c.Recovered || c.PID == "" {
 		t.Fatalf("default tab: %+v, want not recovered, with a pid", c)
 	}
-	b.wait("default tab upgrades", func(o observation) bool { return o.Tab == "default" && o.Type == "upgrade" && o.Transport == "websocket" })
+	b.wait("default tab upgrades", func(o observation) bool {
+		return o.Tab == "default" && o.Type == "upgrade" && o.Transport == "websocket"
+	})
 	if c := b.wait("ws tab connects", isType("ws", "connect")); c.Transport != "websocket" {
 		t.Fatalf("ws tab: %+v", c)
 	}

@@ -185,10 +185,14 @@ func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, c *conn) {
 		return
 	}
 	batch := c.takeLocked()
+	closed := c.closed
 	c.mu.Unlock()
-	packets := make([][]byte, 0, len(batch))
+	packets := make([][]byte, 0, len(batch)+1)
 	for _, f := range batch {
 		packets = append(packets, f.data)
+	}
+	if closed && (len(batch) == 0 || batch[len(batch)-1].kind != frameClose) {
+		packets = append(packets, closePacket) // the client reconnects
 	}
 	writePolling(w, engineio.EncodePayload(packets))
 }
