@@ -53,7 +53,7 @@ func (s *Server) onSocketIO(c *conn, data []byte) {
 	}
 	switch p.Type {
 	case socketio.Connect:
-		s.connectSocket(c, p.Data)
+		onOwnStack(func() { s.connectSocket(c, p.Data) })
 	case socketio.Disconnect:
 		c.mu.Lock()
 		c.explicit = true
@@ -62,6 +62,18 @@ func (s *Server) onSocketIO(c *conn, data []byte) {
 	case socketio.Event:
 		s.onEvent(c, p)
 	}
+}
+
+// onOwnStack runs fn on a short-lived goroutine and waits for it. A
+// connection's reader spends its life parked in a read; running the deep
+// work of a connect there would leave it holding a grown stack for good.
+func onOwnStack(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
 }
 
 func sioPacket(p socketio.Packet) []byte {
