@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
 
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/testkit"
@@ -393,5 +394,52 @@ func TestGracefulShutdown(t *testing.T) {
 	_, data, _ := parseEvent(t, c2.readSkippingPings())
 	if !strings.Contains(string(data), `"between"`) {
 		t.Fatalf("replayed %s", data)
+	}
+}
+
+// A live message whose previous offset the connection never got (the live
+// subscription lost one) makes the gateway close the connection, so that
+// the client recovers the gap from the stream.
+func TestLiveGapForcesRecovery(t *testing.T) {
+	n := testkit.StartNATS(t)
+	g := startGateway(t, n, testConfig())
+	user := testkit.UniqueID("user")
+	c := dialSIO(t, g, false)
+	r := parseConnect(t, c.connect(map[string]any{"token": token(t, user, time.Hour)}))
+	first := publish(t, n, user, contract.UserEventNotification, map[string]any{"id": "1"})
+	_, _, offset := parseEvent(t, c.readSkippingPings())
+	lost := publish(t, n, user, contract.UserEventNotification, map[string]any{"id": "lost"})
+	if _, _, o := parseEvent(t, c.readSkippingPings()); o != strconv.FormatUint(lost, 10) {
+		t.Fatalf("got offset %s", o)
+	}
+
+	// Pretend the live copy of a later message arrived while the one before
+	// it did not.
+	msg := nats.NewMsg(contract.LiveSubject(user))
+	msg.Data = []byte(`{"event":"notification","data":{"id":"fake"}}`)
+	msg.Header.Set(nats.JSSequence, strconv.FormatUint(lost+10, 10))
+	msg.Header.Set(nats.JSLastSequence, strconv.FormatUint(lost+5, 10))
+	if err := n.Conn.PublishMsg(msg); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, err := c.next(5 * time.Second)
+		if err != nil {
+			break
+		}
+		if strings.Contains(p, "fake") {
+			t.Fatal("a message after a gap was delivered")
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, "the resync to be counted", func() bool {
+		return metric(t, g, `gateway_disconnects_total{reason="resync"}`) == "1"
+	})
+	again := dialSIO(t, g, false)
+	if r2 := parseConnect(t, again.connect(map[string]any{"token": token(t, user, time.Hour), "pid": r.PID, "offset": offset})); r2.PID != r.PID {
+		t.Fatalf("not recovered after the resync: %+v", r2)
+	}
+	_, data, o := parseEvent(t, again.readSkippingPings())
+	if o != strconv.FormatUint(lost, 10) || !strings.Contains(string(data), "lost") || first >= lost {
+		t.Fatalf("replayed %s at %s", data, o)
 	}
 }

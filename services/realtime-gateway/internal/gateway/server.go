@@ -77,6 +77,7 @@ type Server struct {
 	writers  sync.WaitGroup
 	saves    chan saveRequest
 	savesEnd chan struct{}
+	saveWarn atomic.Int64 // when a failed save was last logged, Unix ns
 	savers   sync.WaitGroup
 
 	mu    sync.Mutex
@@ -185,7 +186,12 @@ func (s *Server) save(r saveRequest) {
 	defer cancel()
 	if err := s.store.Save(ctx, r.pid, r.sess); err != nil {
 		s.metrics.recoverySaveErr.Inc()
-		s.log.Warn("cannot record session for recovery", "err", err)
+		// When NATS is down every closing connection fails the same way:
+		// one line every few seconds says it, the metric counts them.
+		now := time.Now().UnixNano()
+		if last := s.saveWarn.Load(); now-last > int64(5*time.Second) && s.saveWarn.CompareAndSwap(last, now) {
+			s.log.Warn("cannot record sessions for recovery", "err", err)
+		}
 	}
 }
 
