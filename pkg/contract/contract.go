@@ -7,6 +7,7 @@ package contract
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -87,26 +88,18 @@ func EventTypes() []string {
 }
 
 // NotificationTypes lists the in-app notification types, without repeats.
-func NotificationTypes() []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, t := range EventTypes() {
-		if r := routes[t]; r.InApp != "" && !seen[r.InApp] {
-			seen[r.InApp] = true
-			out = append(out, r.InApp)
-		}
-	}
-	return out
-}
+func NotificationTypes() []string { return distinct(func(r Route) string { return r.InApp }) }
 
 // WebhookEvents lists the webhook event names, without repeats.
-func WebhookEvents() []string {
+func WebhookEvents() []string { return distinct(func(r Route) string { return r.Webhook }) }
+
+// distinct lists the non-empty values of one field of the table, in the
+// order of the event types.
+func distinct(field func(Route) string) []string {
 	var out []string
-	seen := map[string]bool{}
 	for _, t := range EventTypes() {
-		if r := routes[t]; r.Webhook != "" && !seen[r.Webhook] {
-			seen[r.Webhook] = true
-			out = append(out, r.Webhook)
+		if v := field(routes[t]); v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
 		}
 	}
 	return out
@@ -124,12 +117,19 @@ const (
 
 // InvalidEventError says why an event was refused. Consumers dead-letter such
 // events instead of retrying them: no redelivery can make them valid.
-type InvalidEventError struct{ Reason string }
+type InvalidEventError struct {
+	Kind   string // decode, too_large, unknown_type or invalid: a metric label
+	Reason string // for people
+}
 
 func (e *InvalidEventError) Error() string { return "invalid event: " + e.Reason }
 
 func invalid(format string, args ...any) error {
-	return &InvalidEventError{Reason: fmt.Sprintf(format, args...)}
+	return &InvalidEventError{Kind: "invalid", Reason: fmt.Sprintf(format, args...)}
+}
+
+func invalidKind(kind, format string, args ...any) error {
+	return &InvalidEventError{Kind: kind, Reason: fmt.Sprintf(format, args...)}
 }
 
 // IsInvalid reports whether err says the event itself is bad.
@@ -144,11 +144,11 @@ var decoder = protojson.UnmarshalOptions{DiscardUnknown: true}
 // fields are ignored so that producers can move ahead of consumers.
 func Decode(data []byte) (*Event, error) {
 	if len(data) > MaxEventBytes {
-		return nil, invalid("event is %d bytes, over the limit of %d", len(data), MaxEventBytes)
+		return nil, invalidKind("too_large", "event is %d bytes, over the limit of %d", len(data), MaxEventBytes)
 	}
 	ev := &Event{}
 	if err := decoder.Unmarshal(data, ev); err != nil {
-		return nil, invalid("cannot decode JSON: %v", err)
+		return nil, invalidKind("decode", "cannot decode JSON: %v", err)
 	}
 	if err := Validate(ev); err != nil {
 		return nil, err
@@ -182,7 +182,7 @@ func Validate(ev *Event) error {
 		return invalid("message is longer than %d characters", MaxMessageLength)
 	}
 	if _, ok := RouteOf(ev.GetType()); !ok {
-		return invalid("unknown type %q", ev.GetType())
+		return invalidKind("unknown_type", "unknown type %q", ev.GetType())
 	}
 	if p := ev.GetPriority(); p != "" {
 		if _, ok := ParsePriority(p); !ok {

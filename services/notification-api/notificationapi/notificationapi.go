@@ -13,9 +13,13 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/xpeditis/notify/pkg/app"
+	"github.com/xpeditis/notify/pkg/auth"
 	"github.com/xpeditis/notify/pkg/config"
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/postgres"
+	"github.com/xpeditis/notify/services/notification-api/internal/api"
+	"github.com/xpeditis/notify/services/notification-api/internal/ingest"
+	"github.com/xpeditis/notify/services/notification-api/internal/store"
 	"github.com/xpeditis/notify/services/notification-api/migrations"
 )
 
@@ -31,6 +35,8 @@ type Config struct {
 	IngestMaxWait time.Duration
 	// AckWait is the JetStream ack deadline of the consumer (INGEST_ACK_WAIT).
 	AckWait time.Duration
+	// IngestWorkers is how many batches are stored at once (INGEST_WORKERS).
+	IngestWorkers int
 }
 
 // ReadConfig reads the service's settings.
@@ -39,6 +45,10 @@ func ReadConfig(e *config.Env) Config {
 		IngestBatch:   e.Int("INGEST_BATCH", 500),
 		IngestMaxWait: e.Duration("INGEST_MAX_WAIT", 20*time.Millisecond),
 		AckWait:       e.Duration("INGEST_ACK_WAIT", 30*time.Second),
+		IngestWorkers: e.Int("INGEST_WORKERS", 2),
+	}
+	if c.IngestWorkers < 1 || c.IngestWorkers > 64 {
+		e.Check(fmt.Errorf("INGEST_WORKERS must be between 1 and 64, not %d", c.IngestWorkers))
 	}
 	if c.IngestBatch < 1 || c.IngestBatch > 5000 {
 		e.Check(fmt.Errorf("INGEST_BATCH must be between 1 and 5000, not %d", c.IngestBatch))
@@ -48,8 +58,9 @@ func ReadConfig(e *config.Env) Config {
 
 // Service is notification-api.
 type Service struct {
-	deps app.Deps
-	cfg  Config
+	api      *api.Handler
+	ingest   *ingest.Consumer
+	verifier *auth.Verifier
 }
 
 // New migrates the database and builds the service.
@@ -58,22 +69,35 @@ func New(cfg Config) app.Builder {
 		if err := postgres.Migrate(ctx, d.DB, Name, migrations.FS); err != nil {
 			return nil, err
 		}
-		return &Service{deps: d, cfg: cfg}, nil
+		st := store.New(d.DB)
+		consumer := ingest.New(d.JS, st, ingest.Config{
+			Durable: Name,
+			Batch:   cfg.IngestBatch,
+			MaxWait: cfg.IngestMaxWait,
+			AckWait: cfg.AckWait,
+			Workers: cfg.IngestWorkers,
+		}, d.Log, d.Metrics)
+		return &Service{api: api.New(st, d.JS, d.Log), ingest: consumer, verifier: d.Verifier}, nil
 	}
 }
 
 // Register adds the REST routes.
-func (s *Service) Register(e *echo.Echo) {}
+func (s *Service) Register(e *echo.Echo) { s.api.Register(e, s.verifier) }
 
 // Run consumes events until ctx ends.
-func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
-}
+func (s *Service) Run(ctx context.Context) error { return s.ingest.Run(ctx) }
 
-// Main runs notification-api alone, configured from the environment.
-func Main(ctx context.Context, _ []string) error {
+// Main runs notification-api alone, configured from the environment. With
+// the argument "migrate" it applies the migrations and exits.
+func Main(ctx context.Context, args []string) error {
 	env := config.FromOS()
+	if len(args) > 0 && args[0] == "migrate" {
+		url := env.Required("DATABASE_URL")
+		if err := env.Err(); err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+		return Migrate(ctx, url)
+	}
 	common := config.ReadCommon(env, true, true)
 	cfg := ReadConfig(env)
 	if err := env.Err(); err != nil {
@@ -81,4 +105,14 @@ func Main(ctx context.Context, _ []string) error {
 	}
 	log := logx.New(os.Stderr, common.LogLevel).With("service", Name)
 	return app.Run(ctx, app.Options{Name: Name, Common: common, Log: log, NeedDB: true, Services: []app.Builder{New(cfg)}})
+}
+
+// Migrate applies the service's migrations to the database at url.
+func Migrate(ctx context.Context, url string) error {
+	db, err := postgres.Open(ctx, url, 2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return postgres.Migrate(ctx, db, Name, migrations.FS)
 }
