@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/xpeditis/notify/pkg/contract"
@@ -441,5 +442,45 @@ func TestLiveGapForcesRecovery(t *testing.T) {
 	_, data, o := parseEvent(t, again.readSkippingPings())
 	if o != strconv.FormatUint(lost, 10) || !strings.Contains(string(data), "lost") || first >= lost {
 		t.Fatalf("replayed %s at %s", data, o)
+	}
+}
+
+// All of a user's connections share one NATS subscription, which goes with
+// the last of them.
+func TestOneSubscriptionPerUser(t *testing.T) {
+	n := testkit.StartNATS(t)
+	g := startGateway(t, n, testConfig())
+	user := testkit.UniqueID("user")
+	subs := func() int {
+		sz, err := n.Server.Subsz(&server.SubszOptions{Subscriptions: true, Test: contract.LiveSubject(user)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(sz.Total)
+	}
+	var tabs []*rawSIO
+	for range 3 {
+		c := dialSIO(t, g, false)
+		parseConnect(t, c.connect(map[string]any{"token": token(t, user, time.Hour)}))
+		tabs = append(tabs, c)
+	}
+	if got := subs(); got != 1 {
+		t.Fatalf("%d subscriptions on the live subject for 3 connections, want 1", got)
+	}
+	if v := metric(t, g, "gateway_users"); v != "1" {
+		t.Fatalf("gateway_users = %q", v)
+	}
+	tabs[0].ws.Close()
+	tabs[1].ws.Close()
+	testkit.Eventually(t, 5*time.Second, "two connections to go", func() bool {
+		return metric(t, g, `gateway_connections{transport="websocket"}`) == "1"
+	})
+	if got := subs(); got != 1 {
+		t.Fatalf("%d subscriptions with one connection left, want 1", got)
+	}
+	tabs[2].ws.Close()
+	testkit.Eventually(t, 5*time.Second, "the subscription to go with the last connection", func() bool { return subs() == 0 })
+	if v := metric(t, g, "gateway_users"); v != "0" {
+		t.Fatalf("gateway_users = %q after the last connection", v)
 	}
 }

@@ -192,6 +192,12 @@ func (s *Server) plainConnect(c *conn, token string, since *uint64) {
 		ExpiresAt time.Time `json:"expiresAt"`
 	}{"welcome", claims.UserID, resumed, p.After, claims.ExpiresAt.UTC()})
 	c.mu.Lock()
+	if c.closed {
+		// Closed while joining: forget may have run before Join added it.
+		c.mu.Unlock()
+		s.hub.Leave(claims.UserID, c)
+		return
+	}
 	c.connected, c.connecting = true, false
 	c.deadline = claims.ExpiresAt
 	c.enqueueLocked(frame{data: welcome})

@@ -143,6 +143,12 @@ func (s *Server) connectSocket(c *conn, data json.RawMessage) {
 		PID string `json:"pid"`
 	}{c.socketID, c.pid})
 	c.mu.Lock()
+	if c.closed {
+		// Closed while joining: forget may have run before Join added it.
+		c.mu.Unlock()
+		s.hub.Leave(claims.UserID, c)
+		return
+	}
 	c.connected, c.connecting = true, false
 	c.deadline = claims.ExpiresAt
 	c.enqueueLocked(frame{data: sioPacket(socketio.Packet{Type: socketio.Connect, ID: socketio.NoID, Data: reply})})
