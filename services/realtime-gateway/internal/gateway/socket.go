@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/xpeditis/notify/pkg/auth"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/recovery"
@@ -132,10 +134,13 @@ func (s *Server) connectSocket(c *conn, data json.RawMessage) {
 		c.mu.Unlock()
 		if errors.Is(err, hub.ErrTooManyConnections) {
 			s.connectError(c, err.Error(), codeTooMany, map[string]any{"limit": s.opts.MaxConnsPerUser})
-		} else {
-			s.log.Error("join fan-out", "err", err)
-			s.connectError(c, "the gateway cannot subscribe right now; retry", codeUnavailable, nil)
+			return
 		}
+		// A CONNECT_ERROR would stop socket.io-client for good; closing the
+		// transport makes it retry with its backoff, as for any outage.
+		s.log.Error("join fan-out", "err", err)
+		s.metrics.connectErrors.WithLabelValues(codeUnavailable).Inc()
+		c.closeWith(reasonRefused, true, websocket.CloseTryAgainLater, "unavailable, retry")
 		return
 	}
 	reply, _ := json.Marshal(struct {
