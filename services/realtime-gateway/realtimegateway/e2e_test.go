@@ -222,3 +222,28 @@ func TestTwoGateways(t *testing.T) {
 		}
 	}
 }
+
+// Messages that arrive while a tab upgrades from polling to WebSocket are
+// delivered once and in order across the switch.
+func TestSocketIOClientMessagesDuringUpgrade(t *testing.T) {
+	n := testkit.StartNATS(t)
+	g := startGateway(t, n, testConfig())
+	b := e2e.Start(t)
+	user := testkit.UniqueID("user")
+	b.Do(map[string]any{"cmd": "open", "tab": "t", "url": g.URL, "token": token(t, user, time.Hour)})
+	b.Wait("connect", e2e.IsType("t", "connect"))
+	var want []string
+	for i := range 60 {
+		id := fmt.Sprint(i)
+		want = append(want, id)
+		publish(t, n, user, contract.UserEventNotification, map[string]any{"id": id})
+	}
+	b.Wait("upgrade", e2e.IsType("t", "upgrade"))
+	testkit.Eventually(t, 10*time.Second, "60 notifications", func() bool { return b.Count(e2e.IsEvent("t", "notification")) >= 60 })
+	publish(t, n, user, contract.UserEventNotification, map[string]any{"id": "end"})
+	want = append(want, "end")
+	b.Wait("end", func(o e2e.Observation) bool { return o.Type == "event" && strings.Contains(string(o.Args[0]), `"end"`) })
+	if got := e2e.IDs(b.All(e2e.IsEvent("t", "notification"))); got != strings.Join(want, ",") {
+		t.Fatalf("got %s", got)
+	}
+}
