@@ -484,3 +484,43 @@ func TestOneSubscriptionPerUser(t *testing.T) {
 		t.Fatalf("gateway_users = %q after the last connection", v)
 	}
 }
+
+// maxPayload bounds a client's message on WebSocket and a polling body.
+func TestMaxPayload(t *testing.T) {
+	n := testkit.StartNATS(t)
+	cfg := testConfig()
+	cfg.MaxPayload = 4096
+	g := startGateway(t, n, cfg)
+	c := dialSIO(t, g, false)
+	c.send(`42["x","` + strings.Repeat("a", 5000) + `"]`)
+	for {
+		if _, err := c.next(5 * time.Second); err != nil {
+			if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseMessageTooBig {
+				t.Fatalf("closed with %v, want 1009 message too big", err)
+			}
+			break
+		}
+	}
+
+	resp, err := http.Get(g.URL + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, resp.Body)
+	resp.Body.Close()
+	var hs struct {
+		SID        string `json:"sid"`
+		MaxPayload int    `json:"maxPayload"`
+	}
+	if err := json.Unmarshal([]byte(body[1:]), &hs); err != nil || hs.MaxPayload != 4096 {
+		t.Fatalf("handshake %q: %v", body, err)
+	}
+	resp, err = http.Post(g.URL+"/socket.io/?EIO=4&transport=polling&sid="+hs.SID, "text/plain", strings.NewReader("4"+strings.Repeat("a", 5000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized POST: %d", resp.StatusCode)
+	}
+}
