@@ -133,15 +133,22 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) shutdown() {
 	s.draining.Store(true)
-	s.mu.Lock()
-	all := make([]*conn, 0, len(s.conns))
-	for _, c := range s.conns {
-		all = append(all, c)
-	}
-	s.mu.Unlock()
-	s.log.Info("gateway draining", "connections", len(all))
-	for _, c := range all {
-		c.closeWith(reasonShutdown, true, websocket.CloseGoingAway, "server shutting down, reconnect")
+	// A handshake that passed the draining check just before may still add
+	// a connection: a few passes catch it.
+	for pass := 0; pass < 3; pass++ {
+		s.mu.Lock()
+		all := make([]*conn, 0, len(s.conns))
+		for _, c := range s.conns {
+			all = append(all, c)
+		}
+		s.mu.Unlock()
+		if len(all) == 0 {
+			break
+		}
+		s.log.Info("gateway draining", "connections", len(all))
+		for _, c := range all {
+			c.closeWith(reasonShutdown, true, websocket.CloseGoingAway, "server shutting down, reconnect")
+		}
 	}
 	grace := s.opts.ShutdownGrace
 	waitFor(&s.writers, grace)
