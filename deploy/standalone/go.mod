@@ -7,6 +7,7 @@ require (
 	github.com/xpeditis/notify/pkg v0.0.0
 	github.com/xpeditis/notify/services/notification-api v0.0.0
 	github.com/xpeditis/notify/services/realtime-gateway v0.0.0
+	github.com/xpeditis/notify/services/webhook-dispatcher v0.0.0
 	google.golang.org/protobuf v1.36.12
 )
 
