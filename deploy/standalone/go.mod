@@ -10,6 +10,7 @@ require (
 	github.com/xpeditis/notify/pkg v0.0.0
 	github.com/xpeditis/notify/services/notification-api v0.0.0
 	github.com/xpeditis/notify/services/realtime-gateway v0.0.0
+	github.com/xpeditis/notify/services/webhook-dispatcher v0.0.0
 	google.golang.org/protobuf v1.36.12
 )
 
@@ -19,6 +20,7 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
+	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/jmoiron/sqlx v1.4.0 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect

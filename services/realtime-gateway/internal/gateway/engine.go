@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
@@ -128,11 +129,10 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, t string) {
 		writePolling(w, s.openPacket(sid, []string{"websocket"}))
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	ws, br, err := s.upgrade(w, r)
 	if err != nil {
 		return // the upgrader answered
 	}
-	ws.SetReadLimit(int64(s.opts.MaxPayload))
 	c := s.newConn(sid, transportWebSocket, now)
 	c.ws = ws
 	s.track(c)
@@ -140,7 +140,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, t string) {
 	c.enqueueLocked(frame{data: s.openPacket(sid, []string{})})
 	c.scheduleLocked()
 	c.mu.Unlock()
-	go s.readEngineWS(c, ws)
+	go s.readEngineWS(c, ws, br)
 }
 
 func writePolling(w http.ResponseWriter, body []byte) {
@@ -185,10 +185,14 @@ func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, c *conn) {
 		return
 	}
 	batch := c.takeLocked()
+	closed := c.closed
 	c.mu.Unlock()
-	packets := make([][]byte, 0, len(batch))
+	packets := make([][]byte, 0, len(batch)+1)
 	for _, f := range batch {
 		packets = append(packets, f.data)
+	}
+	if closed && (len(batch) == 0 || batch[len(batch)-1].kind != frameClose) {
+		packets = append(packets, closePacket) // the client reconnects
 	}
 	writePolling(w, engineio.EncodePayload(packets))
 }
@@ -269,26 +273,27 @@ func (s *Server) onEnginePacket(c *conn, p engineio.Packet) bool {
 }
 
 // readEngineWS reads a Socket.IO session's WebSocket until it closes.
-func (s *Server) readEngineWS(c *conn, ws *websocket.Conn) {
-	for {
-		mt, data, err := ws.ReadMessage()
+func (s *Server) readEngineWS(c *conn, ws *websocket.Conn, br *bufio.Reader) {
+	readMessages(ws, br, func(mt int, data []byte, err error) bool {
 		if err != nil {
-			reason := reasonClientGone
-			if errors.Is(err, websocket.ErrReadLimit) {
-				reason = reasonProtocol
-			}
-			c.close(reason, false)
-			return
+			c.close(readFailure(err), false)
+			return false
 		}
 		p, err := engineio.Decode(data, mt == websocket.BinaryMessage)
 		if err != nil {
 			c.close(reasonProtocol, false)
-			return
+			return false
 		}
-		if !s.onEnginePacket(c, p) {
-			return
-		}
+		return s.onEnginePacket(c, p)
+	})
+}
+
+// readFailure names why reading a WebSocket failed.
+func readFailure(err error) string {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return reasonProtocol
 	}
+	return reasonClientGone
 }
 
 // upgradeSession moves a polling session to WebSocket: the client probes
@@ -303,11 +308,10 @@ func (s *Server) upgradeSession(w http.ResponseWriter, r *http.Request, c *conn)
 		engineError(w, http.StatusBadRequest, engineio.ErrCodeBadRequest, "Bad request")
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	ws, br, err := s.upgrade(w, r)
 	if err != nil {
 		return
 	}
-	ws.SetReadLimit(int64(s.opts.MaxPayload))
 	c.mu.Lock()
 	if c.probe != nil || c.closed {
 		c.mu.Unlock()
@@ -343,7 +347,7 @@ func (s *Server) upgradeSession(w http.ResponseWriter, r *http.Request, c *conn)
 	s.metrics.connections.WithLabelValues(transportPolling.String()).Dec()
 	s.metrics.connections.WithLabelValues(transportWebSocket.String()).Inc()
 	s.metrics.upgrades.Inc()
-	s.readEngineWS(c, ws)
+	go s.readEngineWS(c, ws, br) // this handler's goroutine ends
 }
 
 // probe runs the upgrade handshake on ws and reports whether the client

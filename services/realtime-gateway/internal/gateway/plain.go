@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,11 +59,10 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
 		}
 		since = &n
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	ws, br, err := s.upgrade(w, r)
 	if err != nil {
 		return
 	}
-	ws.SetReadLimit(int64(s.opts.MaxPayload))
 	now := time.Now()
 	c := s.newConn(newID(), transportPlain, now)
 	c.ws = ws
@@ -74,7 +74,7 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
 	if token != "" {
 		s.plainConnect(c, token, since)
 	}
-	go s.readPlain(c, ws)
+	go s.readPlain(c, ws, br)
 }
 
 func bearer(h string) string {
@@ -85,21 +85,16 @@ func bearer(h string) string {
 	return strings.TrimSpace(token)
 }
 
-func (s *Server) readPlain(c *conn, ws *websocket.Conn) {
-	for {
-		_, data, err := ws.ReadMessage()
+func (s *Server) readPlain(c *conn, ws *websocket.Conn, br *bufio.Reader) {
+	readMessages(ws, br, func(_ int, data []byte, err error) bool {
 		if err != nil {
-			reason := reasonClientGone
-			if errors.Is(err, websocket.ErrReadLimit) {
-				reason = reasonProtocol
-			}
-			c.close(reason, false)
-			return
+			c.close(readFailure(err), false)
+			return false
 		}
 		var in plainIn
 		if err := json.Unmarshal(data, &in); err != nil {
 			c.send(plainError("bad_frame", "frames are JSON objects with a type"))
-			continue
+			return true
 		}
 		switch in.Type {
 		case "auth":
@@ -117,7 +112,8 @@ func (s *Server) readPlain(c *conn, ws *websocket.Conn) {
 		default:
 			c.send(plainError("bad_frame", "unknown frame type"))
 		}
-	}
+		return true
+	})
 }
 
 func (s *Server) plainReauth(c *conn, token string) {
@@ -196,6 +192,12 @@ func (s *Server) plainConnect(c *conn, token string, since *uint64) {
 		ExpiresAt time.Time `json:"expiresAt"`
 	}{"welcome", claims.UserID, resumed, p.After, claims.ExpiresAt.UTC()})
 	c.mu.Lock()
+	if c.closed {
+		// Closed while joining: forget may have run before Join added it.
+		c.mu.Unlock()
+		s.hub.Leave(claims.UserID, c)
+		return
+	}
 	c.connected, c.connecting = true, false
 	c.deadline = claims.ExpiresAt
 	c.enqueueLocked(frame{data: welcome})

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/xpeditis/notify/pkg/auth"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/recovery"
@@ -53,7 +55,7 @@ func (s *Server) onSocketIO(c *conn, data []byte) {
 	}
 	switch p.Type {
 	case socketio.Connect:
-		s.connectSocket(c, p.Data)
+		onOwnStack(func() { s.connectSocket(c, p.Data) })
 	case socketio.Disconnect:
 		c.mu.Lock()
 		c.explicit = true
@@ -62,6 +64,18 @@ func (s *Server) onSocketIO(c *conn, data []byte) {
 	case socketio.Event:
 		s.onEvent(c, p)
 	}
+}
+
+// onOwnStack runs fn on a short-lived goroutine and waits for it. A
+// connection's reader spends its life parked in a read; running the deep
+// work of a connect there would leave it holding a grown stack for good.
+func onOwnStack(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
 }
 
 func sioPacket(p socketio.Packet) []byte {
@@ -120,10 +134,13 @@ func (s *Server) connectSocket(c *conn, data json.RawMessage) {
 		c.mu.Unlock()
 		if errors.Is(err, hub.ErrTooManyConnections) {
 			s.connectError(c, err.Error(), codeTooMany, map[string]any{"limit": s.opts.MaxConnsPerUser})
-		} else {
-			s.log.Error("join fan-out", "err", err)
-			s.connectError(c, "the gateway cannot subscribe right now; retry", codeUnavailable, nil)
+			return
 		}
+		// A CONNECT_ERROR would stop socket.io-client for good; closing the
+		// transport makes it retry with its backoff, as for any outage.
+		s.log.Error("join fan-out", "err", err)
+		s.metrics.connectErrors.WithLabelValues(codeUnavailable).Inc()
+		c.closeWith(reasonRefused, true, websocket.CloseTryAgainLater, "unavailable, retry")
 		return
 	}
 	reply, _ := json.Marshal(struct {
@@ -131,6 +148,12 @@ func (s *Server) connectSocket(c *conn, data json.RawMessage) {
 		PID string `json:"pid"`
 	}{c.socketID, c.pid})
 	c.mu.Lock()
+	if c.closed {
+		// Closed while joining: forget may have run before Join added it.
+		c.mu.Unlock()
+		s.hub.Leave(claims.UserID, c)
+		return
+	}
 	c.connected, c.connecting = true, false
 	c.deadline = claims.ExpiresAt
 	c.enqueueLocked(frame{data: sioPacket(socketio.Packet{Type: socketio.Connect, ID: socketio.NoID, Data: reply})})

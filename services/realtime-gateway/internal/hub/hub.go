@@ -154,23 +154,6 @@ func (h *Hub) Leave(userID string, s Sink) {
 	}
 }
 
-// Connections returns how many connections userID has here.
-func (h *Hub) Connections(userID string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if u := h.users[userID]; u != nil {
-		return len(u.sinks)
-	}
-	return 0
-}
-
-// Users returns how many users are connected here.
-func (h *Hub) Users() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.users)
-}
-
 // Run dispatches messages until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
 	var sinks []Sink

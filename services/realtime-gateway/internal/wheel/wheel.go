@@ -39,9 +39,6 @@ func New(tick time.Duration, slots int) *Wheel {
 	return &Wheel{tick: tick, start: time.Now(), slots: make([][]entry, slots)}
 }
 
-// Tick returns the wheel's resolution.
-func (w *Wheel) Tick() time.Duration { return w.tick }
-
 // Schedule arranges for item to fire at (or up to one tick after) at, and
 // returns the tick it will fire on.
 func (w *Wheel) Schedule(item Item, at time.Time) int64 {
