@@ -16,6 +16,7 @@ import (
 	"github.com/xpeditis/notify/deploy/standalone/notifyd"
 	"github.com/xpeditis/notify/pkg/config"
 	"github.com/xpeditis/notify/pkg/testkit"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/webhookdispatcher"
 )
 
 // startNotifyd runs notifyd in this process, in the given mode, on a fresh
@@ -30,6 +31,8 @@ func startNotifyd(t testing.TB, mode string) string {
 		"NATS_LISTEN":  "off",
 		"JWT_SECRET":   testkit.JWTSecret,
 		"LOG_LEVEL":    "warn",
+		// Production mode has no development key.
+		"WEBHOOK_SECRETS_KEYS": webhookdispatcher.NewSecretKeySpec("test1"),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
