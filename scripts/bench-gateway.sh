@@ -9,7 +9,7 @@
 # and CPU the load generator samples.
 #
 # Settings (environment): CLIENTS (15000), PER_WORKER (5000 clients per
-# load-generator process), RATE (5000/s), DURATION (60s), PHASES
+# load-generator process), RATE (5000/s), PIPELINE_RATE (RATE), DURATION (60s), PHASES
 # (fanout,pipeline), SERVERS ("go node"), IDLE (15s), OUT (bin/bench-gateway),
 # PROFILE (1: run the gateway with pprof on 38085 and save CPU profiles of
 # the storm and of each phase and a heap profile at idle in OUT).
@@ -20,6 +20,7 @@ cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-15000}
 PER_WORKER=${PER_WORKER:-5000}
 RATE=${RATE:-5000}
+PIPELINE_RATE=${PIPELINE_RATE:-$RATE}
 DURATION=${DURATION:-60s}
 PHASES=${PHASES:-fanout,pipeline}
 SERVERS=${SERVERS:-go node}
@@ -160,7 +161,7 @@ for server in $SERVERS; do
 	echo "uptime before $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
 	./bin/notifyctl bench gateway -label "$label" -url "$url" -pid "$pid" -nats "nats://$NATS_LISTEN" \
 		-secret "$SECRET" -clients "$CLIENTS" -per-worker "$PER_WORKER" -sources "$sources" \
-		-rate "$RATE" -duration "$DURATION" -phases "$PHASES" -idle "$IDLE" "${metrics[@]}" -out "$OUT/$server.json" >/dev/null
+		-rate "$RATE" -pipeline-rate "$PIPELINE_RATE" -duration "$DURATION" -phases "$PHASES" -idle "$IDLE" "${metrics[@]}" -out "$OUT/$server.json" >/dev/null
 	echo "uptime after $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
 	if ! kill -0 "$notifyd_pid" 2>/dev/null; then
 		die "notifyd (pid $notifyd_pid) exited during the $server run, so its figures are not valid: see $OUT/notifyd.log"

@@ -49,6 +49,9 @@ type Config struct {
 
 	Idle     time.Duration // how long the connections sit idle before the idle RSS is read
 	Rate     int           // notifications per second in each delivery phase
+	// PipelineRate, when set, replaces Rate in the pipeline phase, whose
+	// ceiling is notification-api's ingest rather than the server.
+	PipelineRate int
 	Duration time.Duration // of each delivery phase
 	Drain    time.Duration // how long to wait without progress for the last messages
 	Phases   []string
@@ -74,7 +77,7 @@ func (c Config) Validate() error {
 	if c.Secret == "" {
 		errs = append(errs, errors.New("the JWT secret is required"))
 	}
-	if len(c.Phases) > 0 && (c.Rate < 1 || c.Duration <= 0) {
+	if len(c.Phases) > 0 && (c.Rate < 1 || c.Duration <= 0 || c.PipelineRate < 0) {
 		errs = append(errs, errors.New("rate and duration must be positive"))
 	}
 	for _, p := range c.Phases {

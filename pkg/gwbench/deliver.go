@@ -170,8 +170,16 @@ func (p *benchPublisher) publish(ctx context.Context, run, phase string, users [
 // sampling the server, waits for the last messages, and collects the
 // clients' latencies.
 func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPublisher, workers []*workerProc, users []string) (*DeliveryResult, error) {
-	d := &DeliveryResult{Phase: phase, Rate: cfg.Rate, Seconds: cfg.Duration.Seconds()}
+	rate := cfg.Rate
+	if phase == PhasePipeline && cfg.PipelineRate > 0 {
+		rate = cfg.PipelineRate
+	}
+	d := &DeliveryResult{Phase: phase, Rate: rate, Seconds: cfg.Duration.Seconds()}
 	cpu0, err := cpuTicks(cfg.ServerPID)
+	if err != nil {
+		return nil, err
+	}
+	wait0, err := runqueueWaitNs(cfg.ServerPID)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +202,7 @@ func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPubli
 	})
 	defer func() { stopSampling(); sampling.Wait() }()
 
-	sent, took, err := pub.publish(ctx, run, phase, users, cfg.Rate, cfg.Duration)
+	sent, took, err := pub.publish(ctx, run, phase, users, rate, cfg.Duration)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +212,9 @@ func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPubli
 	}
 	d.PublishSeconds = took.Seconds()
 	d.ServerCPUPercent = float64(cpu1-cpu0) / clockTicks / took.Seconds() * 100
+	if wait1, err := runqueueWaitNs(cfg.ServerPID); err == nil {
+		d.ServerWaitPercent = float64(wait1-wait0) / 1e9 / took.Seconds() * 100
+	}
 	d.Published = pub.acked.Load()
 	d.PublishErrors = pub.failed.Load()
 	if d.PublishErrors > 0 {

@@ -110,3 +110,30 @@ func percentiles(samples []uint32, qs ...float64) []float64 {
 	}
 	return out
 }
+
+// runqueueWaitNs adds up, over the threads of a process, the time they
+// spent runnable but waiting for a CPU (the second field of
+// /proc/<pid>/task/<tid>/schedstat). Its growth during a phase tells how
+// much of a latency tail is the machine's doing rather than the server's.
+func runqueueWaitNs(pid int) (int64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("read run-queue wait: %w", err)
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			continue
+		}
+		if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+			sum += v
+		}
+	}
+	return sum, nil
+}

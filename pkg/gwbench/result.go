@@ -73,8 +73,12 @@ type DeliveryResult struct {
 	P999Ms           float64 `json:"p999Ms"`
 	MaxMs            float64 `json:"maxMs"`
 	ServerCPUPercent float64 `json:"serverCpuPercent"` // of one core, while publishing
-	MaxRSSKB         int64   `json:"maxRssKB"`
-	LoadPerConnKB    float64 `json:"loadPerConnKB"`
+	// ServerWaitPercent is how long the server's threads waited, runnable,
+	// for a CPU while publishing, in % of the wall time (summed over
+	// threads): the machine's share of the latency.
+	ServerWaitPercent float64 `json:"serverWaitPercent"`
+	MaxRSSKB          int64   `json:"maxRssKB"`
+	LoadPerConnKB     float64 `json:"loadPerConnKB"`
 }
 
 // Phase returns the named delivery phase, or nil.
@@ -160,7 +164,9 @@ func tableRows() []row {
 			phaseRow(p.name, "**"+p.title+": lost / duplicated**", func(d *DeliveryResult) string {
 				return fmt.Sprintf("%d / %d", d.Lost, d.Duplicates)
 			}),
-			phaseRow(p.name, p.title+": server CPU", func(d *DeliveryResult) string { return fmt.Sprintf("%.0f%%", d.ServerCPUPercent) }),
+			phaseRow(p.name, p.title+": server CPU / waiting for a CPU", func(d *DeliveryResult) string {
+				return fmt.Sprintf("%.0f%% / %.0f%%", d.ServerCPUPercent, d.ServerWaitPercent)
+			}),
 		)
 	}
 	rows = append(rows,

@@ -34,6 +34,7 @@ func runBenchGateway(ctx context.Context, args []string) error {
 	handshake := fs.Duration("handshake-timeout", 10*time.Second, "time allowed for one connection's handshake")
 	idle := fs.Duration("idle", 15*time.Second, "idle time after the storm before the idle RSS is read")
 	rate := fs.Int("rate", 5000, "notifications per second in each delivery phase")
+	pipelineRate := fs.Int("pipeline-rate", 0, "events per second in the pipeline phase (default: -rate)")
 	duration := fs.Duration("duration", 60*time.Second, "length of each delivery phase")
 	drain := fs.Duration("drain", 15*time.Second, "how long to wait without progress for the last messages")
 	phases := fs.String("phases", gwbench.PhaseFanout+","+gwbench.PhasePipeline, "delivery phases to run: fanout, pipeline (empty: none)")
@@ -48,7 +49,7 @@ func runBenchGateway(ctx context.Context, args []string) error {
 	cfg := gwbench.Config{
 		Label: *label, URL: *url, ServerPID: *pid, MetricsURL: *metrics, PprofURL: *pprofURL, ProfileDir: *profileDir, NATSURL: *natsURL, Secret: *secret, Org: *org,
 		Clients: *clients, PerWorker: *perWorker, Sources: list(*sources), Concurrency: *concurrency,
-		Handshake: *handshake, Idle: *idle, Rate: *rate, Duration: *duration, Drain: *drain,
+		Handshake: *handshake, Idle: *idle, Rate: *rate, PipelineRate: *pipelineRate, Duration: *duration, Drain: *drain,
 		Phases: list(*phases), Log: log,
 		Worker: func(ctx context.Context) *exec.Cmd {
 			cmd := exec.CommandContext(ctx, self, "bench", "gateway-worker")
