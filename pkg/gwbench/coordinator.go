@@ -47,14 +47,14 @@ type Config struct {
 	Concurrency int      // handshakes in flight per worker
 	Handshake   time.Duration
 
-	Idle     time.Duration // how long the connections sit idle before the idle RSS is read
-	Rate     int           // notifications per second in each delivery phase
+	Idle time.Duration // how long the connections sit idle before the idle RSS is read
+	Rate int           // notifications per second in each delivery phase
 	// PipelineRate, when set, replaces Rate in the pipeline phase, whose
 	// ceiling is notification-api's ingest rather than the server.
 	PipelineRate int
-	Duration time.Duration // of each delivery phase
-	Drain    time.Duration // how long to wait without progress for the last messages
-	Phases   []string
+	Duration     time.Duration // of each delivery phase
+	Drain        time.Duration // how long to wait without progress for the last messages
+	Phases       []string
 
 	// Worker returns the command of one worker process (notifyctl bench
 	// gateway-worker).
