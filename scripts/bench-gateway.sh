@@ -12,7 +12,8 @@
 # load-generator process), RATE (5000/s), PIPELINE_RATE (RATE), DURATION (60s), PHASES
 # (fanout,pipeline), SERVERS ("go node"), IDLE (15s), OUT (bin/bench-gateway),
 # PROFILE (1: run the gateway with pprof on 38085 and save CPU profiles of
-# the storm and of each phase and a heap profile at idle in OUT).
+# the storm and of each phase and heap profiles at idle and after each
+# phase in OUT).
 # Ports: notifyd HTTP 38080 and NATS 34223, gateway 38081, Node 38082.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -173,6 +173,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", phase, err)
 			}
+			// With -base idle.heap.pprof, its alloc_space is what the
+			// phase allocated.
+			prof.heap(ctx, phase)
 			d.LoadPerConnKB = perConn(d.MaxRSSKB-baseline, len(connected))
 			res.Memory.LoadKB = max(res.Memory.LoadKB, d.MaxRSSKB)
 			res.Phases = append(res.Phases, *d)
