@@ -61,6 +61,7 @@ type IngestResult struct {
 	PerSecond   []int         // events completed in each second of the run
 	Retried     int           // publishes that failed asynchronously and were sent again
 	Load        [2]string     // /proc/loadavg before and after
+	Pressure    Pressure      // CPU contention from the first publish to the last commit
 	Copy        *CopyResult
 	prepareTime time.Duration
 }
@@ -177,6 +178,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	}
 
 	clock := tracker.clock
+	pressure := StartPressure()
 	stopProgress := startProgress(o.Progress, clock, func() string {
 		return fmt.Sprintf("published %d, acked by the stream up to seq %d, notifications seen %d", tracker.published.Load(), maxSeq.Load(), tracker.count())
 	})
@@ -214,6 +216,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopProgress()
+	res.Pressure = pressure.Stop()
 	_ = sub.Unsubscribe()
 
 	tracker.result(res, ackedAt)
@@ -518,7 +521,7 @@ func (r *IngestResult) Report(w io.Writer) {
 		target = fmt.Sprintf("paced at %.0f events/s", r.TargetRate)
 	}
 	fmt.Fprintf(w, "ingest run %s: %d events, 1 recipient each, %d users, published %s\n", r.Run, r.Events, r.Users, target)
-	fmt.Fprintf(w, "  load average before/after: %s / %s\n", r.Load[0], r.Load[1])
+	fmt.Fprintf(w, "  load average before/after: %s / %s; %s\n", r.Load[0], r.Load[1], r.Pressure)
 	fmt.Fprintf(w, "  publish:   %d events in %s = %.0f events/s (%d async failures re-sent)\n", r.Events, r.Published.Round(time.Millisecond), rate(r.Events, r.Published), r.Retried)
 	fmt.Fprintf(w, "  committed: %d events in %s = %.0f events/s overall, %.0f events/s steady (10th-90th percentile of completions)\n",
 		r.Events, r.Done.Round(time.Millisecond), r.Rate(), r.Steady)

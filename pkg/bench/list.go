@@ -294,7 +294,7 @@ func (r *ListResult) Report(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  GET /api/v1/notifications, %s: %d requests in %s (%.0f/s, open loop, random users)\n", l.Name, l.Sent, l.Elapsed.Round(time.Millisecond), l.Achieved())
 		fmt.Fprintf(w, "    latency %s; target p99 <= %s %s\n", l.Latency, ms(TargetP99), verdict)
-		fmt.Fprintf(w, "    errors: %s; generator lag p99 %s max %s\n", l.ErrorText(), ms(l.Lag.P99), ms(l.Lag.Max))
+		fmt.Fprintf(w, "    errors: %s; generator lag p99 %s max %s; %s\n", l.ErrorText(), ms(l.Lag.P99), ms(l.Lag.Max), l.Pressure)
 	}
 	for _, p := range r.Plans {
 		fmt.Fprintf(w, "  EXPLAIN (ANALYZE, BUFFERS) %s:\n    %s\n", p.Name, strings.ReplaceAll(p.Text, "\n", "\n    "))

@@ -19,6 +19,7 @@ type Load struct {
 	Lag      Summary       // how late the generator started requests against their schedule
 	Errors   map[string]int
 	ErrorSum int
+	Pressure Pressure
 }
 
 // Achieved is the rate requests were started at.
@@ -54,6 +55,7 @@ func openLoop(ctx context.Context, name string, perSecond float64, d time.Durati
 	}
 	samples := make([]sample, n)
 	var wg sync.WaitGroup
+	pressure := StartPressure()
 	start := time.Now()
 	sent := 0
 	for i := range n {
@@ -71,7 +73,7 @@ func openLoop(ctx context.Context, name string, perSecond float64, d time.Durati
 		})
 	}
 	wg.Wait()
-	l := Load{Name: name, Target: perSecond, Sent: sent, Elapsed: time.Since(start), Errors: map[string]int{}}
+	l := Load{Name: name, Target: perSecond, Sent: sent, Elapsed: time.Since(start), Errors: map[string]int{}, Pressure: pressure.Stop()}
 	lat := make([]time.Duration, 0, sent)
 	lag := make([]time.Duration, 0, sent)
 	for _, s := range samples[:sent] {
