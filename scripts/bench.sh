@@ -77,10 +77,10 @@ sql "DROP DATABASE IF EXISTS notify_bench_ingest WITH (FORCE)"
 sql "CREATE DATABASE notify_bench_ingest"
 start_notifyd ingest notify_bench_ingest
 say "ingest 1/2: $EVENTS events as fast as JetStream takes them (throughput), then one COPY of the same rows (ceiling)"
-./bin/notifyctl bench ingest -nats "nats://$NATS_LISTEN" -db "$(db_url notify_bench_ingest)" -events "$EVENTS"
+./bin/notifyctl bench ingest -nats "nats://$NATS_LISTEN" -db "$(db_url notify_bench_ingest)" -pid "$NOTIFYD_PID" -events "$EVENTS"
 say "uptime: $(uptime)"
 say "ingest 2/2: $EVENTS events paced at $PACED_RATE/s (latency when not saturated)"
-./bin/notifyctl bench ingest -nats "nats://$NATS_LISTEN" -db "$(db_url notify_bench_ingest)" -events "$EVENTS" -rate "$PACED_RATE" -copy=false
+./bin/notifyctl bench ingest -nats "nats://$NATS_LISTEN" -db "$(db_url notify_bench_ingest)" -pid "$NOTIFYD_PID" -events "$EVENTS" -rate "$PACED_RATE" -copy=false
 stop_notifyd
 say "uptime: $(uptime)"
 
@@ -89,7 +89,7 @@ if [ -z "$(sql "SELECT 1 FROM pg_database WHERE datname = 'notify_bench_list'")"
 	sql "CREATE DATABASE notify_bench_list"
 fi
 start_notifyd list notify_bench_list
-./bin/notifyctl bench list -url "http://$HTTP_ADDR" -db "$(db_url notify_bench_list)" \
+./bin/notifyctl bench list -url "http://$HTTP_ADDR" -db "$(db_url notify_bench_list)" -pid "$NOTIFYD_PID" \
 	-rows "$LIST_ROWS" -users "$LIST_USERS" -rate "$LIST_RATE" -duration "$LIST_DURATION"
 stop_notifyd
 say "uptime: $(uptime)"

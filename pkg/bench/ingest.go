@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,9 +39,12 @@ type IngestOptions struct {
 	// Consumer is the durable name of the ingest consumer on EVENTS; its ack
 	// floor says when every event is done, since it acks after commit.
 	Consumer string
-	Timeout  time.Duration // how long the service may take to catch up
-	Copy     bool          // also time one COPY of the same rows into a fresh copy of the table
-	Progress io.Writer     // a line a second while running; nil for none
+	// ServicePID is the process id of the service, when it runs on this
+	// machine, for its CPU time; 0 leaves it out.
+	ServicePID int
+	Timeout    time.Duration // how long the service may take to catch up
+	Copy       bool          // also time one COPY of the same rows into a fresh copy of the table
+	Progress   io.Writer     // a line a second while running; nil for none
 }
 
 // IngestResult holds the figures of one run. Times are measured on the
@@ -62,6 +66,7 @@ type IngestResult struct {
 	Retried     int           // publishes that failed asynchronously and were sent again
 	Load        [2]string     // /proc/loadavg before and after
 	Pressure    Pressure      // CPU contention from the first publish to the last commit
+	CPU         CPUUse        // CPU time spent over the same interval
 	Copy        *CopyResult
 	prepareTime time.Duration
 }
@@ -179,6 +184,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 
 	clock := tracker.clock
 	pressure := StartPressure()
+	meter := startCPU(ctx, db, o.ServicePID)
 	stopProgress := startProgress(o.Progress, clock, func() string {
 		return fmt.Sprintf("published %d, acked by the stream up to seq %d, notifications seen %d", tracker.published.Load(), maxSeq.Load(), tracker.count())
 	})
@@ -217,6 +223,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	}
 	stopProgress()
 	res.Pressure = pressure.Stop()
+	res.CPU = meter.stop(ctx)
 	_ = sub.Unsubscribe()
 
 	tracker.result(res, ackedAt)
@@ -526,6 +533,7 @@ func (r *IngestResult) Report(w io.Writer) {
 	fmt.Fprintf(w, "  committed: %d events in %s = %.0f events/s overall, %.0f events/s steady (10th-90th percentile of completions)\n",
 		r.Events, r.Done.Round(time.Millisecond), r.Rate(), r.Steady)
 	fmt.Fprintf(w, "  publish -> notification on live.user.<id> (after commit): %s\n", r.Latency)
+	fmt.Fprintf(w, "  %s\n", r.CPU.perUnit(r.Events, "event", runtime.NumCPU()))
 	fmt.Fprintf(w, "  observed %d/%d notifications, %d duplicates, %d slow-consumer drops; rows in the table: %d\n", r.Observed, r.Events, r.Duplicates, r.Dropped, r.Rows)
 	fmt.Fprintf(w, "  completions per second: %v\n", r.PerSecond)
 	if r.Copy != nil {

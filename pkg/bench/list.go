@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,7 +35,10 @@ type ListOptions struct {
 	// Token minting: the service's JWT_SECRET and, when it checks them, issuer
 	// and audience.
 	Secret, Issuer, Audience string
-	Progress                 io.Writer
+	// ServicePID is the process id of the service, when it runs on this
+	// machine, for its CPU time; 0 leaves it out.
+	ServicePID int
+	Progress   io.Writer
 }
 
 // ListResult holds the figures of the list benchmark.
@@ -107,7 +111,10 @@ func List(ctx context.Context, o ListOptions) (*ListResult, error) {
 			openLoop(ctx, l.name, o.Rate, o.Warmup, l.do)
 		}
 		logf(o.Progress, "%s: %s at %.0f/s", l.name, o.Duration, o.Rate)
-		res.Loads = append(res.Loads, openLoop(ctx, l.name, o.Rate, o.Duration, l.do))
+		meter := startCPU(ctx, db, o.ServicePID)
+		load := openLoop(ctx, l.name, o.Rate, o.Duration, l.do)
+		load.CPU = meter.stop(ctx)
+		res.Loads = append(res.Loads, load)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -295,6 +302,7 @@ func (r *ListResult) Report(w io.Writer) {
 		fmt.Fprintf(w, "  GET /api/v1/notifications, %s: %d requests in %s (%.0f/s, open loop, random users)\n", l.Name, l.Sent, l.Elapsed.Round(time.Millisecond), l.Achieved())
 		fmt.Fprintf(w, "    latency %s; target p99 <= %s %s\n", l.Latency, ms(TargetP99), verdict)
 		fmt.Fprintf(w, "    errors: %s; generator lag p99 %s max %s; %s\n", l.ErrorText(), ms(l.Lag.P99), ms(l.Lag.Max), l.Pressure)
+		fmt.Fprintf(w, "    %s\n", l.CPU.perUnit(l.Sent, "request", runtime.NumCPU()))
 	}
 	for _, p := range r.Plans {
 		fmt.Fprintf(w, "  EXPLAIN (ANALYZE, BUFFERS) %s:\n    %s\n", p.Name, strings.ReplaceAll(p.Text, "\n", "\n    "))

@@ -20,6 +20,7 @@ type Load struct {
 	Errors   map[string]int
 	ErrorSum int
 	Pressure Pressure
+	CPU      CPUUse // filled by the caller, which knows the processes
 }
 
 // Achieved is the rate requests were started at.
