@@ -6,7 +6,7 @@ TOOLS := $(CURDIR)/.tools
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run test build lint vet proto bench clean
+.PHONY: run test build lint vet proto bench bench-webhooks clean
 
 run: build
 	./scripts/with-postgres.sh ./bin/notifyd
@@ -33,6 +33,12 @@ proto:
 
 bench: build
 	./scripts/with-postgres.sh ./scripts/bench.sh
+
+# Webhook delivery throughput and isolation; figures go to BENCHMARKS.md.
+bench-webhooks:
+	@mkdir -p bin
+	cd services/webhook-dispatcher && go build -o ../../bin/webhook-bench ./cmd/webhook-bench
+	./scripts/with-postgres.sh ./scripts/bench-webhooks.sh
 
 clean:
 	rm -rf bin .tools

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -57,16 +58,29 @@ func NewVerifier(cfg config.JWT, jwks *JWKS) (*Verifier, error) {
 	switch {
 	case cfg.Secret != "":
 		secret := []byte(cfg.Secret)
-		opts = append(opts, jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))
-		v.keyfunc = func(*jwt.Token) (any, error) { return secret, nil }
+		v.keyfunc = pinned([]string{jwt.SigningMethodHS256.Alg()}, func(*jwt.Token) (any, error) { return secret, nil })
 	case jwks != nil:
-		opts = append(opts, jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg()}))
-		v.keyfunc = jwks.Keyfunc
+		v.keyfunc = pinned([]string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg()}, jwks.Keyfunc)
 	default:
 		return nil, errors.New("auth: a JWT secret or a JWKS is required")
 	}
 	v.parser = jwt.NewParser(opts...)
 	return v, nil
+}
+
+// errAlgorithm refuses a token whose alg is not one the key can verify.
+var errAlgorithm = errors.New("algorithm not accepted")
+
+// pinned accepts only the listed algorithms, before any key is looked up.
+// (The parser's own method list would do the same but reports a refused
+// algorithm as a bad signature, which misleads whoever debugs a token.)
+func pinned(algs []string, next jwt.Keyfunc) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		if !slices.Contains(algs, t.Method.Alg()) {
+			return nil, fmt.Errorf("%w: %s", errAlgorithm, t.Method.Alg())
+		}
+		return next(t)
+	}
 }
 
 // Verify parses and validates a token.
@@ -92,6 +106,8 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 // reason turns a parser error into a short phrase safe to show a client.
 func reason(err error) string {
 	switch {
+	case errors.Is(err, errAlgorithm):
+		return "algorithm is not accepted"
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "token is expired"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):

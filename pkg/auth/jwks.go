@@ -161,16 +161,16 @@ func (k jwk) publicKey() (any, error) {
 		if k.Crv != "P-256" {
 			return nil, fmt.Errorf("curve %q not supported", k.Crv)
 		}
-		x, err1 := b64int(k.X)
-		y, err2 := b64int(k.Y)
+		x, err1 := base64.RawURLEncoding.DecodeString(k.X)
+		y, err2 := base64.RawURLEncoding.DecodeString(k.Y)
 		if err := errors.Join(err1, err2); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("bad base64url: %w", err)
 		}
-		pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
-		if !pub.Curve.IsOnCurve(x, y) { //nolint:staticcheck // the point comes from outside: check it
-			return nil, errors.New("point is not on the curve")
+		if len(x) != 32 || len(y) != 32 {
+			return nil, errors.New("P-256 coordinates must be 32 bytes")
 		}
-		return pub, nil
+		// Parsing the uncompressed point also checks that it is on the curve.
+		return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
 	default:
 		return nil, fmt.Errorf("key type %q not supported", k.Kty)
 	}

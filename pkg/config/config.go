@@ -64,58 +64,37 @@ func (e *Env) Required(name string) string {
 
 // Int returns the variable as an int or def.
 func (e *Env) Int(name string, def int) int {
-	v, ok := e.raw(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s: %q is not an integer", name, v))
-		return def
-	}
-	return n
+	return parse(e, name, def, "an integer", strconv.Atoi)
 }
 
 // Int64 returns the variable as an int64 or def.
 func (e *Env) Int64(name string, def int64) int64 {
-	v, ok := e.raw(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s: %q is not an integer", name, v))
-		return def
-	}
-	return n
+	return parse(e, name, def, "an integer", func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) })
 }
 
 // Duration returns the variable as a Go duration ("10s", "2m") or def.
 func (e *Env) Duration(name string, def time.Duration) time.Duration {
-	v, ok := e.raw(name)
-	if !ok {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s: %q is not a duration such as 10s or 2m", name, v))
-		return def
-	}
-	return d
+	return parse(e, name, def, "a duration such as 10s or 2m", time.ParseDuration)
 }
 
 // Bool returns the variable as a bool or def.
 func (e *Env) Bool(name string, def bool) bool {
+	return parse(e, name, def, "true or false", strconv.ParseBool)
+}
+
+// parse reads one variable with fn, recording an error that says what kind
+// of value was expected.
+func parse[T any](e *Env, name string, def T, kind string, fn func(string) (T, error)) T {
 	v, ok := e.raw(name)
 	if !ok {
 		return def
 	}
-	b, err := strconv.ParseBool(v)
+	out, err := fn(v)
 	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s: %q is not true or false", name, v))
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not %s", name, v, kind))
 		return def
 	}
-	return b
+	return out
 }
 
 // List returns a comma-separated variable or def.

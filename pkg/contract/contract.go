@@ -7,6 +7,7 @@ package contract
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -87,26 +88,18 @@ func EventTypes() []string {
 }
 
 // NotificationTypes lists the in-app notification types, without repeats.
-func NotificationTypes() []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, t := range EventTypes() {
-		if r := routes[t]; r.InApp != "" && !seen[r.InApp] {
-			seen[r.InApp] = true
-			out = append(out, r.InApp)
-		}
-	}
-	return out
-}
+func NotificationTypes() []string { return distinct(func(r Route) string { return r.InApp }) }
 
 // WebhookEvents lists the webhook event names, without repeats.
-func WebhookEvents() []string {
+func WebhookEvents() []string { return distinct(func(r Route) string { return r.Webhook }) }
+
+// distinct lists the non-empty values of one field of the table, in the
+// order of the event types.
+func distinct(field func(Route) string) []string {
 	var out []string
-	seen := map[string]bool{}
 	for _, t := range EventTypes() {
-		if r := routes[t]; r.Webhook != "" && !seen[r.Webhook] {
-			seen[r.Webhook] = true
-			out = append(out, r.Webhook)
+		if v := field(routes[t]); v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
 		}
 	}
 	return out

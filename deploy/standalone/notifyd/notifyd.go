@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +19,7 @@ import (
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/services/notification-api/notificationapi"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/webhookdispatcher"
 )
 
 // Config is notifyd's own configuration.
@@ -35,15 +37,25 @@ func Main(ctx context.Context, logOut io.Writer) error {
 	base := config.FromOS()
 	mode := base.String("NOTIFY_MODE", "development")
 	env := base
+	dataDir := base.String("DATA_DIR", "./data")
 	if mode == "development" {
-		env = base.WithDefaults(map[string]string{"JWT_SECRET": auth.DevSecret})
+		webhookKey, err := devWebhookKey(dataDir)
+		if err != nil {
+			return fmt.Errorf("development webhook secrets key: %w", err)
+		}
+		env = base.WithDefaults(map[string]string{
+			"JWT_SECRET":                    auth.DevSecret,
+			"WEBHOOK_SECRETS_KEYS":          webhookKey,
+			"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+		})
 	}
-	cfg := Config{Mode: mode, DataDir: env.String("DATA_DIR", "./data"), NATSListen: env.String("NATS_LISTEN", "127.0.0.1:4223")}
+	cfg := Config{Mode: mode, DataDir: dataDir, NATSListen: env.String("NATS_LISTEN", "127.0.0.1:4223")}
 	if mode != "development" && mode != "production" {
 		env.Check(fmt.Errorf("NOTIFY_MODE: %q is not development or production", mode))
 	}
 	common := config.ReadCommon(env, true, false)
 	apiCfg := notificationapi.ReadConfig(env)
+	hookCfg := webhookdispatcher.ReadConfig(env)
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -52,6 +64,12 @@ func Main(ctx context.Context, logOut io.Writer) error {
 		log.Warn("DEVELOPMENT MODE: do not expose this process; set NOTIFY_MODE=production for real deployments")
 		if common.JWT.Secret == auth.DevSecret {
 			log.Warn("JWT_SECRET is not set: using the public development secret (notifyctl token uses it too)")
+		}
+		if hookCfg.AllowPrivateTargets {
+			log.Warn("WEBHOOK_ALLOW_PRIVATE_TARGETS=true: webhooks may target localhost, private networks and cloud metadata addresses; set it to false or use NOTIFY_MODE=production for anything exposed")
+		}
+		if _, set := os.LookupEnv("WEBHOOK_SECRETS_KEYS"); !set {
+			log.Warn("WEBHOOK_SECRETS_KEYS is not set: webhook secrets are encrypted with a development key kept in " + filepath.Join(cfg.DataDir, devWebhookKeyFile))
 		}
 	}
 
@@ -80,6 +98,7 @@ func Main(ctx context.Context, logOut io.Writer) error {
 		NATSOpts: natsOpts,
 		Services: []app.Builder{
 			notificationapi.New(apiCfg),
+			webhookdispatcher.New(hookCfg),
 		},
 	})
 }

@@ -1,5 +1,5 @@
 // Command notifyctl is the developer's tool for Xpeditis Notify: it mints
-// development tokens, publishes events, and drives the benchmarks.
+// development tokens, publishes events, verifies webhook signatures, and drives the benchmarks.
 package main
 
 import (
@@ -15,6 +15,7 @@ const usage = `usage: notifyctl <command> [flags]
 commands:
   token     mint a development JWT (HS256) for a user, organization and role
   publish   publish a domain event to JetStream
+  verify    verify a webhook delivery's signature (secret, raw body, headers)
   bench     run a benchmark (ingest, list)
 
 Run 'notifyctl <command> -h' for the flags of a command.`
@@ -33,6 +34,8 @@ func main() {
 		err = runToken(args)
 	case "publish":
 		err = runPublish(ctx, args)
+	case "verify":
+		err = runVerify(args, os.Stdin, os.Stdout)
 	case "bench":
 		err = runBench(ctx, args)
 	case "-h", "--help", "help":

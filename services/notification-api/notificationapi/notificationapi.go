@@ -87,9 +87,17 @@ func (s *Service) Register(e *echo.Echo) { s.api.Register(e, s.verifier) }
 // Run consumes events until ctx ends.
 func (s *Service) Run(ctx context.Context) error { return s.ingest.Run(ctx) }
 
-// Main runs notification-api alone, configured from the environment.
-func Main(ctx context.Context, _ []string) error {
+// Main runs notification-api alone, configured from the environment. With
+// the argument "migrate" it applies the migrations and exits.
+func Main(ctx context.Context, args []string) error {
 	env := config.FromOS()
+	if len(args) > 0 && args[0] == "migrate" {
+		url := env.Required("DATABASE_URL")
+		if err := env.Err(); err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+		return Migrate(ctx, url)
+	}
 	common := config.ReadCommon(env, true, true)
 	cfg := ReadConfig(env)
 	if err := env.Err(); err != nil {
@@ -97,4 +105,14 @@ func Main(ctx context.Context, _ []string) error {
 	}
 	log := logx.New(os.Stderr, common.LogLevel).With("service", Name)
 	return app.Run(ctx, app.Options{Name: Name, Common: common, Log: log, NeedDB: true, Services: []app.Builder{New(cfg)}})
+}
+
+// Migrate applies the service's migrations to the database at url.
+func Migrate(ctx context.Context, url string) error {
+	db, err := postgres.Open(ctx, url, 2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return postgres.Migrate(ctx, db, Name, migrations.FS)
 }

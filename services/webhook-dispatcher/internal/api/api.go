@@ -1,0 +1,553 @@
+// Package api serves the webhook REST API: organization-scoped (the JWT's
+// organizationId), writes limited to configured roles, problem+json errors.
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v5"
+
+	"github.com/xpeditis/notify/pkg/auth"
+	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/httpx"
+	"github.com/xpeditis/notify/pkg/problem"
+	"github.com/xpeditis/notify/pkg/webhook"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/dispatch"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
+)
+
+// Bounds of the API's inputs.
+const (
+	MaxURLLength         = 2048
+	MinSecretLength      = 16
+	MaxSecretLength      = 256
+	MaxDescriptionLength = 500
+	DefaultLimit         = 20
+	MaxLimit             = 100
+)
+
+// TestEvent is the webhook event name of test deliveries.
+const TestEvent = "WEBHOOK_TEST"
+
+// Announcer tells every replica that an organization's webhooks changed.
+type Announcer interface{ Announce(org string) }
+
+// API is the webhook REST API.
+type API struct {
+	st         *store.Store
+	keys       *secrets.Keyring
+	guard      ssrf.Guard
+	sender     *dispatch.Sender
+	ann        Announcer
+	writeRoles []string
+}
+
+// New builds the API.
+func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *dispatch.Sender, ann Announcer, writeRoles []string) *API {
+	return &API{st: st, keys: keys, guard: guard, sender: sender, ann: ann, writeRoles: writeRoles}
+}
+
+// Register adds the routes behind authentication.
+func (a *API) Register(e *echo.Echo, v *auth.Verifier) {
+	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg)
+	g.GET("", a.list)
+	g.POST("", a.create, a.requireWriter)
+	g.PATCH("/:id", a.update, a.requireWriter)
+	g.DELETE("/:id", a.delete, a.requireWriter)
+	g.POST("/:id/test", a.test, a.requireWriter)
+	g.GET("/:id/deliveries", a.deliveries)
+	g.POST("/:id/deliveries/:deliveryId/retry", a.retry, a.requireWriter)
+}
+
+func requireOrg(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		if httpx.Claims(c).OrganizationID == "" {
+			return problem.Forbidden("the token carries no organizationId; webhooks belong to an organization")
+		}
+		return next(c)
+	}
+}
+
+func (a *API) requireWriter(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		role := httpx.Claims(c).Role
+		if !slices.ContainsFunc(a.writeRoles, func(r string) bool { return strings.EqualFold(r, role) }) {
+			return problem.Forbidden(fmt.Sprintf("role %q cannot manage webhooks (allowed: %s)", role, strings.Join(a.writeRoles, ", ")))
+		}
+		return next(c)
+	}
+}
+
+// webhookJSON is a webhook as the API shows it. Secret is set only in the
+// answer to create.
+type webhookJSON struct {
+	ID           string    `json:"id"`
+	URL          string    `json:"url"`
+	Events       []string  `json:"events"`
+	Status       string    `json:"status"`
+	FailureCount int       `json:"failureCount"`
+	Description  string    `json:"description"`
+	SecretHint   string    `json:"secretHint"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+	Secret       string    `json:"secret,omitempty"`
+}
+
+func toJSON(w store.Webhook) webhookJSON {
+	return webhookJSON{
+		ID: w.ID.String(), URL: w.URL, Events: w.Events, Status: w.Status, FailureCount: w.FailureCount,
+		Description: w.Description, SecretHint: w.SecretHint, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
+	}
+}
+
+type page[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"nextCursor"`
+}
+
+func (a *API) list(c *echo.Context) error {
+	limit, after, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	rows, err := a.st.ListWebhooks(c.Request().Context(), org(c), limit+1, after)
+	if err != nil {
+		return err
+	}
+	out := page[webhookJSON]{Data: []webhookJSON{}}
+	for i, w := range rows {
+		if i == limit {
+			out.NextCursor = cursorOf(rows[i-1].ID)
+			break
+		}
+		out.Data = append(out.Data, toJSON(w))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+type createRequest struct {
+	URL         string   `json:"url"`
+	Events      []string `json:"events"`
+	Secret      *string  `json:"secret"`
+	Description string   `json:"description"`
+}
+
+func (a *API) create(c *echo.Context) error {
+	var req createRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	u, err := a.checkURL(req.URL)
+	if err != nil {
+		return err
+	}
+	events, err := checkEvents(req.Events)
+	if err != nil {
+		return err
+	}
+	if err := checkDescription(req.Description); err != nil {
+		return err
+	}
+	secret := webhook.GenerateSecret()
+	if req.Secret != nil {
+		if err := checkSecret(*req.Secret); err != nil {
+			return err
+		}
+		secret = *req.Secret
+	}
+	now := time.Now().UTC()
+	w := store.Webhook{
+		ID: uuid.Must(uuid.NewV7()), OrgID: org(c), URL: u, Events: events, Description: req.Description,
+		Status: store.StatusActive, CreatedAt: now, UpdatedAt: now,
+	}
+	a.setSecret(&w, secret)
+	if err := a.st.CreateWebhook(c.Request().Context(), w); err != nil {
+		return err
+	}
+	a.ann.Announce(w.OrgID)
+	out := toJSON(w)
+	out.Secret = secret
+	return c.JSON(http.StatusCreated, out)
+}
+
+type updateRequest struct {
+	URL         *string   `json:"url"`
+	Events      *[]string `json:"events"`
+	Secret      *string   `json:"secret"`
+	Description *string   `json:"description"`
+	Status      *string   `json:"status"`
+}
+
+func (a *API) update(c *echo.Context) error {
+	id, err := idParam(c, "id", "webhook")
+	if err != nil {
+		return err
+	}
+	var req updateRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	// Validate everything before touching the row.
+	var newURL string
+	if req.URL != nil {
+		if newURL, err = a.checkURL(*req.URL); err != nil {
+			return err
+		}
+	}
+	var events []string
+	if req.Events != nil {
+		if events, err = checkEvents(*req.Events); err != nil {
+			return err
+		}
+	}
+	if req.Secret != nil {
+		if err := checkSecret(*req.Secret); err != nil {
+			return err
+		}
+	}
+	if req.Description != nil {
+		if err := checkDescription(*req.Description); err != nil {
+			return err
+		}
+	}
+	if req.Status != nil && *req.Status != store.StatusActive && *req.Status != store.StatusInactive {
+		return problem.BadRequest("status: must be ACTIVE (re-activate, resetting failureCount) or INACTIVE (turn off); FAILED is set by failures only")
+	}
+	w, err := a.st.UpdateWebhook(c.Request().Context(), org(c), id, func(w *store.Webhook) error {
+		if req.URL != nil {
+			w.URL = newURL
+		}
+		if req.Events != nil {
+			w.Events = events
+		}
+		if req.Secret != nil {
+			a.setSecret(w, *req.Secret)
+		}
+		if req.Description != nil {
+			w.Description = *req.Description
+		}
+		if req.Status != nil {
+			if *req.Status == store.StatusActive {
+				w.FailureCount = 0
+			}
+			w.Status = *req.Status
+		}
+		return nil
+	})
+	if err != nil {
+		return mapErr(err, "webhook")
+	}
+	a.ann.Announce(w.OrgID)
+	return c.JSON(http.StatusOK, toJSON(w))
+}
+
+func (a *API) delete(c *echo.Context) error {
+	id, err := idParam(c, "id", "webhook")
+	if err != nil {
+		return err
+	}
+	if err := a.st.DeleteWebhook(c.Request().Context(), org(c), id); err != nil {
+		return mapErr(err, "webhook")
+	}
+	a.ann.Announce(org(c))
+	return c.NoContent(http.StatusNoContent)
+}
+
+type testResult struct {
+	Success         bool    `json:"success"`
+	StatusCode      *int    `json:"statusCode"`
+	DurationMs      int64   `json:"durationMs"`
+	ResponseExcerpt string  `json:"responseExcerpt"`
+	Error           *string `json:"error"`
+}
+
+// test sends a WEBHOOK_TEST event now. It is not recorded as a delivery and
+// does not change failureCount or status, so it can check an endpoint
+// before re-activating its webhook.
+func (a *API) test(c *echo.Context) error {
+	w, secret, err := a.webhookWithSecret(c)
+	if err != nil {
+		return err
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	body, err := json.Marshal(map[string]any{
+		"id": "test_" + id, "type": TestEvent, "createdAt": time.Now().UTC().Format(time.RFC3339Nano),
+		"organizationId": w.OrgID, "data": map[string]any{"webhookId": w.ID.String(), "message": "Test delivery from Xpeditis"},
+	})
+	if err != nil {
+		return err
+	}
+	out := a.sender.Send(c.Request().Context(), w.URL, secret, webhook.Delivery{ID: id, Event: TestEvent, Timestamp: time.Now(), Attempt: 1}, body)
+	res := testResult{Success: out.Success(), DurationMs: out.Duration.Milliseconds(), ResponseExcerpt: out.Excerpt}
+	if out.StatusCode != 0 {
+		res.StatusCode = &out.StatusCode
+	}
+	if out.Err != "" {
+		res.Error = &out.Err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+type deliveryJSON struct {
+	ID            string          `json:"id"`
+	WebhookID     string          `json:"webhookId"`
+	EventID       string          `json:"eventId"`
+	Event         string          `json:"event"`
+	Status        string          `json:"status"`
+	Attempts      json.RawMessage `json:"attempts"`
+	NextAttemptAt *time.Time      `json:"nextAttemptAt"`
+	CreatedAt     time.Time       `json:"createdAt"`
+	UpdatedAt     time.Time       `json:"updatedAt"`
+}
+
+func deliveryOf(d store.Delivery) deliveryJSON {
+	out := deliveryJSON{
+		ID: d.ID.String(), WebhookID: d.WebhookID.String(), EventID: d.EventID, Event: d.Event, Status: d.Status,
+		Attempts: d.Attempts, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	if d.Status == store.DeliveryPending && d.NextAttemptAt.Valid {
+		t := d.NextAttemptAt.Time
+		out.NextAttemptAt = &t
+	}
+	return out
+}
+
+func (a *API) deliveries(c *echo.Context) error {
+	id, err := idParam(c, "id", "webhook")
+	if err != nil {
+		return err
+	}
+	limit, after, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	status := strings.ToUpper(c.QueryParam("status"))
+	if status != "" && status != store.DeliveryPending && status != store.DeliverySucceeded && status != store.DeliveryFailed {
+		return problem.BadRequest("status: must be PENDING, SUCCEEDED or FAILED")
+	}
+	ctx := c.Request().Context()
+	if _, err := a.st.GetWebhook(ctx, org(c), id); err != nil {
+		return mapErr(err, "webhook")
+	}
+	rows, err := a.st.ListDeliveries(ctx, org(c), id, limit+1, after, status)
+	if err != nil {
+		return err
+	}
+	out := page[deliveryJSON]{Data: []deliveryJSON{}}
+	for i, d := range rows {
+		if i == limit {
+			out.NextCursor = cursorOf(rows[i-1].ID)
+			break
+		}
+		out.Data = append(out.Data, deliveryOf(d))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// retry sends one finished delivery again, now, with its original id and
+// body, and records the attempt. Like the test, it does not change the
+// webhook's failureCount or status.
+func (a *API) retry(c *echo.Context) error {
+	w, secret, err := a.webhookWithSecret(c)
+	if err != nil {
+		return err
+	}
+	did, err := idParam(c, "deliveryId", "delivery")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	d, err := a.st.GetDelivery(ctx, w.OrgID, w.ID, did)
+	if err != nil {
+		return mapErr(err, "delivery")
+	}
+	if d, err = a.st.StartManual(ctx, d); err != nil {
+		return mapErr(err, "delivery")
+	}
+	n := d.AttemptCount + 1
+	out := a.sender.Send(ctx, w.URL, secret, webhook.Delivery{ID: d.ID.String(), Event: d.Event, Timestamp: time.Now(), Attempt: n}, d.Body)
+	status := store.DeliveryFailed
+	if out.Success() {
+		status = store.DeliverySucceeded
+	}
+	d, err = a.st.RecordManual(context.WithoutCancel(ctx), d.ID, dispatch.AttemptOf(n, out, true), status)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, deliveryOf(d))
+}
+
+func (a *API) webhookWithSecret(c *echo.Context) (store.Webhook, string, error) {
+	id, err := idParam(c, "id", "webhook")
+	if err != nil {
+		return store.Webhook{}, "", err
+	}
+	w, err := a.st.GetWebhook(c.Request().Context(), org(c), id)
+	if err != nil {
+		return w, "", mapErr(err, "webhook")
+	}
+	secret, err := a.keys.Open(w.SecretKeyID, w.SecretCiphertext, w.ID[:])
+	if err != nil {
+		return w, "", fmt.Errorf("webhook %s: %w", w.ID, err)
+	}
+	return w, string(secret), nil
+}
+
+func (a *API) setSecret(w *store.Webhook, secret string) {
+	w.SecretKeyID, w.SecretCiphertext = a.keys.Seal([]byte(secret), w.ID[:])
+	w.SecretHint = Hint(secret)
+}
+
+// Hint shows the last four characters of a secret.
+func Hint(secret string) string {
+	r := []rune(secret)
+	return "…" + string(r[max(0, len(r)-4):])
+}
+
+func (a *API) checkURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", problem.BadRequest("url: required")
+	}
+	if len(raw) > MaxURLLength {
+		return "", problem.BadRequest("url: longer than %d characters", MaxURLLength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", problem.BadRequest("url: not a valid URL")
+	}
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "", problem.BadRequest("url: must start with https:// or http://")
+	case u.Hostname() == "":
+		return "", problem.BadRequest("url: has no host")
+	case u.User != nil:
+		return "", problem.BadRequest("url: must not carry credentials; the signature authenticates deliveries")
+	case u.Fragment != "":
+		return "", problem.BadRequest("url: must not have a #fragment")
+	}
+	if err := a.guard.CheckURL(u); err != nil {
+		return "", problem.BadRequest("url: target not allowed: %s", strings.TrimPrefix(err.Error(), ssrf.ErrBlocked.Error()+": "))
+	}
+	return u.String(), nil
+}
+
+func checkEvents(events []string) ([]string, error) {
+	known := contract.WebhookEvents()
+	if len(events) == 0 {
+		return nil, problem.BadRequest("events: give at least one of %s", strings.Join(known, ", "))
+	}
+	var out []string
+	for _, e := range events {
+		if !slices.Contains(known, e) {
+			return nil, problem.BadRequest("events: %q is not one of %s", e, strings.Join(known, ", "))
+		}
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func checkSecret(s string) error {
+	n := len([]rune(s))
+	if n < MinSecretLength || n > MaxSecretLength {
+		return problem.BadRequest("secret: must be %d to %d characters (omit it to get a generated one)", MinSecretLength, MaxSecretLength)
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return problem.BadRequest("secret: must not contain spaces or control characters")
+	}
+	if rest, ok := strings.CutPrefix(s, webhook.SecretPrefix); ok {
+		key, err := base64.StdEncoding.DecodeString(rest)
+		if err != nil || len(key) < 16 {
+			return problem.BadRequest("secret: a %s secret must be followed by at least 16 bytes in standard base64", webhook.SecretPrefix)
+		}
+	}
+	return nil
+}
+
+func checkDescription(s string) error {
+	if len([]rune(s)) > MaxDescriptionLength {
+		return problem.BadRequest("description: longer than %d characters", MaxDescriptionLength)
+	}
+	return nil
+}
+
+func decode(c *echo.Context, v any) error {
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return problem.New(http.StatusRequestEntityTooLarge, "request body is over the size limit")
+		}
+		return problem.BadRequest("body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return problem.BadRequest("body: one JSON object expected")
+	}
+	return nil
+}
+
+func idParam(c *echo.Context, name, what string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(name))
+	if err != nil {
+		return id, problem.NotFound(what) // a malformed id names nothing
+	}
+	return id, nil
+}
+
+func pageParams(c *echo.Context) (int, *uuid.UUID, error) {
+	limit := DefaultLimit
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxLimit {
+			return 0, nil, problem.BadRequest("limit: must be a number from 1 to %d", MaxLimit)
+		}
+		limit = n
+	}
+	s := c.QueryParam("cursor")
+	if s == "" {
+		return limit, nil, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return 0, nil, problem.BadRequest("cursor: not a cursor this API returned")
+	}
+	id, err := uuid.FromBytes(raw)
+	if err != nil {
+		return 0, nil, problem.BadRequest("cursor: not a cursor this API returned")
+	}
+	return limit, &id, nil
+}
+
+func cursorOf(id uuid.UUID) *string {
+	s := base64.RawURLEncoding.EncodeToString(id[:])
+	return &s
+}
+
+func org(c *echo.Context) string { return httpx.Claims(c).OrganizationID }
+
+func mapErr(err error, what string) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return problem.NotFound(what)
+	case errors.Is(err, store.ErrConflict):
+		return problem.New(http.StatusConflict, "%s", strings.TrimPrefix(err.Error(), store.ErrConflict.Error()+": "))
+	}
+	return err
+}

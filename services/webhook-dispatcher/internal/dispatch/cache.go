@@ -1,0 +1,162 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
+)
+
+// Hook is an ACTIVE webhook as the dispatcher sends to it.
+type Hook struct {
+	ID     uuid.UUID
+	OrgID  string
+	URL    string
+	Events []string
+	Secret string
+}
+
+// Subscribed reports whether the hook wants event.
+func (h Hook) Subscribed(event string) bool { return slices.Contains(h.Events, event) }
+
+// activeSource lists an organization's ACTIVE webhooks.
+type activeSource interface {
+	ActiveWebhooks(ctx context.Context, org string) ([]store.Webhook, error)
+}
+
+// secretOpener decrypts a stored secret.
+type secretOpener interface {
+	Open(keyID string, ciphertext, aad []byte) ([]byte, error)
+}
+
+// Cache holds each organization's ACTIVE webhooks with their decrypted
+// secrets. Every replica drops an organization's entry when a change to its
+// webhooks is announced (see Invalidations); the TTL bounds how long a lost
+// announcement can leave an entry stale.
+type Cache struct {
+	src  activeSource
+	keys secretOpener
+	ttl  time.Duration
+
+	mu   sync.Mutex
+	orgs map[string]*orgEntry
+}
+
+type orgEntry struct {
+	gen      uint64 // bumped by every invalidation
+	loaded   bool
+	hooks    []Hook
+	loadedAt time.Time
+	loading  chan struct{} // non-nil while a load runs
+}
+
+// NewCache builds a cache.
+func NewCache(src activeSource, keys secretOpener, ttl time.Duration) *Cache {
+	return &Cache{src: src, keys: keys, ttl: ttl, orgs: map[string]*orgEntry{}}
+}
+
+// Active returns the ACTIVE webhooks of org, loading them when needed. One
+// load per organization runs at a time; a load that an invalidation
+// overtook is not kept.
+func (c *Cache) Active(ctx context.Context, org string) ([]Hook, error) {
+	for {
+		c.mu.Lock()
+		e := c.orgs[org]
+		if e == nil {
+			e = &orgEntry{}
+			c.orgs[org] = e
+		}
+		if e.loaded && time.Since(e.loadedAt) < c.ttl {
+			hooks := e.hooks
+			c.mu.Unlock()
+			return hooks, nil
+		}
+		if wait := e.loading; wait != nil {
+			c.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		gen := e.gen
+		done := make(chan struct{})
+		e.loading = done
+		c.mu.Unlock()
+
+		hooks, err := c.load(ctx, org)
+
+		c.mu.Lock()
+		e.loading = nil
+		close(done)
+		if err == nil && e.gen == gen {
+			e.loaded, e.hooks, e.loadedAt = true, hooks, time.Now()
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if e.gen == gen {
+			return hooks, nil
+		}
+		// Invalidated while loading: load again to see the change.
+	}
+}
+
+// Hook returns one ACTIVE webhook of org.
+func (c *Cache) Hook(ctx context.Context, org string, id uuid.UUID) (Hook, bool, error) {
+	hooks, err := c.Active(ctx, org)
+	if err != nil {
+		return Hook{}, false, err
+	}
+	for _, h := range hooks {
+		if h.ID == id {
+			return h, true, nil
+		}
+	}
+	return Hook{}, false, nil
+}
+
+// Invalidate drops the entry of org.
+func (c *Cache) Invalidate(org string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.orgs[org]; e != nil {
+		e.gen++
+		e.loaded, e.hooks = false, nil
+	}
+}
+
+// Sweep forgets entries that expired, so that the cache holds only
+// organizations with recent events.
+func (c *Cache) Sweep() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for org, e := range c.orgs {
+		if e.loading == nil && (!e.loaded || time.Since(e.loadedAt) >= c.ttl) {
+			delete(c.orgs, org)
+		}
+	}
+}
+
+func (c *Cache) load(ctx context.Context, org string) ([]Hook, error) {
+	rows, err := c.src.ActiveWebhooks(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	hooks := make([]Hook, 0, len(rows))
+	for _, w := range rows {
+		secret, err := c.keys.Open(w.SecretKeyID, w.SecretCiphertext, w.ID[:])
+		if err != nil {
+			return nil, fmt.Errorf("webhook %s: %w", w.ID, err)
+		}
+		hooks = append(hooks, Hook{ID: w.ID, OrgID: w.OrgID, URL: w.URL, Events: w.Events, Secret: string(secret)})
+	}
+	return hooks, nil
+}

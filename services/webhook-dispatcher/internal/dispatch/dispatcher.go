@@ -1,0 +1,393 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/natsx"
+	"github.com/xpeditis/notify/pkg/webhook"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
+)
+
+// Options configure the Dispatcher.
+type Options struct {
+	Consumer     string        // durable consumer name on EVENTS
+	AckWait      time.Duration // JetStream ack deadline of an event
+	Batch        int           // events per fetch, and results per write
+	Lease        time.Duration // how long a claim keeps a delivery from others
+	PollInterval time.Duration // how often due retries are looked for
+	Timeout      time.Duration // whole request
+	Policy       Policy
+	Limits       Limits
+}
+
+// deliveryStore is what the dispatcher needs of the database.
+type deliveryStore interface {
+	completer
+	InsertDeliveries(ctx context.Context, rows []store.NewDelivery, lease time.Duration) ([]store.Job, error)
+	ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]store.Job, error)
+	ReleaseClaims(ctx context.Context, jobs []store.Job) error
+}
+
+// Announcer tells every replica that an organization's webhooks changed.
+type Announcer interface {
+	Announce(org string)
+}
+
+// Dispatcher turns events into signed deliveries.
+type Dispatcher struct {
+	o       Options
+	st      deliveryStore
+	cache   *Cache
+	sender  *Sender
+	sched   *Scheduler
+	rec     *Recorder
+	js      jetstream.JetStream
+	ann     Announcer
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// New wires a dispatcher.
+func New(o Options, st deliveryStore, cache *Cache, sender *Sender, js jetstream.JetStream, ann Announcer, metrics *Metrics, log *slog.Logger) *Dispatcher {
+	d := &Dispatcher{o: o, st: st, cache: cache, sender: sender, js: js, ann: ann, metrics: metrics, log: log}
+	d.sched = NewScheduler(o.Limits, d.deliver, func() { metrics.Dropped.Inc() })
+	d.rec = NewRecorder(st, o.Batch, o.Policy.FailureThreshold, d.disabled, log)
+	return d
+}
+
+// InFlight is the number of requests in flight.
+func (d *Dispatcher) InFlight() int { return d.sched.InFlight() }
+
+// Run consumes events and sends deliveries until ctx ends, then lets the
+// requests in flight finish, records them, and hands unsent claims back.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	go d.rec.Run(ctx)
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Go(func() {
+		if err := d.consume(ctx); err != nil {
+			errc <- err
+		}
+	})
+	wg.Go(func() { d.poll(ctx) })
+	wg.Go(func() { d.sweep(ctx) })
+	wg.Wait()
+
+	left := d.sched.Close()
+	d.rec.Close()
+	<-d.rec.Done()
+	releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := d.st.ReleaseClaims(releaseCtx, left); err != nil {
+		d.log.Warn("release queued deliveries; they are taken again when their claims run out", "jobs", len(left), "err", err)
+	}
+	d.sender.Close()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// consume reads EVENTS and records one delivery per (event, matching
+// webhook) before acknowledging the events.
+func (d *Dispatcher) consume(ctx context.Context) error {
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, natsx.StreamEvents, jetstream.ConsumerConfig{
+		Durable:       d.o.Consumer,
+		Description:   "webhook-dispatcher: fans events out to webhook deliveries",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       d.o.AckWait,
+		MaxAckPending: 20 * d.o.Batch,
+		FilterSubject: "events.>",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("consumer %s: %w", d.o.Consumer, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * d.o.Batch))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", d.o.Consumer, err)
+	}
+	defer it.Stop()
+	batch := make([]jetstream.Msg, 0, d.o.Batch)
+	for {
+		first, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			d.log.Warn("next event", "err", err)
+			continue
+		}
+		batch = append(batch[:0], first)
+		for len(batch) < d.o.Batch {
+			m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
+			if err != nil {
+				break
+			}
+			batch = append(batch, m)
+		}
+		d.handle(ctx, batch)
+		d.sched.WaitForRoom(ctx, 2*time.Second)
+	}
+}
+
+// handle fans out one batch of events.
+func (d *Dispatcher) handle(ctx context.Context, msgs []jetstream.Msg) {
+	var rows []store.NewDelivery
+	done := make([]jetstream.Msg, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := contract.Decode(m.Data())
+		if err != nil {
+			d.metrics.DeadLettered.Inc()
+			d.log.Warn("dead-lettering event", "subject", m.Subject(), "reason", err.Error())
+			if err := natsx.DeadLetter(ctx, d.js, d.o.Consumer, m, err.Error()); err != nil {
+				d.log.Error("dead-letter", "err", err)
+				d.retryLater(m)
+			}
+			continue
+		}
+		route, _ := contract.RouteOf(ev.GetType())
+		if route.Webhook == "" {
+			done = append(done, m)
+			continue
+		}
+		hooks, err := d.cache.Active(ctx, ev.GetOrganizationId())
+		if err != nil {
+			d.log.Error("load webhooks", "org", ev.GetOrganizationId(), "err", err)
+			d.retryLater(m)
+			continue
+		}
+		var body []byte
+		for _, h := range hooks {
+			if !h.Subscribed(route.Webhook) {
+				continue
+			}
+			if body == nil {
+				if body, err = Body(ev, route.Webhook, m); err != nil {
+					break
+				}
+			}
+			rows = append(rows, store.NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: h.ID, OrgID: h.OrgID, EventID: ev.GetId(), Event: route.Webhook, Body: body})
+		}
+		if err != nil {
+			d.log.Error("encode webhook body", "event_id", ev.GetId(), "err", err)
+			d.retryLater(m)
+			continue
+		}
+		done = append(done, m)
+	}
+	jobs, err := d.st.InsertDeliveries(ctx, rows, d.o.Lease)
+	if err != nil {
+		d.log.Error("insert deliveries", "events", len(done), "err", err)
+		for _, m := range done {
+			d.retryLater(m)
+		}
+		return
+	}
+	for _, m := range done {
+		if err := m.Ack(); err != nil {
+			d.log.Warn("ack event; its redelivery will add nothing", "err", err)
+		}
+	}
+	d.sched.Submit(jobs)
+}
+
+// retryLater asks JetStream to redeliver m after a backoff that grows with
+// its delivery count, capped, so that a lasting outage does not spin.
+func (d *Dispatcher) retryLater(m jetstream.Msg) {
+	delay := time.Second
+	if md, err := m.Metadata(); err == nil {
+		for i := uint64(1); i < md.NumDelivered && delay < time.Minute; i++ {
+			delay *= 2
+		}
+	}
+	_ = m.NakWithDelay(min(delay, time.Minute))
+}
+
+// webhookBody is what the integrator receives.
+type webhookBody struct {
+	ID             string         `json:"id"`
+	Type           string         `json:"type"`
+	CreatedAt      string         `json:"createdAt"`
+	OrganizationID string         `json:"organizationId"`
+	Data           map[string]any `json:"data"`
+}
+
+// Body encodes the request body of an event: {"id","type","createdAt",
+// "organizationId","data"}, with the webhook event name as type and the
+// time the event occurred (or was stored, when the producer gave none).
+func Body(ev *contract.Event, webhookEvent string, m jetstream.Msg) ([]byte, error) {
+	created := ev.GetOccurredAt().AsTime()
+	if ev.GetOccurredAt() == nil {
+		created = time.Now()
+		if m != nil {
+			if md, err := m.Metadata(); err == nil {
+				created = md.Timestamp
+			}
+		}
+	}
+	data := ev.GetData().AsMap()
+	if data == nil {
+		data = map[string]any{}
+	}
+	return encode(webhookBody{
+		ID: ev.GetId(), Type: webhookEvent, CreatedAt: created.UTC().Format(time.RFC3339Nano),
+		OrganizationID: ev.GetOrganizationId(), Data: data,
+	})
+}
+
+func encode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// poll claims due deliveries: scheduled retries, and rows whose claim ran
+// out because their worker died.
+func (d *Dispatcher) poll(ctx context.Context) {
+	t := time.NewTicker(d.o.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			room := min(d.sched.Room(), d.o.Batch)
+			if room == 0 {
+				break
+			}
+			jobs, err := d.st.ClaimDue(ctx, room, d.o.Lease)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.log.Error("claim due deliveries", "err", err)
+				}
+				break
+			}
+			d.sched.Submit(jobs)
+			if len(jobs) < room {
+				break
+			}
+		}
+	}
+}
+
+func (d *Dispatcher) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.cache.Sweep()
+		}
+	}
+}
+
+// leaseMargin is kept between the end of a request and the end of its
+// claim, so that no other worker can take the delivery while it is sent.
+const leaseMargin = 5 * time.Second
+
+// deliver makes one automatic attempt and hands its result to the recorder.
+func (d *Dispatcher) deliver(j store.Job) {
+	if time.Until(j.LeaseUntil) < d.o.Timeout+leaseMargin {
+		d.metrics.Dropped.Inc() // waited too long in its lane: let the poller claim it afresh
+		return
+	}
+	ctx := context.Background() // requests in flight finish during shutdown, bounded by the timeout
+	hook, ok, err := d.cache.Hook(ctx, j.OrgID, j.WebhookID)
+	if err != nil {
+		d.log.Error("load webhook", "webhook_id", j.WebhookID, "delivery_id", j.DeliveryID, "err", err)
+		return
+	}
+	if !ok {
+		return // no longer ACTIVE: its pending rows were stopped with it
+	}
+	out := d.sender.Send(ctx, hook.URL, hook.Secret, webhook.Delivery{ID: j.DeliveryID.String(), Event: j.Event, Timestamp: time.Now(), Attempt: j.Attempt}, j.Body)
+	res := store.Result{Job: j, Attempt: AttemptOf(j.Attempt, out, false)}
+	d.metrics.AttemptDuration.Observe(out.Duration.Seconds())
+	d.metrics.Attempts.WithLabelValues(outcomeLabel(out)).Inc()
+	switch {
+	case out.Success():
+		res.Status = store.DeliverySucceeded
+		d.metrics.Deliveries.WithLabelValues(res.Status).Inc()
+	case j.Attempt < d.o.Policy.MaxAttempts:
+		res.Status, res.RetryIn = store.DeliveryPending, d.o.Policy.Delay(j.Attempt, out.RetryAfter)
+		d.metrics.Retries.Inc()
+	default:
+		res.Status = store.DeliveryFailed
+		d.metrics.Deliveries.WithLabelValues(res.Status).Inc()
+	}
+	if !out.Success() {
+		d.log.Warn("webhook attempt failed", "webhook_id", j.WebhookID, "delivery_id", j.DeliveryID, "event_id", j.EventID,
+			"attempt", j.Attempt, "host", hostOf(hook.URL), "status_code", out.StatusCode, "reason", out.Err,
+			"next", res.Status, "retry_in", res.RetryIn.String())
+	}
+	d.rec.Add(res)
+}
+
+// AttemptOf is the log record of an outcome.
+func AttemptOf(n int, out Outcome, manual bool) store.Attempt {
+	return store.Attempt{
+		Number: n, At: time.Now().Add(-out.Duration).UTC(), DurationMs: out.Duration.Milliseconds(),
+		StatusCode: out.StatusCode, Error: out.Err, ResponseExcerpt: out.Excerpt, Manual: manual,
+	}
+}
+
+func outcomeLabel(o Outcome) string {
+	switch {
+	case o.Success():
+		return "success"
+	case o.StatusCode != 0:
+		return "http_error"
+	case strings.HasPrefix(o.Err, "refused"):
+		return "refused"
+	case strings.HasPrefix(o.Err, "timeout"):
+		return "timeout"
+	default:
+		return "network_error"
+	}
+}
+
+// hostOf keeps only the host of a URL for logs: paths and queries can carry
+// the integrator's tokens.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+func (d *Dispatcher) disabled(hooks []store.Disabled) {
+	for _, h := range hooks {
+		d.metrics.Disabled.Inc()
+		d.log.Warn("webhook disabled after failed attempts", "webhook_id", h.ID, "org", h.OrgID, "failure_count", h.FailureCount)
+		d.cache.Invalidate(h.OrgID)
+		d.ann.Announce(h.OrgID)
+	}
+}

@@ -1,0 +1,85 @@
+package dispatch
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
+)
+
+// completer writes a batch of results.
+type completer interface {
+	Complete(ctx context.Context, results []store.Result, threshold int) ([]store.Disabled, error)
+}
+
+// Recorder writes attempt results in batches: under load one transaction
+// records hundreds of attempts, which is what lets PostgreSQL keep up.
+type Recorder struct {
+	st         completer
+	in         chan store.Result
+	batch      int
+	threshold  int
+	onDisabled func([]store.Disabled)
+	log        *slog.Logger
+	done       chan struct{}
+}
+
+// NewRecorder returns a recorder; onDisabled hears of webhooks turned FAILED.
+func NewRecorder(st completer, batch, threshold int, onDisabled func([]store.Disabled), log *slog.Logger) *Recorder {
+	return &Recorder{st: st, in: make(chan store.Result, 4*batch), batch: batch, threshold: threshold, onDisabled: onDisabled, log: log, done: make(chan struct{})}
+}
+
+// Add queues a result; it blocks while the queue is full, which slows the
+// senders down to what the database takes.
+func (r *Recorder) Add(res store.Result) { r.in <- res }
+
+// Close ends the input; Run writes what is left and returns.
+func (r *Recorder) Close() { close(r.in) }
+
+// Done is closed when Run has returned.
+func (r *Recorder) Done() <-chan struct{} { return r.done }
+
+// Run writes batches until Close. A failed write is retried with a capped
+// backoff: the results only exist in memory, and the claims they complete
+// run out if they are never written, which would send them again.
+func (r *Recorder) Run(ctx context.Context) {
+	defer close(r.done)
+	buf := make([]store.Result, 0, r.batch)
+	for first := range r.in {
+		buf = append(buf[:0], first)
+	fill:
+		for len(buf) < r.batch {
+			select {
+			case res, ok := <-r.in:
+				if !ok {
+					break fill
+				}
+				buf = append(buf, res)
+			default:
+				break fill
+			}
+		}
+		r.write(ctx, buf)
+	}
+}
+
+func (r *Recorder) write(ctx context.Context, buf []store.Result) {
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		disabled, err := r.st.Complete(context.WithoutCancel(ctx), buf, r.threshold)
+		if err == nil {
+			if len(disabled) > 0 {
+				r.onDisabled(disabled)
+			}
+			return
+		}
+		r.log.Error("record webhook attempts", "results", len(buf), "attempt", attempt, "err", err)
+		if attempt >= 20 {
+			r.log.Error("giving up on recording webhook attempts; their deliveries will be sent again when their claims run out", "results", len(buf))
+			return
+		}
+		time.Sleep(wait) // the results are held in memory; nothing to poll for
+		wait = min(2*wait, 5*time.Second)
+	}
+}

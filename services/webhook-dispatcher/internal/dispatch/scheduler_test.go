@@ -1,0 +1,110 @@
+package dispatch
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xpeditis/notify/pkg/testkit"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
+)
+
+func jobsFor(hook uuid.UUID, n int) []store.Job {
+	out := make([]store.Job, n)
+	for i := range out {
+		out[i] = store.Job{DeliveryID: uuid.New(), WebhookID: hook}
+	}
+	return out
+}
+
+// A webhook whose requests hang holds at most PerWebhook workers; the
+// healthy webhooks' jobs all run meanwhile.
+func TestSchedulerIsolatesSlowWebhooks(t *testing.T) {
+	slow, healthy := uuid.New(), uuid.New()
+	release := make(chan struct{})
+	var slowRunning, slowMax, slowStarted, healthyDone atomic.Int64
+	var dropped atomic.Int64
+	s := NewScheduler(Limits{MaxInFlight: 8, PerWebhook: 3, QueuePerWebhook: 50, MaxQueued: 1000}, func(j store.Job) {
+		if j.WebhookID == slow {
+			slowStarted.Add(1)
+			n := slowRunning.Add(1)
+			for {
+				m := slowMax.Load()
+				if n <= m || slowMax.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			<-release
+			slowRunning.Add(-1)
+			return
+		}
+		healthyDone.Add(1)
+	}, func() { dropped.Add(1) })
+
+	s.Submit(jobsFor(slow, 60)) // 50 queue, 10 more are left to the poller
+	s.Submit(jobsFor(healthy, 200))
+	testkit.Eventually(t, 5*time.Second, "every healthy job to run while the slow ones hang", func() bool { return healthyDone.Load() >= 50 })
+	s.Submit(jobsFor(healthy, 30))
+	testkit.Eventually(t, 5*time.Second, "later healthy jobs too", func() bool { return healthyDone.Load() == 80 })
+	if slowMax.Load() > 3 {
+		t.Fatalf("%d requests in flight to one webhook, cap 3", slowMax.Load())
+	}
+	// Lanes hold 50 jobs: 10 slow and 150 healthy ones were left to the poller.
+	if dropped.Load() != 10+150 {
+		t.Fatalf("%d jobs left to the poller, want 160", dropped.Load())
+	}
+	// Every queued job either ran or is handed back by Close.
+	go close(release)
+	if left := s.Close(); int64(len(left))+slowStarted.Load() != 50 {
+		t.Fatalf("Close returned %d queued slow jobs and %d ran, want 50 in all", len(left), slowStarted.Load())
+	}
+}
+
+// Close hands back what was queued and waits for what runs.
+func TestSchedulerCloseReturnsQueuedJobs(t *testing.T) {
+	hook := uuid.New()
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(2)
+	s := NewScheduler(Limits{MaxInFlight: 2, PerWebhook: 2, QueuePerWebhook: 100, MaxQueued: 100}, func(store.Job) {
+		started.Done()
+		<-release
+	}, func() {})
+	s.Submit(jobsFor(hook, 10))
+	started.Wait()
+	go func() { close(release) }()
+	if left := s.Close(); len(left) != 8 {
+		t.Fatalf("Close returned %d queued jobs, want 8", len(left))
+	}
+}
+
+// A job claimed again while queued replaces its queued copy instead of
+// running twice.
+func TestSchedulerReplacesReclaimedJobs(t *testing.T) {
+	hook := uuid.New()
+	release := make(chan struct{})
+	var ran sync.Map
+	var runs atomic.Int64
+	s := NewScheduler(Limits{MaxInFlight: 1, PerWebhook: 1, QueuePerWebhook: 10, MaxQueued: 10}, func(j store.Job) {
+		<-release
+		ran.Store(j.DeliveryID, j.Claim)
+		runs.Add(1)
+	}, func() {})
+	jobs := jobsFor(hook, 2)
+	s.Submit(jobs)
+	again := jobs[1]
+	again.Claim = 7
+	s.Submit([]store.Job{again})
+	close(release)
+	testkit.Eventually(t, 5*time.Second, "both jobs to run", func() bool { return runs.Load() == 2 })
+	s.Close()
+	if runs.Load() != 2 {
+		t.Fatalf("%d runs, want 2", runs.Load())
+	}
+	if c, _ := ran.Load(jobs[1].DeliveryID); c != 7 {
+		t.Fatalf("the re-claimed job ran with claim %v, want 7", c)
+	}
+}

@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xpeditis/notify/pkg/postgres"
+	"github.com/xpeditis/notify/pkg/testkit"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/migrations"
+)
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	db := testkit.Postgres(t)
+	if err := postgres.Migrate(t.Context(), db, "webhook-dispatcher", migrations.FS); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return New(db)
+}
+
+func activeWebhook(t *testing.T, s *Store, org string) Webhook {
+	t.Helper()
+	now := time.Now().UTC()
+	w := Webhook{ID: uuid.Must(uuid.NewV7()), OrgID: org, URL: "https://example.com/h", Events: []string{"BOOKING_CREATED"},
+		SecretCiphertext: []byte{1}, SecretKeyID: "k", SecretHint: "…abcd", Status: StatusActive, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateWebhook(t.Context(), w); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// A worker that dies holding a claim loses it when the lease runs out: the
+// row is claimed again, and a late completion of the old claim records its
+// attempt without changing the delivery's state.
+func TestExpiredClaimsAreTakenAgainAndStaleCompletionsChangeNothing(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	w := activeWebhook(t, s, "org-1")
+	row := NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-1", EventID: "evt-1", Event: "BOOKING_CREATED", Body: []byte(`{}`)}
+	jobs, err := s.InsertDeliveries(ctx, []NewDelivery{row}, 300*time.Millisecond)
+	if err != nil || len(jobs) != 1 || jobs[0].Claim != 1 || jobs[0].Attempt != 1 {
+		t.Fatalf("insert: %+v %v", jobs, err)
+	}
+	again, err := s.InsertDeliveries(ctx, []NewDelivery{{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-1", EventID: "evt-1", Event: "BOOKING_CREATED", Body: []byte(`{}`)}}, time.Minute)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("the same (event, webhook) inserted again: %+v %v", again, err)
+	}
+	if due, _ := s.ClaimDue(ctx, 10, time.Minute); len(due) != 0 {
+		t.Fatalf("a claimed row was claimed again before its lease ran out: %+v", due)
+	}
+	var reclaimed []Job
+	testkit.Eventually(t, 5*time.Second, "the lease to run out", func() bool {
+		reclaimed, err = s.ClaimDue(ctx, 10, time.Minute)
+		return err == nil && len(reclaimed) == 1
+	})
+	if reclaimed[0].Claim != 2 || reclaimed[0].DeliveryID != row.ID {
+		t.Fatalf("reclaimed %+v", reclaimed[0])
+	}
+
+	// The first worker comes back late with a success: logged, no state change.
+	if _, err := s.Complete(ctx, []Result{{Job: jobs[0], Attempt: Attempt{Number: 1, StatusCode: 200}, Status: DeliverySucceeded}}, 3); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.GetDelivery(ctx, "org-1", w.ID, row.ID)
+	if err != nil || d.Status != DeliveryPending || d.AttemptCount != 1 {
+		t.Fatalf("after a stale completion: %+v %v", d, err)
+	}
+	// The current claim's failure schedules the retry and counts.
+	if _, err := s.Complete(ctx, []Result{{Job: reclaimed[0], Attempt: Attempt{Number: 2, StatusCode: 500}, Status: DeliveryPending, RetryIn: time.Hour}}, 3); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = s.GetDelivery(ctx, "org-1", w.ID, row.ID)
+	got, _ := s.GetWebhook(ctx, "org-1", w.ID)
+	if d.Status != DeliveryPending || !d.NextAttemptAt.Valid || time.Until(d.NextAttemptAt.Time) < 50*time.Minute || got.FailureCount != 1 {
+		t.Fatalf("after the current claim failed: delivery %+v, failureCount %d", d, got.FailureCount)
+	}
+}
+
+// Failures in one batch are counted in order: a success resets, the
+// threshold disables and stops the webhook's pending deliveries.
+func TestCompleteCountsFailuresAndDisables(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	w := activeWebhook(t, s, "org-2")
+	var rows []NewDelivery
+	for i := range 4 {
+		rows = append(rows, NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-2", EventID: "e" + string(rune('a'+i)), Event: "BOOKING_CREATED", Body: []byte(`{}`)})
+	}
+	jobs, err := s.InsertDeliveries(ctx, rows, time.Minute)
+	if err != nil || len(jobs) != 4 {
+		t.Fatal(err)
+	}
+	fail := func(j Job) Result {
+		return Result{Job: j, Attempt: Attempt{Number: 1, Error: "x"}, Status: DeliveryPending, RetryIn: time.Minute}
+	}
+	ok := func(j Job) Result {
+		return Result{Job: j, Attempt: Attempt{Number: 1, StatusCode: 200}, Status: DeliverySucceeded}
+	}
+	if _, err := s.Complete(ctx, []Result{fail(jobs[0]), ok(jobs[1]), fail(jobs[2])}, 3); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetWebhook(ctx, "org-2", w.ID); got.FailureCount != 1 || got.Status != StatusActive {
+		t.Fatalf("fail, success, fail: failureCount %d status %s, want 1 ACTIVE", got.FailureCount, got.Status)
+	}
+	disabled, err := s.Complete(ctx, []Result{fail(jobs[3]), fail(jobs[0])}, 3)
+	if err != nil || len(disabled) != 1 || disabled[0].ID != w.ID {
+		t.Fatalf("disabled = %+v, %v", disabled, err)
+	}
+	got, _ := s.GetWebhook(ctx, "org-2", w.ID)
+	if got.FailureCount != 3 || got.Status != StatusFailed {
+		t.Fatalf("failureCount %d status %s, want 3 FAILED", got.FailureCount, got.Status)
+	}
+	pending, _ := s.ListDeliveries(ctx, "org-2", w.ID, 10, nil, DeliveryPending)
+	if len(pending) != 0 {
+		t.Fatalf("%d deliveries still pending on a FAILED webhook", len(pending))
+	}
+	if more, _ := s.InsertDeliveries(ctx, []NewDelivery{{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-2", EventID: "late", Event: "BOOKING_CREATED", Body: []byte(`{}`)}}, time.Minute); len(more) != 0 {
+		t.Fatal("a delivery was inserted for a FAILED webhook")
+	}
+}

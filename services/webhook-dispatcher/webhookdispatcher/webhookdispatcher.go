@@ -1,0 +1,274 @@
+// Package webhookdispatcher assembles the webhook-dispatcher service: the
+// webhook REST API and the delivery pipeline over one store. notifyd
+// composes it with the other services through New; the service's own binary
+// runs it through Main.
+package webhookdispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/labstack/echo/v5"
+	"github.com/nats-io/nats.go"
+
+	"github.com/xpeditis/notify/pkg/app"
+	"github.com/xpeditis/notify/pkg/config"
+	"github.com/xpeditis/notify/pkg/logx"
+	"github.com/xpeditis/notify/pkg/postgres"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/api"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/dispatch"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/migrations"
+)
+
+// Name of the service: its durable consumer, its migrations, its logs.
+const Name = "webhook-dispatcher"
+
+// InvalidationSubject is the core NATS subject on which a replica announces
+// that an organization's webhooks changed (payload: the organization id), so
+// that every replica drops its cached copy.
+const InvalidationSubject = "webhooks.changed"
+
+// Config of webhook-dispatcher beyond the common settings. The variable of
+// each field is in ReadConfig.
+type Config struct {
+	SecretKeys          string
+	AllowPrivateTargets bool
+	AllowTargets        []netip.Prefix
+	WriteRoles          []string
+
+	MaxAttempts        int
+	FailureThreshold   int
+	RetryBase          time.Duration
+	RetryMax           time.Duration
+	RetryJitterPercent int
+	RetryAfterMax      time.Duration
+
+	ConnectTimeout time.Duration
+	Timeout        time.Duration
+
+	MaxInFlight           int
+	MaxInFlightPerWebhook int
+	QueuePerWebhook       int
+
+	Lease        time.Duration
+	PollInterval time.Duration
+	AckWait      time.Duration
+	Batch        int
+	CacheTTL     time.Duration
+
+	// Resolve replaces the system resolver of outbound requests (tests map
+	// names to addresses with it; the SSRF guard still checks what is dialled).
+	Resolve ssrf.Lookup
+}
+
+// ReadConfig reads the service's settings.
+func ReadConfig(e *config.Env) Config {
+	c := Config{
+		SecretKeys:          e.Required("WEBHOOK_SECRETS_KEYS"),
+		AllowPrivateTargets: e.Bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", false),
+		WriteRoles:          e.List("WEBHOOK_WRITE_ROLES", []string{"ADMIN", "MANAGER"}),
+
+		MaxAttempts:        e.Int("WEBHOOK_MAX_ATTEMPTS", 3),
+		FailureThreshold:   e.Int("WEBHOOK_FAILURE_THRESHOLD", 3),
+		RetryBase:          e.Duration("WEBHOOK_RETRY_BASE", 30*time.Second),
+		RetryMax:           e.Duration("WEBHOOK_RETRY_MAX", 10*time.Minute),
+		RetryJitterPercent: e.Int("WEBHOOK_RETRY_JITTER_PERCENT", 20),
+		RetryAfterMax:      e.Duration("WEBHOOK_RETRY_AFTER_MAX", 10*time.Minute),
+
+		ConnectTimeout: e.Duration("WEBHOOK_CONNECT_TIMEOUT", 5*time.Second),
+		Timeout:        e.Duration("WEBHOOK_TIMEOUT", 10*time.Second),
+
+		MaxInFlight:           e.Int("WEBHOOK_MAX_IN_FLIGHT", 256),
+		MaxInFlightPerWebhook: e.Int("WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK", 16),
+		QueuePerWebhook:       e.Int("WEBHOOK_QUEUE_PER_WEBHOOK", 2000),
+
+		Lease:        e.Duration("WEBHOOK_LEASE", 60*time.Second),
+		PollInterval: e.Duration("WEBHOOK_POLL_INTERVAL", 250*time.Millisecond),
+		AckWait:      e.Duration("WEBHOOK_ACK_WAIT", 30*time.Second),
+		Batch:        e.Int("WEBHOOK_BATCH", 256),
+		CacheTTL:     e.Duration("WEBHOOK_CACHE_TTL", time.Minute),
+	}
+	for _, s := range e.List("WEBHOOK_ALLOW_TARGETS", nil) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			e.Check(fmt.Errorf("WEBHOOK_ALLOW_TARGETS: %q is not a CIDR prefix such as 10.1.2.3/32", s))
+			continue
+		}
+		c.AllowTargets = append(c.AllowTargets, p.Masked())
+	}
+	e.Check(c.Validate())
+	return c
+}
+
+// Validate checks the rules across settings.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	if c.SecretKeys != "" {
+		_, err := secrets.Parse(c.SecretKeys)
+		check(err == nil, "WEBHOOK_SECRETS_KEYS: %v", err)
+	}
+	check(len(c.WriteRoles) > 0, "WEBHOOK_WRITE_ROLES: name at least one role")
+	check(c.MaxAttempts >= 1 && c.MaxAttempts <= 20, "WEBHOOK_MAX_ATTEMPTS must be 1 to 20")
+	check(c.FailureThreshold >= 1, "WEBHOOK_FAILURE_THRESHOLD must be at least 1")
+	check(c.RetryBase > 0 && c.RetryMax >= c.RetryBase, "WEBHOOK_RETRY_BASE must be positive and at most WEBHOOK_RETRY_MAX")
+	check(c.RetryJitterPercent >= 0 && c.RetryJitterPercent <= 50, "WEBHOOK_RETRY_JITTER_PERCENT must be 0 to 50")
+	check(c.ConnectTimeout > 0 && c.Timeout >= c.ConnectTimeout, "WEBHOOK_CONNECT_TIMEOUT must be positive and at most WEBHOOK_TIMEOUT")
+	check(c.MaxInFlight >= 1 && c.MaxInFlightPerWebhook >= 1 && c.MaxInFlightPerWebhook <= c.MaxInFlight,
+		"WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK must be 1 to WEBHOOK_MAX_IN_FLIGHT")
+	check(c.QueuePerWebhook >= 1, "WEBHOOK_QUEUE_PER_WEBHOOK must be at least 1")
+	check(c.Lease >= c.Timeout+10*time.Second, "WEBHOOK_LEASE must be at least WEBHOOK_TIMEOUT + 10s")
+	check(c.AckWait >= c.Timeout+5*time.Second, "WEBHOOK_ACK_WAIT must be at least WEBHOOK_TIMEOUT + 5s")
+	check(c.PollInterval > 0, "WEBHOOK_POLL_INTERVAL must be positive")
+	check(c.Batch >= 1 && c.Batch <= 5000, "WEBHOOK_BATCH must be 1 to 5000")
+	check(c.CacheTTL > 0, "WEBHOOK_CACHE_TTL must be positive")
+	return errors.Join(errs...)
+}
+
+// Guard is the SSRF guard of the configuration.
+func (c Config) Guard() ssrf.Guard {
+	return ssrf.Guard{AllowPrivate: c.AllowPrivateTargets, Allow: c.AllowTargets}
+}
+
+// Policy is the retry policy of the configuration.
+func (c Config) Policy() dispatch.Policy {
+	return dispatch.Policy{
+		MaxAttempts: c.MaxAttempts, FailureThreshold: c.FailureThreshold, BaseDelay: c.RetryBase,
+		MaxDelay: c.RetryMax, JitterPercent: c.RetryJitterPercent, RetryAfterMax: c.RetryAfterMax,
+	}
+}
+
+// Service is webhook-dispatcher.
+type Service struct {
+	api  *api.API
+	deps app.Deps
+	disp *dispatch.Dispatcher
+	st   *store.Store
+	keys *secrets.Keyring
+	sub  *nats.Subscription
+	log  *slog.Logger
+}
+
+// New migrates the database and builds the service.
+func New(cfg Config) app.Builder {
+	return func(ctx context.Context, d app.Deps) (app.Service, error) {
+		keys, err := secrets.Parse(cfg.SecretKeys)
+		if err != nil {
+			return nil, fmt.Errorf("%s: WEBHOOK_SECRETS_KEYS: %w", Name, err)
+		}
+		if err := postgres.Migrate(ctx, d.DB, Name, migrations.FS); err != nil {
+			return nil, err
+		}
+		log := d.Log.With("component", Name)
+		if cfg.AllowPrivateTargets {
+			log.Warn("WEBHOOK_ALLOW_PRIVATE_TARGETS is on: webhooks may reach loopback, private and metadata addresses; never use this in production")
+		}
+		st := store.New(d.DB)
+		cache := dispatch.NewCache(st, keys, cfg.CacheTTL)
+		ann := &announcer{nc: d.NC, cache: cache, log: log}
+		sub, err := d.NC.Subscribe(InvalidationSubject, func(m *nats.Msg) { cache.Invalidate(string(m.Data)) })
+		if err != nil {
+			return nil, fmt.Errorf("%s: subscribe %s: %w", Name, InvalidationSubject, err)
+		}
+		sender := dispatch.NewSender(dispatch.SenderOptions{ConnectTimeout: cfg.ConnectTimeout, Timeout: cfg.Timeout, Guard: cfg.Guard(), Lookup: cfg.Resolve})
+		s := &Service{deps: d, st: st, keys: keys, sub: sub, log: log}
+		var disp *dispatch.Dispatcher
+		metrics := dispatch.NewMetrics(d.Metrics, func() float64 { return float64(disp.InFlight()) })
+		disp = dispatch.New(dispatch.Options{
+			Consumer: Name, AckWait: cfg.AckWait, Batch: cfg.Batch, Lease: cfg.Lease, PollInterval: cfg.PollInterval,
+			Timeout: cfg.Timeout, Policy: cfg.Policy(),
+			Limits: dispatch.Limits{
+				MaxInFlight: cfg.MaxInFlight, PerWebhook: cfg.MaxInFlightPerWebhook,
+				QueuePerWebhook: cfg.QueuePerWebhook, MaxQueued: 20 * cfg.MaxInFlight,
+			},
+		}, st, cache, sender, d.JS, ann, metrics, log)
+		s.disp = disp
+		s.api = api.New(st, keys, cfg.Guard(), sender, ann, cfg.WriteRoles)
+		return s, nil
+	}
+}
+
+// Register adds the REST routes.
+func (s *Service) Register(e *echo.Echo) { s.api.Register(e, s.deps.Verifier) }
+
+// Run delivers until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	defer func() { _ = s.sub.Unsubscribe() }()
+	go s.reencryptSecrets(ctx)
+	return s.disp.Run(ctx)
+}
+
+// reencryptSecrets moves secrets sealed with an older key to the current
+// one, so that the older key can be retired.
+func (s *Service) reencryptSecrets(ctx context.Context) {
+	moved := 0
+	for ctx.Err() == nil {
+		rows, err := s.st.SecretsNotUnder(ctx, s.keys.Current(), 100)
+		if err != nil {
+			s.log.Error("re-encrypt secrets", "err", err)
+			return
+		}
+		if len(rows) == 0 {
+			break
+		}
+		for _, r := range rows {
+			plain, err := s.keys.Open(r.KeyID, r.Ciphertext, r.ID[:])
+			if err != nil {
+				s.log.Error("re-encrypt secret: keep its key in WEBHOOK_SECRETS_KEYS", "webhook_id", r.ID, "key_id", r.KeyID, "err", err)
+				return
+			}
+			kid, ct := s.keys.Seal(plain, r.ID[:])
+			if err := s.st.ReplaceSecret(ctx, r, kid, ct); err != nil {
+				s.log.Error("re-encrypt secrets", "err", err)
+				return
+			}
+			moved++
+		}
+	}
+	if moved > 0 {
+		s.log.Info("re-encrypted webhook secrets with the current key", "key_id", s.keys.Current(), "count", moved)
+	}
+}
+
+// announcer drops the local cache entry and tells the other replicas.
+type announcer struct {
+	nc    *nats.Conn
+	cache *dispatch.Cache
+	log   *slog.Logger
+}
+
+func (a *announcer) Announce(org string) {
+	a.cache.Invalidate(org)
+	if err := a.nc.Publish(InvalidationSubject, []byte(org)); err != nil {
+		a.log.Warn("announce webhook change; other replicas see it when their cache expires", "org", org, "err", err)
+	}
+}
+
+// Main runs webhook-dispatcher alone, configured from the environment.
+func Main(ctx context.Context, _ []string) error {
+	env := config.FromOS()
+	common := config.ReadCommon(env, true, true)
+	cfg := ReadConfig(env)
+	if err := env.Err(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := logx.New(os.Stderr, common.LogLevel).With("service", Name)
+	return app.Run(ctx, app.Options{Name: Name, Common: common, Log: log, NeedDB: true, Services: []app.Builder{New(cfg)}})
+}
+
+// NewSecretKeySpec returns a fresh WEBHOOK_SECRETS_KEYS entry "id:base64key"
+// (notifyd's development key; operators can make one with
+// `openssl rand -base64 32`).
+func NewSecretKeySpec(id string) string { return secrets.NewKeySpec(id) }
