@@ -43,18 +43,29 @@ sql() { "$PSQL" "$(db_url postgres)" -qAtc "$1"; }
 
 TMP=$(mktemp -d)
 NOTIFYD_PID=""
+NOTIFYD_LOG=""
 stop_notifyd() {
 	[ -n "$NOTIFYD_PID" ] || return 0
 	kill "$NOTIFYD_PID" 2>/dev/null || true
 	wait "$NOTIFYD_PID" 2>/dev/null || true
 	NOTIFYD_PID=""
 }
-trap 'stop_notifyd; rm -rf "$TMP"' EXIT
+finish() {
+	local status=$?
+	if [ "$status" -ne 0 ] && [ -n "$NOTIFYD_LOG" ]; then
+		echo "bench: failed; the end of notifyd's log:" >&2
+		tail -n 20 "$NOTIFYD_LOG" >&2
+	fi
+	stop_notifyd
+	rm -rf "$TMP"
+}
+trap finish EXIT
 
 # start_notifyd NAME DB: notifyd on the bench ports, fresh JetStream store.
 start_notifyd() {
 	local name=$1 db=$2
 	mkdir -p "$TMP/$name"
+	NOTIFYD_LOG=$TMP/$name.log
 	DATABASE_URL=$(db_url "$db") HTTP_ADDR=$HTTP_ADDR NATS_LISTEN=$NATS_LISTEN NATS_URL= \
 		DATA_DIR="$TMP/$name" LOG_LEVEL=warn ./bin/notifyd >"$TMP/$name.log" 2>&1 &
 	NOTIFYD_PID=$!

@@ -76,8 +76,9 @@ func (r IngestResult) Rate() float64 { return rate(r.Events, r.Done) }
 
 // CopyResult is the ceiling: the same rows written by one COPY.
 type CopyResult struct {
-	Rows     int
-	Duration time.Duration // from COPY start to commit
+	Rows        int
+	Duration    time.Duration // from COPY start to commit
+	PostgresCPU time.Duration // of the backend that ran it; 0 when unknown
 }
 
 // Rate of the COPY in rows per second.
@@ -400,6 +401,11 @@ func copyCeiling(ctx context.Context, db *sqlx.DB, run string, ids []string) (*C
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
+	var backend int
+	if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		return nil, fmt.Errorf("copy: %w", err)
+	}
+	cpuBefore, cpuKnown := procCPU(backend)
 	stmt, err := tx.PrepareContext(ctx, `COPY `+table+` (id, user_id, org_id, event_id, type, priority, title, message, data, read_at, created_at) FROM STDIN`)
 	if err != nil {
 		return nil, fmt.Errorf("copy: %w", err)
@@ -422,7 +428,11 @@ func copyCeiling(ctx context.Context, db *sqlx.DB, run string, ids []string) (*C
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("copy: commit: %w", err)
 	}
-	return &CopyResult{Rows: len(rows), Duration: time.Since(start)}, nil
+	res := &CopyResult{Rows: len(rows), Duration: time.Since(start)}
+	if cpuAfter, ok := procCPU(backend); ok && cpuKnown {
+		res.PostgresCPU = cpuAfter - cpuBefore
+	}
+	return res, nil
 }
 
 // arrivals records, per event of the run, when it was published and when
@@ -539,6 +549,10 @@ func (r *IngestResult) Report(w io.Writer) {
 	if r.Copy != nil {
 		fmt.Fprintf(w, "  ceiling: one COPY of the same %d rows into an empty copy of the table: %s = %.0f rows/s; ingest reaches %.0f%% of it (overall), %.0f%% (steady)\n",
 			r.Copy.Rows, r.Copy.Duration.Round(time.Millisecond), r.Copy.Rate(), 100*r.Rate()/r.Copy.Rate(), 100*r.Steady/r.Copy.Rate())
+		if r.Copy.PostgresCPU > 0 {
+			fmt.Fprintf(w, "  COPY cost the PostgreSQL backend %.0f µs per row (ingest's backends: %.0f µs per event)\n",
+				float64(r.Copy.PostgresCPU.Microseconds())/float64(r.Copy.Rows), float64(r.CPU.Postgres.Microseconds())/float64(r.Events))
+		}
 	}
 }
 
