@@ -6,7 +6,9 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/xpeditis/notify/pkg v0.0.0
 	github.com/xpeditis/notify/services/notification-api v0.0.0
+	github.com/xpeditis/notify/services/realtime-gateway v0.0.0
 	github.com/xpeditis/notify/services/webhook-dispatcher v0.0.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -16,6 +18,7 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/jmoiron/sqlx v1.4.0 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/labstack/echo/v5 v5.4.4 // indirect
@@ -33,7 +36,6 @@ require (
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace (

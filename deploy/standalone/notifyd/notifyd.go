@@ -19,6 +19,7 @@ import (
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/services/notification-api/notificationapi"
+	"github.com/xpeditis/notify/services/realtime-gateway/realtimegateway"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/webhookdispatcher"
 )
 
@@ -47,6 +48,7 @@ func Main(ctx context.Context, logOut io.Writer) error {
 			"JWT_SECRET":                    auth.DevSecret,
 			"WEBHOOK_SECRETS_KEYS":          webhookKey,
 			"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+			"GATEWAY_ALLOWED_ORIGINS":       "*",
 		})
 	}
 	cfg := Config{Mode: mode, DataDir: dataDir, NATSListen: env.String("NATS_LISTEN", "127.0.0.1:4223")}
@@ -55,6 +57,7 @@ func Main(ctx context.Context, logOut io.Writer) error {
 	}
 	common := config.ReadCommon(env, true, false)
 	apiCfg := notificationapi.ReadConfig(env)
+	gatewayCfg := realtimegateway.ReadConfig(env)
 	hookCfg := webhookdispatcher.ReadConfig(env)
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -98,6 +101,7 @@ func Main(ctx context.Context, logOut io.Writer) error {
 		NATSOpts: natsOpts,
 		Services: []app.Builder{
 			notificationapi.New(apiCfg),
+			realtimegateway.New(gatewayCfg),
 			webhookdispatcher.New(hookCfg),
 		},
 	})

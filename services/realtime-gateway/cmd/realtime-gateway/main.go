@@ -1,13 +1,22 @@
-// Command realtime-gateway is built by its own issue; this placeholder keeps the
-// workspace building until then.
+// Command realtime-gateway delivers users' notifications to their browsers
+// (Socket.IO) and other clients (plain WebSocket).
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/xpeditis/notify/services/realtime-gateway/realtimegateway"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "realtime-gateway: not built yet")
-	os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := realtimegateway.Main(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "realtime-gateway:", err)
+		os.Exit(1)
+	}
 }

@@ -1,0 +1,172 @@
+// Command gateway-idle-rss is a quick check of the gateway's memory per idle
+// connection: it runs NATS in process, starts a realtime-gateway binary
+// against it, opens n Socket.IO WebSocket connections (one user each, as
+// socket.io-client does: handshake, CONNECT with a token, pongs), waits for
+// them to idle and prints the gateway's RSS growth per connection. The full
+// load generator (connection rate, fan-out latency, the Node.js reference)
+// is make bench-gateway; this is the small, fast probe used while tuning.
+//
+//	go build -o /tmp/gw ./cmd/realtime-gateway && go run ./cmd/gateway-idle-rss -bin /tmp/gw -n 2000
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/xpeditis/notify/pkg/auth"
+	"github.com/xpeditis/notify/pkg/natsx"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway-idle-rss:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	n := flag.Int("n", 2000, "connections to open (this process holds 2 files per connection)")
+	bin := flag.String("bin", "", "realtime-gateway binary to measure")
+	addr := flag.String("addr", "127.0.0.1:18081", "HTTP address for the gateway")
+	natsAddr := flag.String("nats", "127.0.0.1:14223", "address of the in-process NATS")
+	settle := flag.Duration("settle", 10*time.Second, "idle time before the reading")
+	flag.Parse()
+	if *bin == "" {
+		return errors.New("-bin is required")
+	}
+	dir, err := os.MkdirTemp("", "gateway-idle-rss")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := natsx.RunEmbedded(natsx.EmbeddedOptions{StoreDir: dir, Listen: *natsAddr, Name: "idle-rss"})
+	if err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+
+	const secret = "idle-rss-check-secret-0123456789-abcdef"
+	gw := exec.Command(*bin)
+	gw.Env = append(os.Environ(), "NATS_URL=nats://"+*natsAddr, "HTTP_ADDR="+*addr, "JWT_SECRET="+secret, "LOG_LEVEL=error")
+	gw.Stderr = os.Stderr
+	if err := gw.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = gw.Process.Signal(os.Interrupt)
+		_ = gw.Wait()
+	}()
+	url := "ws://" + *addr + "/socket.io/?EIO=4&transport=websocket"
+	if err := waitUp(url); err != nil {
+		return err
+	}
+	base, err := rss(gw.Process.Pid)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("gateway RSS before: %d KiB\n", base)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var opened, failed atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 100)
+	start := time.Now()
+	for i := range *n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			tok, _ := auth.Mint(secret, auth.MintOptions{UserID: "idle-" + strconv.Itoa(i), TTL: time.Hour})
+			ws, err := connect(url, tok)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			opened.Add(1)
+			go pong(ctx, ws)
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	fmt.Printf("connections: %d opened, %d failed in %s (%.0f/s, 100 at a time)\n", opened.Load(), failed.Load(), took.Round(time.Millisecond), float64(opened.Load())/took.Seconds())
+	if opened.Load() == 0 {
+		return errors.New("no connection opened")
+	}
+	time.Sleep(*settle)
+	after, err := rss(gw.Process.Pid)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("gateway RSS after %s idle: %d KiB: %.2f KiB per idle connection\n", *settle, after, float64(after-base)/float64(opened.Load()))
+	return nil
+}
+
+func waitUp(url string) error {
+	for range 100 {
+		ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err == nil {
+			return ws.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return errors.New("the gateway did not come up")
+}
+
+// connect does what socket.io-client does over WebSocket up to "connect".
+func connect(url, token string) (*websocket.Conn, error) {
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, open, err := ws.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
+		ws.Close()
+		return nil, fmt.Errorf("open packet %q: %w", open, err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`40{"token":"`+token+`"}`)); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	if _, reply, err := ws.ReadMessage(); err != nil || !strings.HasPrefix(string(reply), "40{") {
+		ws.Close()
+		return nil, fmt.Errorf("connect reply %q: %w", reply, err)
+	}
+	return ws, nil
+}
+
+// pong answers the server's pings until ctx ends.
+func pong(ctx context.Context, ws *websocket.Conn) {
+	go func() { <-ctx.Done(); ws.Close() }()
+	for {
+		_, m, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		if string(m) == "2" {
+			_ = ws.WriteMessage(websocket.TextMessage, []byte("3"))
+		}
+	}
+}
+
+func rss(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			return strconv.Atoi(strings.Fields(v)[0])
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}

@@ -1,0 +1,400 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
+)
+
+// transport is how a connection reaches its client.
+type transport uint8
+
+const (
+	transportPolling   transport = iota // Socket.IO over HTTP long-polling
+	transportWebSocket                  // Socket.IO over WebSocket
+	transportPlain                      // /ws JSON frames
+)
+
+func (t transport) String() string {
+	switch t {
+	case transportPolling:
+		return "polling"
+	case transportWebSocket:
+		return "websocket"
+	default:
+		return "ws"
+	}
+}
+
+// frameKind says how the writer sends a frame.
+type frameKind uint8
+
+const (
+	frameText  frameKind = iota // a text message (an Engine.IO packet or a /ws JSON frame)
+	framePing                   // a WebSocket ping control frame (/ws heartbeats)
+	frameClose                  // end of stream: a close frame, or the Engine.IO close packet when polling
+)
+
+type frame struct {
+	data []byte
+	kind frameKind
+}
+
+// Reasons a connection ends, as logged and counted.
+const (
+	reasonClientGone     = "client_gone"
+	reasonClientClose    = "client_disconnect"
+	reasonPingTimeout    = "ping_timeout"
+	reasonConnectTimeout = "connect_timeout"
+	reasonTokenExpired   = "token_expired"
+	reasonSlowClient     = "slow_client"
+	reasonGap            = "resync"
+	reasonShutdown       = "shutdown"
+	reasonProtocol       = "protocol_error"
+	reasonWriteError     = "write_error"
+	reasonReplayFailed   = "replay_failed"
+	reasonRefused        = "refused"
+)
+
+// errClosed is returned to a replay whose connection closed.
+var errClosed = errors.New("connection closed")
+
+// conn is one client connection: a Socket.IO session (its Engine.IO
+// transport and its one socket on the default namespace) or a /ws client.
+//
+// Nothing runs for an idle connection but its reader goroutine: frames go
+// into a bounded queue and a writer goroutine exists only while the queue is
+// not empty; heartbeats and deadlines live on the server's timing wheel.
+type conn struct {
+	srv *Server
+	id  string // Engine.IO sid, or a random id for /ws
+
+	mu        sync.Mutex
+	transport transport
+	ws        *websocket.Conn // nil while polling
+	queue     []frame
+	writing   bool          // a writer goroutine is running
+	pollWake  chan struct{} // polling: wakes the pending GET
+	polling   bool          // polling: a GET is waiting
+	posting   bool          // polling: a POST is being handled
+	probe     *websocket.Conn
+	room      chan struct{} // wakes a replay waiting for queue room
+	closed    bool
+
+	// heartbeat, on the wheel
+	tick         int64
+	awaitingPong bool
+	pingSentAt   time.Time
+	nextPingAt   time.Time
+	deadline     time.Time // CONNECT timeout, then token expiry
+
+	// session
+	connecting bool
+	connected  bool
+	user       string
+	socketID   string
+	pid        string
+	start      time.Time
+	lastSeq    uint64
+	replaying  bool
+	pending    []*hub.Message // live messages held while replaying
+	explicit   bool           // the client disconnected on purpose: no recovery
+	skipBinary int            // binary attachments still to discard
+}
+
+func (s *Server) newConn(id string, t transport, now time.Time) *conn {
+	c := &conn{srv: s, id: id, transport: t, nextPingAt: now.Add(s.opts.PingInterval), deadline: now.Add(s.opts.ConnectTimeout)}
+	if t == transportPolling {
+		c.pollWake = make(chan struct{}, 1)
+	}
+	return c
+}
+
+// Fire runs the connection's heartbeat and deadlines (wheel.Item).
+func (c *conn) Fire(now time.Time, tick int64) {
+	c.mu.Lock()
+	if c.closed || tick != c.tick {
+		c.mu.Unlock()
+		return
+	}
+	switch {
+	case !c.deadline.IsZero() && !now.Before(c.deadline):
+		connected := c.connected
+		c.mu.Unlock()
+		if connected {
+			c.srv.expire(c)
+		} else {
+			c.close(reasonConnectTimeout, false)
+		}
+		return
+	case c.awaitingPong && !now.Before(c.pingSentAt.Add(c.srv.opts.PingTimeout)):
+		c.mu.Unlock()
+		c.close(reasonPingTimeout, false)
+		return
+	case !c.awaitingPong && !now.Before(c.nextPingAt):
+		c.awaitingPong, c.pingSentAt = true, now
+		if c.transport == transportPlain {
+			c.enqueueLocked(frame{kind: framePing})
+		} else {
+			c.enqueueLocked(frame{data: pingPacket})
+		}
+	}
+	c.scheduleLocked()
+	c.mu.Unlock()
+}
+
+// scheduleLocked puts the connection on the wheel at its next due time.
+func (c *conn) scheduleLocked() {
+	next := c.nextPingAt
+	if c.awaitingPong {
+		next = c.pingSentAt.Add(c.srv.opts.PingTimeout)
+	}
+	if !c.deadline.IsZero() && c.deadline.Before(next) {
+		next = c.deadline
+	}
+	c.tick = c.srv.wheel.Schedule(c, next)
+}
+
+// pong records a heartbeat answer.
+func (c *conn) pong(now time.Time) {
+	c.mu.Lock()
+	if c.awaitingPong {
+		c.awaitingPong = false
+		c.nextPingAt = now.Add(c.srv.opts.PingInterval)
+	}
+	c.mu.Unlock()
+}
+
+// send queues a protocol frame (not a user message: no queue limit).
+func (c *conn) send(data []byte) {
+	c.mu.Lock()
+	c.enqueueLocked(frame{data: data})
+	c.mu.Unlock()
+}
+
+// enqueueLocked queues f and makes sure something will write it.
+func (c *conn) enqueueLocked(f frame) {
+	if c.closed && f.kind != frameClose {
+		return
+	}
+	c.queue = append(c.queue, f)
+	c.kickLocked()
+}
+
+func (c *conn) kickLocked() {
+	switch {
+	case c.transport == transportPolling:
+		select {
+		case c.pollWake <- struct{}{}:
+		default:
+		}
+	case !c.writing && c.ws != nil && len(c.queue) > 0:
+		c.writing = true
+		c.srv.writers.Add(1)
+		go c.writeLoop()
+	}
+}
+
+// Deliver queues a live user message (hub.Sink). Called by the hub's
+// dispatcher: it never blocks, and a client that cannot keep up is closed.
+func (c *conn) Deliver(m *hub.Message) {
+	c.mu.Lock()
+	if c.closed || !c.connecting && !c.connected || m.Seq <= c.lastSeq {
+		c.mu.Unlock()
+		return
+	}
+	if c.replaying {
+		if len(c.pending) >= c.srv.opts.SendQueue {
+			c.mu.Unlock()
+			c.close(reasonSlowClient, false)
+			return
+		}
+		c.pending = append(c.pending, m)
+		c.mu.Unlock()
+		return
+	}
+	reason := c.pushLocked(m)
+	c.mu.Unlock()
+	if reason != "" {
+		c.close(reason, false)
+	}
+}
+
+// pushLocked queues m in order and returns why the connection must close
+// instead, if it must.
+func (c *conn) pushLocked(m *hub.Message) string {
+	if m.Seq <= c.lastSeq {
+		return ""
+	}
+	if c.lastSeq != 0 && m.Last > c.lastSeq {
+		// A message of this user never reached us (the live subscription
+		// lost it): reconnecting makes the client recover it from the stream.
+		return reasonGap
+	}
+	if len(c.queue) >= c.srv.opts.SendQueue {
+		return reasonSlowClient
+	}
+	c.lastSeq = m.Seq
+	if !m.Skipped() {
+		c.enqueueLocked(frame{data: c.frameOf(m)})
+		c.srv.metrics.sent.WithLabelValues(c.transport.String()).Inc()
+	}
+	return ""
+}
+
+func (c *conn) frameOf(m *hub.Message) []byte {
+	if c.transport == transportPlain {
+		return m.Plain
+	}
+	return m.SocketIO
+}
+
+// deliverReplay queues a replayed message, waiting for room in the queue: a
+// replay follows the client's pace instead of overflowing it.
+func (c *conn) deliverReplay(ctx context.Context, m *hub.Message) error {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return errClosed
+		}
+		if len(c.queue) < c.srv.opts.SendQueue {
+			reason := c.pushLocked(m)
+			c.mu.Unlock()
+			if reason != "" {
+				c.close(reason, false)
+				return errClosed
+			}
+			return nil
+		}
+		if c.room == nil {
+			c.room = make(chan struct{}, 1)
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// finishReplay sends the live messages held during the replay and goes live.
+func (c *conn) finishReplay() {
+	c.mu.Lock()
+	reason := ""
+	for _, m := range c.pending {
+		if reason = c.pushLocked(m); reason != "" {
+			break
+		}
+	}
+	c.pending, c.replaying, c.room = nil, false, nil
+	c.mu.Unlock()
+	if reason != "" {
+		c.close(reason, false)
+	}
+}
+
+// takeLocked removes and returns the queued frames.
+func (c *conn) takeLocked() []frame {
+	q := c.queue
+	c.queue = nil
+	if c.room != nil {
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+	}
+	return q
+}
+
+// writeLoop writes queued frames to the WebSocket and exits when the queue
+// is empty.
+func (c *conn) writeLoop() {
+	defer c.srv.writers.Done()
+	for {
+		c.mu.Lock()
+		ws := c.ws
+		if len(c.queue) == 0 || ws == nil {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		batch := c.takeLocked()
+		c.mu.Unlock()
+		for _, f := range batch {
+			if err := c.writeFrame(ws, f); err != nil || f.kind == frameClose {
+				_ = ws.Close()
+				c.mu.Lock()
+				c.writing = false
+				c.queue = nil
+				c.mu.Unlock()
+				if err != nil {
+					c.close(reasonWriteError, false)
+				}
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) writeFrame(ws *websocket.Conn, f frame) error {
+	deadline := time.Now().Add(c.srv.opts.WriteTimeout)
+	switch f.kind {
+	case framePing:
+		return ws.WriteControl(websocket.PingMessage, nil, deadline)
+	case frameClose:
+		return ws.WriteControl(websocket.CloseMessage, f.data, deadline)
+	default:
+		if err := ws.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+		return ws.WriteMessage(websocket.TextMessage, f.data)
+	}
+}
+
+// close ends the connection. A graceful close sends what is queued and then
+// a close frame (or the Engine.IO close packet) so that the client
+// reconnects at once; otherwise the transport is cut.
+func (c *conn) close(reason string, graceful bool) {
+	c.closeWith(reason, graceful, websocket.CloseGoingAway, reason)
+}
+
+func (c *conn) closeWith(reason string, graceful bool, code int, text string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if graceful {
+		if c.transport == transportPolling {
+			c.enqueueLocked(frame{data: closePacket, kind: frameClose})
+		} else {
+			c.enqueueLocked(frame{data: websocket.FormatCloseMessage(code, text), kind: frameClose})
+		}
+	}
+	c.closed = true
+	switch {
+	case c.transport == transportPolling:
+		c.kickLocked()
+	case !graceful && c.ws != nil:
+		_ = c.ws.Close()
+	}
+	if c.probe != nil {
+		_ = c.probe.Close()
+	}
+	if c.room != nil {
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+	}
+	c.mu.Unlock()
+	c.srv.forget(c, reason)
+}

@@ -1,0 +1,57 @@
+package gateway
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the gateway's Prometheus series.
+type metrics struct {
+	connections     *prometheus.GaugeVec   // open connections by transport
+	accepted        *prometheus.CounterVec // handshakes by transport
+	upgrades        prometheus.Counter
+	sent            *prometheus.CounterVec // user messages written by transport
+	disconnects     *prometheus.CounterVec // by reason
+	slowClients     prometheus.Counter
+	connectErrors   *prometheus.CounterVec // by code
+	recovery        *prometheus.CounterVec // hit or miss
+	recoverySaveErr prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gateway_connections", Help: "Open client connections by transport (polling, websocket: Socket.IO; ws: plain WebSocket).",
+		}, []string{"transport"}),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_connections_accepted_total", Help: "Connections opened, by the transport they started on.",
+		}, []string{"transport"}),
+		upgrades: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_upgrades_total", Help: "Socket.IO sessions upgraded from polling to WebSocket.",
+		}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_messages_sent_total", Help: "User messages queued to client connections, by transport.",
+		}, []string{"transport"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_disconnects_total", Help: "Closed connections by reason.",
+		}, []string{"reason"}),
+		slowClients: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_slow_client_disconnects_total", Help: "Connections closed because their send queue was full.",
+		}),
+		connectErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_connect_errors_total", Help: "Refused connects by code.",
+		}, []string{"code"}),
+		recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_recovery_total", Help: "Reconnects that asked for recovery, by result (hit: every missed message replayed; miss: client told to refetch).",
+		}, []string{"result"}),
+		recoverySaveErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_recovery_save_errors_total", Help: "Disconnected sessions that could not be recorded for recovery.",
+		}),
+	}
+	reg.MustRegister(m.connections, m.accepted, m.upgrades, m.sent, m.disconnects,
+		m.slowClients, m.connectErrors, m.recovery, m.recoverySaveErr)
+	for _, t := range []transport{transportPolling, transportWebSocket, transportPlain} {
+		m.connections.WithLabelValues(t.String())
+		m.sent.WithLabelValues(t.String())
+	}
+	m.recovery.WithLabelValues("hit")
+	m.recovery.WithLabelValues("miss")
+	return m
+}

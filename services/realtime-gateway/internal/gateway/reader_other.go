@@ -1,0 +1,13 @@
+//go:build !unix
+
+package gateway
+
+import (
+	"net"
+	"syscall"
+)
+
+// rawConn returns nil: without a peek, connections read the plain way.
+func rawConn(net.Conn) syscall.RawConn { return nil }
+
+func waitReadable(syscall.RawConn) {}

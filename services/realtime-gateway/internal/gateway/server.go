@@ -1,0 +1,291 @@
+// Package gateway is the realtime gateway's connection layer: the Socket.IO
+// v4 server protocol (Engine.IO 4 over long-polling and WebSocket, Socket.IO
+// 5 on the default namespace) at /socket.io/, plain WebSocket JSON frames at
+// /ws, authentication, limits, recovery and graceful shutdown. The hub brings
+// the messages, the recovery store the history.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xpeditis/notify/pkg/auth"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/recovery"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/wheel"
+)
+
+// Options are the gateway's tunables (see realtimegateway.Config).
+type Options struct {
+	PingInterval    time.Duration
+	PingTimeout     time.Duration
+	ConnectTimeout  time.Duration // for the Socket.IO CONNECT or the /ws auth frame
+	WriteTimeout    time.Duration
+	MaxPayload      int // bytes of one client message or polling body
+	SendQueue       int // frames queued per connection before it counts as slow
+	MaxConnsPerUser int
+	AllowedOrigins  []string // "*" allows any; empty allows same-origin and non-browser clients
+	ShutdownGrace   time.Duration
+}
+
+// Verifier checks access tokens.
+type Verifier interface {
+	Verify(token string) (auth.Claims, error)
+}
+
+// Hub is the fan-out the connections join.
+type Hub interface {
+	Join(userID string, s hub.Sink) error
+	Leave(userID string, s hub.Sink)
+}
+
+// Recovery is the shared history of sessions and messages.
+type Recovery interface {
+	Save(ctx context.Context, pid string, s recovery.Session) error
+	Load(ctx context.Context, pid string, now time.Time) (recovery.Session, bool, error)
+	Complete(ctx context.Context, userID string, p recovery.Point) (bool, error)
+	Replay(ctx context.Context, userID string, p recovery.Point, fn func(*hub.Message) error) error
+	LastOffset(ctx context.Context, userID string) (uint64, error)
+}
+
+// Server serves the client endpoints.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	verifier Verifier
+	hub      Hub
+	store    Recovery
+	wheel    *wheel.Wheel
+	metrics  *metrics
+	upgrader websocket.Upgrader
+
+	ctx      context.Context // ends when the server stops; bounds replays
+	stop     context.CancelFunc
+	draining atomic.Bool
+	writers  sync.WaitGroup
+	saves    chan saveRequest
+	savesEnd chan struct{}
+	saveWarn atomic.Int64 // when a failed save was last logged, Unix ns
+	savers   sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[string]*conn
+}
+
+type saveRequest struct {
+	pid  string
+	sess recovery.Session
+}
+
+// New builds the server. Its timing wheel and savers run in Run.
+func New(o Options, log *slog.Logger, v Verifier, h Hub, store Recovery, w *wheel.Wheel, reg prometheus.Registerer) *Server {
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Server{
+		opts: o, log: log, verifier: v, hub: h, store: store, wheel: w,
+		metrics: newMetrics(reg),
+		ctx:     ctx, stop: stop,
+		saves: make(chan saveRequest, 4096), savesEnd: make(chan struct{}),
+		conns: make(map[string]*conn),
+	}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:   512,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &sync.Pool{},
+		HandshakeTimeout: 10 * time.Second,
+		CheckOrigin:      s.originAllowed,
+	}
+	return s
+}
+
+// Register adds the routes.
+func (s *Server) Register(e *echo.Echo) {
+	sio := echo.WrapHandler(http.HandlerFunc(s.serveEngineIO))
+	e.Any("/socket.io/", sio)
+	e.Any("/socket.io", sio)
+	e.GET("/ws", echo.WrapHandler(http.HandlerFunc(s.servePlain)))
+}
+
+// Run serves until ctx ends, then tells every client to reconnect
+// elsewhere, drains their queues and records their sessions for recovery.
+func (s *Server) Run(ctx context.Context) error {
+	wheelCtx, stopWheel := context.WithCancel(context.Background())
+	defer stopWheel()
+	go s.wheel.Run(wheelCtx)
+	for range 2 {
+		s.savers.Go(s.saveLoop)
+	}
+	<-ctx.Done()
+	s.shutdown()
+	return nil
+}
+
+func (s *Server) shutdown() {
+	s.draining.Store(true)
+	// A handshake that passed the draining check just before may still add
+	// a connection: a few passes catch it.
+	for pass := 0; pass < 3; pass++ {
+		s.mu.Lock()
+		all := make([]*conn, 0, len(s.conns))
+		for _, c := range s.conns {
+			all = append(all, c)
+		}
+		s.mu.Unlock()
+		if len(all) == 0 {
+			break
+		}
+		s.log.Info("gateway draining", "connections", len(all))
+		for _, c := range all {
+			c.closeWith(reasonShutdown, true, websocket.CloseGoingAway, "server shutting down, reconnect")
+		}
+	}
+	grace := s.opts.ShutdownGrace
+	waitFor(&s.writers, grace)
+	s.stop() // replays still running give up
+	close(s.savesEnd)
+	waitFor(&s.savers, grace)
+}
+
+func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// saveLoop records disconnected sessions off the connections' paths; at
+// shutdown it finishes what is queued.
+func (s *Server) saveLoop() {
+	for {
+		select {
+		case r := <-s.saves:
+			s.save(r)
+		case <-s.savesEnd:
+			for {
+				select {
+				case r := <-s.saves:
+					s.save(r)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) save(r saveRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Save(ctx, r.pid, r.sess); err != nil {
+		s.metrics.recoverySaveErr.Inc()
+		// When NATS is down every closing connection fails the same way:
+		// one line every few seconds says it, the metric counts them.
+		now := time.Now().UnixNano()
+		if last := s.saveWarn.Load(); now-last > int64(5*time.Second) && s.saveWarn.CompareAndSwap(last, now) {
+			s.log.Warn("cannot record sessions for recovery", "err", err)
+		}
+	}
+}
+
+// track registers a new connection.
+func (s *Server) track(c *conn) {
+	s.mu.Lock()
+	s.conns[c.id] = c
+	s.mu.Unlock()
+	s.metrics.connections.WithLabelValues(c.transport.String()).Inc()
+	s.metrics.accepted.WithLabelValues(c.transport.String()).Inc()
+}
+
+func (s *Server) lookup(id string) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[id]
+}
+
+// forget is the end of a closed connection: it leaves the hub, and a
+// Socket.IO session that did not end on purpose is recorded for recovery.
+func (s *Server) forget(c *conn, reason string) {
+	s.mu.Lock()
+	delete(s.conns, c.id)
+	s.mu.Unlock()
+	c.mu.Lock()
+	t, user, joined := c.transport, c.user, c.connected || c.connecting
+	save := c.connected && c.pid != "" && !c.explicit
+	sess := recovery.Session{User: c.user, SID: c.socketID, Start: c.start.UnixMilli(), Disconnected: time.Now().UnixMilli()}
+	pid := c.pid
+	c.mu.Unlock()
+	if joined && user != "" {
+		s.hub.Leave(user, c)
+	}
+	s.metrics.connections.WithLabelValues(t.String()).Dec()
+	s.metrics.disconnects.WithLabelValues(reason).Inc()
+	if reason == reasonSlowClient {
+		s.metrics.slowClients.Inc()
+	}
+	if reason != reasonShutdown && reason != reasonClientGone && reason != reasonClientClose {
+		s.log.Debug("connection closed", "transport", t.String(), "reason", reason)
+	}
+	if save {
+		s.queueSave(pid, sess)
+	}
+}
+
+func (s *Server) queueSave(pid string, sess recovery.Session) {
+	select {
+	case s.saves <- saveRequest{pid, sess}:
+	default:
+		s.metrics.recoverySaveErr.Inc()
+		s.log.Warn("recovery save queue full: a session will not be recoverable")
+	}
+}
+
+// expire ends a connection whose token expired without a reauth.
+func (s *Server) expire(c *conn) {
+	if c.transport == transportPlain {
+		c.send(plainError("token_expired", "token expired: authenticate again"))
+		c.closeWith(reasonTokenExpired, true, closeUnauthorized, "token expired")
+		return
+	}
+	// A Socket.IO DISCONNECT: the client does not reconnect on its own but
+	// emits "disconnect" with "io server disconnect"; it refreshes its token
+	// and calls socket.connect(), and the session is recovered.
+	c.send(disconnectPacket)
+	c.close(reasonTokenExpired, true)
+}
+
+// originAllowed applies the allow-list to browsers (requests with Origin).
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, o := range s.opts.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// newID returns a random URL-safe id of 128 bits.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

@@ -1,0 +1,213 @@
+// Package hub fans a user's live NOTIFY messages out to that user's
+// connections: one core-NATS subscription per connected user, shared by all
+// of the user's connections on this gateway and dropped with the last one.
+// Every subscription feeds one channel read by one dispatcher goroutine, so
+// a connected user costs a subscription, not a goroutine.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xpeditis/notify/pkg/contract"
+)
+
+// Sink receives a user's messages. Deliver is called from the dispatcher
+// goroutine, in stream order, and must not block.
+type Sink interface {
+	Deliver(m *Message)
+}
+
+// Subscriber is the part of a NATS connection the hub uses.
+type Subscriber interface {
+	ChanSubscribe(subject string, ch chan *nats.Msg) (*nats.Subscription, error)
+	FlushTimeout(timeout time.Duration) error
+}
+
+// ErrTooManyConnections is returned by Join when the user is at the limit.
+var ErrTooManyConnections = errors.New("too many connections for this user")
+
+// Metrics are the hub's Prometheus series.
+type Metrics struct {
+	users   prometheus.Gauge
+	dropped *prometheus.CounterVec
+}
+
+// NewMetrics registers the hub's series.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		users: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gateway_users", Help: "Users with at least one connection (one NATS subscription each).",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_live_messages_dropped_total", Help: "Live messages that could not be delivered, by reason.",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(m.users, m.dropped)
+	return m
+}
+
+func (m *Metrics) usersChanged(delta int)       { m.users.Add(float64(delta)) }
+func (m *Metrics) messageDropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
+
+// Hub tracks the connected users of this gateway.
+type Hub struct {
+	nc      Subscriber
+	log     *slog.Logger
+	metrics *Metrics
+	limit   int
+	in      chan *nats.Msg
+
+	mu    sync.Mutex
+	users map[string]*user
+	subs  map[*nats.Subscription]*user
+}
+
+type user struct {
+	id    string
+	sub   *nats.Subscription
+	sinks []Sink
+	ready chan struct{} // closed once the subscription is on the server
+}
+
+// New returns a hub that allows at most limit connections per user and
+// buffers up to buffer messages between NATS and the dispatcher.
+func New(nc Subscriber, log *slog.Logger, m *Metrics, limit, buffer int) *Hub {
+	return &Hub{
+		nc: nc, log: log, metrics: m, limit: limit,
+		in:    make(chan *nats.Msg, buffer),
+		users: make(map[string]*user),
+		subs:  make(map[*nats.Subscription]*user),
+	}
+}
+
+// Join adds a connection of userID. The user's subscription is active on
+// the server when Join returns, so nothing published afterwards is missed.
+func (h *Hub) Join(userID string, s Sink) error {
+	h.mu.Lock()
+	u := h.users[userID]
+	if u != nil {
+		if len(u.sinks) >= h.limit {
+			h.mu.Unlock()
+			return ErrTooManyConnections
+		}
+		u.sinks = append(u.sinks, s)
+		h.mu.Unlock()
+		<-u.ready
+		return nil
+	}
+	sub, err := h.nc.ChanSubscribe(contract.LiveSubject(userID), h.in)
+	if err != nil {
+		h.mu.Unlock()
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	u = &user{id: userID, sub: sub, sinks: []Sink{s}, ready: make(chan struct{})}
+	defer close(u.ready)
+	h.users[userID] = u
+	h.subs[sub] = u
+	h.mu.Unlock()
+	h.metrics.usersChanged(1)
+	// A round trip makes sure the server has the subscription before the
+	// client is told it is connected.
+	if err := h.nc.FlushTimeout(5 * time.Second); err != nil {
+		h.Leave(userID, s)
+		return fmt.Errorf("subscribe: flush: %w", err)
+	}
+	return nil
+}
+
+// Leave removes a connection; the user's subscription goes with the last.
+func (h *Hub) Leave(userID string, s Sink) {
+	h.mu.Lock()
+	u := h.users[userID]
+	if u == nil {
+		h.mu.Unlock()
+		return
+	}
+	for i, x := range u.sinks {
+		if x == s {
+			last := len(u.sinks) - 1
+			u.sinks[i] = u.sinks[last]
+			u.sinks[last] = nil
+			u.sinks = u.sinks[:last]
+			break
+		}
+	}
+	if len(u.sinks) > 0 {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.users, userID)
+	delete(h.subs, u.sub)
+	h.mu.Unlock()
+	h.metrics.usersChanged(-1)
+	if err := u.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
+		h.log.Warn("unsubscribe", "err", err)
+	}
+}
+
+// Run dispatches messages until ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	var sinks []Sink
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-h.in:
+			sinks = h.dispatch(msg, sinks[:0])
+			clear(sinks)
+		}
+	}
+}
+
+func (h *Hub) dispatch(msg *nats.Msg, sinks []Sink) []Sink {
+	h.mu.Lock()
+	u := h.subs[msg.Sub]
+	if u != nil {
+		sinks = append(sinks, u.sinks...)
+	}
+	h.mu.Unlock()
+	if u == nil {
+		return sinks // the user left while the message was queued
+	}
+	seq, err := strconv.ParseUint(msg.Header.Get(nats.JSSequence), 10, 64)
+	if err != nil || seq == 0 {
+		h.metrics.messageDropped("no_sequence")
+		h.log.Warn("live message without a stream sequence", "subject", msg.Subject)
+		return sinks
+	}
+	last, _ := strconv.ParseUint(msg.Header.Get(nats.JSLastSequence), 10, 64)
+	m, err := NewMessage(seq, last, msg.Data)
+	if err != nil {
+		h.metrics.messageDropped("invalid")
+		h.log.Warn("dropping an invalid user message", "subject", msg.Subject, "seq", seq, "err", err)
+		// Connections still advance past it, so that the next message is
+		// not mistaken for a gap.
+		m = Skip(seq, last)
+	}
+	for _, s := range sinks {
+		s.Deliver(m)
+	}
+	return sinks
+}
+
+// Close drops every subscription.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	users := h.users
+	h.users = make(map[string]*user)
+	h.subs = make(map[*nats.Subscription]*user)
+	h.mu.Unlock()
+	for _, u := range users {
+		_ = u.sub.Unsubscribe()
+		h.metrics.usersChanged(-1)
+	}
+}

@@ -1,0 +1,100 @@
+package wheel
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+type recorder struct {
+	mu    sync.Mutex
+	fired []time.Time
+	ticks []int64
+	want  int64 // the tick this item is scheduled on, as a connection keeps it
+}
+
+func (r *recorder) Fire(now time.Time, tick int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if tick != r.want {
+		return // rescheduled since: a stale entry
+	}
+	r.fired = append(r.fired, now)
+	r.ticks = append(r.ticks, tick)
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.fired)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestFiresNoEarlierThanScheduled(t *testing.T) {
+	w := New(5*time.Millisecond, 8) // 40ms per turn: items further away take several turns
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+
+	items := map[time.Duration]*recorder{}
+	start := time.Now()
+	for _, d := range []time.Duration{0, 12 * time.Millisecond, 50 * time.Millisecond, 130 * time.Millisecond} {
+		r := &recorder{}
+		r.mu.Lock()
+		r.want = w.Schedule(r, start.Add(d))
+		r.mu.Unlock()
+		items[d] = r
+	}
+	for d, r := range items {
+		waitFor(t, "item at "+d.String(), func() bool { return r.count() == 1 })
+		if got := r.fired[0].Sub(start); got < d {
+			t.Errorf("item due at %s fired at %s", d, got)
+		}
+	}
+}
+
+func TestRescheduledItemFiresOnce(t *testing.T) {
+	w := New(5*time.Millisecond, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	r := &recorder{}
+	now := time.Now()
+	r.mu.Lock()
+	w.Schedule(r, now.Add(20*time.Millisecond)) // superseded below
+	r.want = w.Schedule(r, now.Add(60*time.Millisecond))
+	r.mu.Unlock()
+	waitFor(t, "the item", func() bool { return r.count() == 1 })
+	if got := r.fired[0].Sub(now); got < 60*time.Millisecond {
+		t.Fatalf("fired at %s, before its new time", got)
+	}
+	// A further turn of the wheel fires nothing more.
+	later := &recorder{}
+	later.mu.Lock()
+	later.want = w.Schedule(later, time.Now().Add(100*time.Millisecond))
+	later.mu.Unlock()
+	waitFor(t, "a later item", func() bool { return later.count() == 1 })
+	if r.count() != 1 {
+		t.Fatalf("fired %d times", r.count())
+	}
+}
+
+func TestPastTimeFiresOnNextTick(t *testing.T) {
+	w := New(5*time.Millisecond, 4)
+	r := &recorder{}
+	tick := w.Schedule(r, time.Now().Add(-time.Hour))
+	if tick != w.now+1 {
+		t.Fatalf("a past time got tick %d, want the next one (%d)", tick, w.now+1)
+	}
+}

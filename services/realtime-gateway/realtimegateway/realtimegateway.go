@@ -1,0 +1,158 @@
+// Package realtimegateway assembles the realtime gateway: Socket.IO and
+// plain WebSocket clients fed from the NOTIFY stream. notifyd composes it
+// with the other services through New; the service's own binary runs it
+// through Main.
+package realtimegateway
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/xpeditis/notify/pkg/app"
+	"github.com/xpeditis/notify/pkg/config"
+	"github.com/xpeditis/notify/pkg/httpx"
+	"github.com/xpeditis/notify/pkg/logx"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/gateway"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/recovery"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/wheel"
+)
+
+// Name of the service, for NATS and logs.
+const Name = "realtime-gateway"
+
+// Config of the gateway beyond the common settings.
+type Config struct {
+	PingInterval    time.Duration // GATEWAY_PING_INTERVAL
+	PingTimeout     time.Duration // GATEWAY_PING_TIMEOUT
+	ConnectTimeout  time.Duration // GATEWAY_CONNECT_TIMEOUT: CONNECT or /ws auth after the handshake
+	WriteTimeout    time.Duration // GATEWAY_WRITE_TIMEOUT
+	MaxPayload      int           // GATEWAY_MAX_PAYLOAD: bytes of one client message or polling body
+	SendQueue       int           // GATEWAY_SEND_QUEUE: frames queued per connection before it is slow
+	MaxConnsPerUser int           // GATEWAY_MAX_CONNECTIONS_PER_USER
+	RecoveryWindow  time.Duration // GATEWAY_RECOVERY_WINDOW
+	AllowedOrigins  []string      // GATEWAY_ALLOWED_ORIGINS: comma-separated, "*" for any
+	Tick            time.Duration // GATEWAY_TICK: resolution of heartbeats and deadlines
+	HubBuffer       int           // GATEWAY_HUB_BUFFER: live messages between NATS and the dispatcher
+	ShutdownGrace   time.Duration // GATEWAY_SHUTDOWN_GRACE
+}
+
+// ReadConfig reads the gateway's settings.
+func ReadConfig(e *config.Env) Config {
+	c := Config{
+		PingInterval:    e.Duration("GATEWAY_PING_INTERVAL", 25*time.Second),
+		PingTimeout:     e.Duration("GATEWAY_PING_TIMEOUT", 20*time.Second),
+		ConnectTimeout:  e.Duration("GATEWAY_CONNECT_TIMEOUT", 20*time.Second),
+		WriteTimeout:    e.Duration("GATEWAY_WRITE_TIMEOUT", 10*time.Second),
+		MaxPayload:      e.Int("GATEWAY_MAX_PAYLOAD", 32<<10),
+		SendQueue:       e.Int("GATEWAY_SEND_QUEUE", 128),
+		MaxConnsPerUser: e.Int("GATEWAY_MAX_CONNECTIONS_PER_USER", 20),
+		RecoveryWindow:  e.Duration("GATEWAY_RECOVERY_WINDOW", 2*time.Minute),
+		AllowedOrigins:  e.List("GATEWAY_ALLOWED_ORIGINS", nil),
+		Tick:            e.Duration("GATEWAY_TICK", 100*time.Millisecond),
+		HubBuffer:       e.Int("GATEWAY_HUB_BUFFER", 1<<16),
+		ShutdownGrace:   e.Duration("GATEWAY_SHUTDOWN_GRACE", 10*time.Second),
+	}
+	positive := map[string]time.Duration{
+		"GATEWAY_PING_INTERVAL": c.PingInterval, "GATEWAY_PING_TIMEOUT": c.PingTimeout,
+		"GATEWAY_CONNECT_TIMEOUT": c.ConnectTimeout, "GATEWAY_WRITE_TIMEOUT": c.WriteTimeout,
+		"GATEWAY_RECOVERY_WINDOW": c.RecoveryWindow, "GATEWAY_TICK": c.Tick, "GATEWAY_SHUTDOWN_GRACE": c.ShutdownGrace,
+	}
+	for name, d := range positive {
+		if d <= 0 {
+			e.Check(fmt.Errorf("%s must be positive", name))
+		}
+	}
+	if c.Tick > c.PingTimeout/2 {
+		e.Check(fmt.Errorf("GATEWAY_TICK (%s) must be at most half of GATEWAY_PING_TIMEOUT", c.Tick))
+	}
+	if c.MaxPayload < 1024 || c.MaxPayload > httpx.MaxBodyBytes {
+		e.Check(fmt.Errorf("GATEWAY_MAX_PAYLOAD must be between 1024 and %d", httpx.MaxBodyBytes))
+	}
+	if c.SendQueue < 8 {
+		e.Check(fmt.Errorf("GATEWAY_SEND_QUEUE must be at least 8"))
+	}
+	if c.MaxConnsPerUser < 1 {
+		e.Check(fmt.Errorf("GATEWAY_MAX_CONNECTIONS_PER_USER must be at least 1"))
+	}
+	if c.HubBuffer < 1024 {
+		e.Check(fmt.Errorf("GATEWAY_HUB_BUFFER must be at least 1024"))
+	}
+	return c
+}
+
+// Service is the gateway.
+type Service struct {
+	server *gateway.Server
+	hub    *hub.Hub
+}
+
+// New builds the gateway: its recovery bucket, fan-out hub and server.
+func New(cfg Config) app.Builder {
+	return func(ctx context.Context, d app.Deps) (app.Service, error) {
+		store, err := recovery.Open(ctx, d.JS, cfg.RecoveryWindow, d.Common.Streams.Replicas)
+		if err != nil {
+			return nil, err
+		}
+		log := d.Log.With("component", Name)
+		w := wheel.New(cfg.Tick, 1024)
+		h := hub.New(d.NC, log, hub.NewMetrics(d.Metrics), cfg.MaxConnsPerUser, cfg.HubBuffer)
+		srv := gateway.New(gateway.Options{
+			PingInterval:    cfg.PingInterval,
+			PingTimeout:     cfg.PingTimeout,
+			ConnectTimeout:  cfg.ConnectTimeout,
+			WriteTimeout:    cfg.WriteTimeout,
+			MaxPayload:      cfg.MaxPayload,
+			SendQueue:       cfg.SendQueue,
+			MaxConnsPerUser: cfg.MaxConnsPerUser,
+			AllowedOrigins:  cfg.AllowedOrigins,
+			ShutdownGrace:   cfg.ShutdownGrace,
+		}, log, d.Verifier, h, store, w, d.Metrics)
+		return &Service{server: srv, hub: h}, nil
+	}
+}
+
+// Register adds /socket.io/ and /ws.
+func (s *Service) Register(e *echo.Echo) { s.server.Register(e) }
+
+// Run fans messages out until ctx ends, then drains the connections.
+func (s *Service) Run(ctx context.Context) error {
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.hub.Run(hubCtx); close(done) }()
+	err := s.server.Run(ctx)
+	stopHub()
+	<-done
+	s.hub.Close()
+	return err
+}
+
+// Server returns the connection layer (tests).
+func (s *Service) Server() *gateway.Server { return s.server }
+
+// gcPercent is the gateway binary's GOGC unless the environment sets one.
+// Its memory is mostly long-lived connection state, and each handshake
+// leaves some kilobytes of garbage (the HTTP server's buffers, the token
+// parse); collecting at half the default growth keeps that garbage from
+// counting as much as the connections themselves, for a little CPU.
+const gcPercent = 50
+
+// Main runs the gateway alone, configured from the environment.
+func Main(ctx context.Context, _ []string) error {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
+	env := config.FromOS()
+	common := config.ReadCommon(env, false, true)
+	cfg := ReadConfig(env)
+	if err := env.Err(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := logx.New(os.Stderr, common.LogLevel).With("service", Name)
+	return app.Run(ctx, app.Options{Name: Name, Common: common, Log: log, Services: []app.Builder{New(cfg)}, ShutdownGrace: cfg.ShutdownGrace + 5*time.Second})
+}
