@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/xpeditis/notify/pkg/auth"
 	"github.com/xpeditis/notify/pkg/postgres"
@@ -260,8 +261,10 @@ func (c *listClient) deepCursors(ctx context.Context, rng *rand.Rand, n int) ([]
 }
 
 // explain runs EXPLAIN ANALYZE on the statements the list route sends, with
-// the values they would carry. The SQL mirrors notification-api's store
-// (internal to its module): change both together.
+// the values of one request. The service prepares them, and after a few
+// executions PostgreSQL may use their generic plan, so that is the plan
+// shown (plan_cache_mode = force_generic_plan). The SQL mirrors
+// notification-api's store (internal to its module): change both together.
 func explain(ctx context.Context, db *sqlx.DB, user string, limit, deepPage int) ([]Plan, error) {
 	const columns = `id, user_id, org_id, event_id, type, priority, title, message, data, read_at, created_at`
 	var after struct {
@@ -273,20 +276,42 @@ func explain(ctx context.Context, db *sqlx.DB, user string, limit, deepPage int)
 		return nil, fmt.Errorf("explain: cursor of page %d: %w", deepPage, err)
 	}
 	fetch := strconv.Itoa(limit + 1) // the store reads one more row to know whether a next page exists
-	plans := []Plan{
-		{Name: "list, first page", Query: `SELECT ` + columns + ` FROM notifications WHERE user_id = $1::text ORDER BY created_at DESC, id DESC LIMIT ` + fetch},
-		{Name: fmt.Sprintf("list, page %d by cursor", deepPage), Query: `SELECT ` + columns + ` FROM notifications WHERE user_id = $1::text AND (created_at, id) < ($2::timestamptz, $3::uuid) ORDER BY created_at DESC, id DESC LIMIT ` + fetch},
-		{Name: "unread count", Query: `SELECT count(*) FROM notifications WHERE user_id = $1::text AND read_at IS NULL`},
+	u := pq.QuoteLiteral(user)
+	plans := []struct {
+		Plan
+		values string
+	}{
+		{Plan{Name: "list, first page", Query: `SELECT ` + columns + ` FROM notifications WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`},
+			u + ", " + fetch},
+		{Plan{Name: fmt.Sprintf("list, page %d by cursor", deepPage), Query: `SELECT ` + columns + ` FROM notifications WHERE user_id = $1 AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4`},
+			u + ", " + pq.QuoteLiteral(after.CreatedAt.Format(time.RFC3339Nano)) + ", " + pq.QuoteLiteral(after.ID) + ", " + fetch},
+		{Plan{Name: "unread count", Query: `SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL`},
+			u},
 	}
-	args := [][]any{{user}, {user, after.CreatedAt, after.ID}, {user}}
-	for i := range plans {
-		var lines []string
-		if err := db.SelectContext(ctx, &lines, `EXPLAIN (ANALYZE, BUFFERS) `+plans[i].Query, args[i]...); err != nil {
-			return nil, fmt.Errorf("explain %s: %w", plans[i].Name, err)
+	conn, err := db.Connx(ctx) // PREPARE and SET belong to one session
+	if err != nil {
+		return nil, fmt.Errorf("explain: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+		return nil, fmt.Errorf("explain: %w", err)
+	}
+	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), `RESET plan_cache_mode; DEALLOCATE ALL`) }()
+	out := make([]Plan, len(plans))
+	for i, p := range plans {
+		name := "bench_explain_" + strconv.Itoa(i)
+		if _, err := conn.ExecContext(ctx, `PREPARE `+name+` AS `+p.Query); err != nil {
+			return nil, fmt.Errorf("explain %s: %w", p.Name, err)
 		}
-		plans[i].Text = strings.Join(lines, "\n")
+		var lines []string
+		if err := conn.SelectContext(ctx, &lines, `EXPLAIN (ANALYZE, BUFFERS) EXECUTE `+name+`(`+p.values+`)`); err != nil {
+			return nil, fmt.Errorf("explain %s: %w", p.Name, err)
+		}
+		out[i] = p.Plan
+		out[i].Query += "  -- with (" + p.values + ")"
+		out[i].Text = strings.Join(lines, "\n")
 	}
-	return plans, nil
+	return out, nil
 }
 
 // Report writes the figures for people.
@@ -309,7 +334,7 @@ func (r *ListResult) Report(w io.Writer) {
 		fmt.Fprintf(w, "    %s\n", l.CPU.perUnit(l.Sent, "request", runtime.NumCPU()))
 	}
 	for _, p := range r.Plans {
-		fmt.Fprintf(w, "  EXPLAIN (ANALYZE, BUFFERS) %s:\n    %s\n", p.Name, strings.ReplaceAll(p.Text, "\n", "\n    "))
+		fmt.Fprintf(w, "  EXPLAIN (ANALYZE, BUFFERS), generic plan, %s:\n    %s\n    %s\n", p.Name, p.Query, strings.ReplaceAll(p.Text, "\n", "\n    "))
 	}
 }
 
