@@ -163,6 +163,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", natsx.StreamEvents, err)
 	}
+	settle(ctx, stream, o.Consumer, time.Minute, o.Progress)
 	si, err := stream.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", natsx.StreamEvents, err)
@@ -332,6 +333,33 @@ func waitIdle(ctx context.Context, js jetstream.JetStream, durable string, timeo
 		}
 		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// settle waits, up to limit, for the stream's other consumers (in notifyd,
+// the webhook dispatcher) to finish their backlog, so that a run does not
+// share the CPU with the tail of the previous one. It only warns: a durable
+// whose client is gone never drains.
+func settle(ctx context.Context, stream jetstream.Stream, own string, limit time.Duration, progress io.Writer) {
+	deadline := time.Now().Add(limit)
+	for {
+		var busy []string
+		list := stream.ListConsumers(ctx)
+		for ci := range list.Info() {
+			if ci.Name != own && (ci.NumPending > 0 || ci.NumAckPending > 0) {
+				busy = append(busy, fmt.Sprintf("%s (%d events)", ci.Name, ci.NumPending+uint64(ci.NumAckPending)))
+			}
+		}
+		if list.Err() != nil || len(busy) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			logf(progress, "note: other consumers of %s still busy after %s, running anyway: %s", natsx.StreamEvents, limit, strings.Join(busy, ", "))
+			return
+		}
+		if sleepCtx(ctx, 200*time.Millisecond) != nil {
+			return
 		}
 	}
 }
