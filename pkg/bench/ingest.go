@@ -2,20 +2,17 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,39 +47,28 @@ type IngestOptions struct {
 // IngestResult holds the figures of one run. Times are measured on the
 // benchmark's monotonic clock from the first publish.
 type IngestResult struct {
-	Run         string
-	Events      int
-	Users       int
-	TargetRate  float64
-	Published   time.Duration // until the last publish was acked by the stream
-	Done        time.Duration // until the last event's notification was seen (every row committed before)
-	Steady      float64       // events/s between the 10th and the 90th percentile of completion times
-	Latency     Summary       // publish → the notification arriving on live.user.<id>
-	Observed    int           // events whose notification was seen on live.user.>
-	Duplicates  int           // notifications seen more than once (redeliveries)
-	Dropped     int           // slow-consumer events of the observer's connection
-	Rows        int64         // rows of the run's events in the table afterwards
-	PerSecond   []int         // events completed in each second of the run
-	Retried     int           // publishes that failed asynchronously and were sent again
-	Load        [2]string     // /proc/loadavg before and after
-	Pressure    Pressure      // CPU contention from the first publish to the last commit
-	CPU         CPUUse        // CPU time spent over the same interval
-	Copy        *CopyResult
-	prepareTime time.Duration
+	Run        string
+	Events     int
+	Users      int
+	TargetRate float64
+	Published  time.Duration // until the last publish was acked by the stream
+	Done       time.Duration // until the last event's notification was seen (every row committed before)
+	Steady     float64       // events/s between the 10th and the 90th percentile of completion times
+	Latency    Summary       // publish → the notification arriving on live.user.<id>
+	Observed   int           // events whose notification was seen on live.user.>
+	Duplicates int           // notifications seen more than once (redeliveries)
+	Dropped    int           // slow-consumer events of the observer's connection
+	Rows       int64         // rows of the run's events in the table afterwards
+	PerSecond  []int         // events completed in each second of the run
+	Retried    int           // publishes that failed asynchronously and were sent again
+	Load       [2]string     // /proc/loadavg before and after
+	Pressure   Pressure      // CPU contention from the first publish to the last commit
+	CPU        CPUUse        // CPU time spent over the same interval
+	Copy       *CopyResult
 }
 
 // Rate is the completed events per second over the whole run.
 func (r IngestResult) Rate() float64 { return rate(r.Events, r.Done) }
-
-// CopyResult is the ceiling: the same rows written by one COPY.
-type CopyResult struct {
-	Rows        int
-	Duration    time.Duration // from COPY start to commit
-	PostgresCPU time.Duration // of the backend that ran it; 0 when unknown
-}
-
-// Rate of the COPY in rows per second.
-func (c CopyResult) Rate() float64 { return rate(c.Rows, c.Duration) }
 
 // Ingest publishes opts.Events events to JetStream and measures how fast the
 // running notification-api turns them into committed rows.
@@ -103,12 +89,10 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	res := &IngestResult{Run: run, Events: o.Events, Users: o.Users, TargetRate: o.Rate}
 	res.Load[0] = loadAverage()
 
-	prepStart := time.Now()
 	msgs, ids, err := ingestEvents(run, o.Events, o.Users)
 	if err != nil {
 		return nil, err
 	}
-	res.prepareTime = time.Since(prepStart)
 
 	db, err := postgres.Open(ctx, o.DatabaseURL, 2)
 	if err != nil {
@@ -143,8 +127,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 		jetstream.WithPublishAsyncMaxPending(o.MaxInFlight),
 		jetstream.WithPublishAsyncTimeout(30*time.Second),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, _ *nats.Msg, ack *jetstream.PubAck) {
-			for cur := maxSeq.Load(); ack.Sequence > cur && !maxSeq.CompareAndSwap(cur, ack.Sequence); cur = maxSeq.Load() {
-			}
+			raise(&maxSeq, ack.Sequence)
 		}),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
 			failMu.Lock()
@@ -209,7 +192,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("publish (retry): %w", err)
 		}
-		maxSeq.Store(max(maxSeq.Load(), ack.Sequence))
+		raise(&maxSeq, ack.Sequence)
 	}
 	res.Published = clock.since()
 
@@ -242,6 +225,12 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	}
 	res.Load[1] = loadAverage()
 	return res, nil
+}
+
+// raise sets v to at least n.
+func raise(v *atomic.Uint64, n uint64) {
+	for cur := v.Load(); n > cur && !v.CompareAndSwap(cur, n); cur = v.Load() {
+	}
 }
 
 // ingestEvents builds the run's messages up front so that encoding does not
@@ -385,180 +374,6 @@ func waitAcked(ctx context.Context, cons jetstream.Consumer, seq uint64, timeout
 	}
 }
 
-// copyCeiling reads back the run's rows and writes them with one COPY into
-// an empty table with the same columns, indexes and constraints, timing the
-// COPY from its start to its commit.
-func copyCeiling(ctx context.Context, db *sqlx.DB, run string, ids []string) (*CopyResult, error) {
-	type row struct {
-		ID, UserID, OrgID, EventID, Type, Priority, Title, Message, Data string
-		ReadAt                                                           *time.Time
-		CreatedAt                                                        time.Time
-	}
-	q := `SELECT id::text, user_id, org_id, event_id, type, priority, title, message, data::text, read_at, created_at
-		FROM notifications WHERE event_id = ANY($1)`
-	sqlRows, err := db.QueryContext(ctx, q, pq.Array(ids))
-	if err != nil {
-		return nil, fmt.Errorf("read rows for copy: %w", err)
-	}
-	var rows []row
-	for sqlRows.Next() {
-		var r row
-		if err := sqlRows.Scan(&r.ID, &r.UserID, &r.OrgID, &r.EventID, &r.Type, &r.Priority, &r.Title, &r.Message, &r.Data, &r.ReadAt, &r.CreatedAt); err != nil {
-			sqlRows.Close()
-			return nil, fmt.Errorf("read rows for copy: %w", err)
-		}
-		rows = append(rows, r)
-	}
-	if err := sqlRows.Err(); err != nil {
-		return nil, fmt.Errorf("read rows for copy: %w", err)
-	}
-	sqlRows.Close()
-	// Rows in the order ingest inserted them (time-ordered ids), as a bulk
-	// loader would have them.
-	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.ID, b.ID) })
-
-	table := "bench_copy_" + run
-	if _, err := db.ExecContext(ctx, `CREATE TABLE `+table+` (LIKE notifications INCLUDING ALL)`); err != nil {
-		return nil, fmt.Errorf("create %s: %w", table, err)
-	}
-	defer func() { _, _ = db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS `+table) }()
-
-	start := time.Now()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = tx.Rollback() }()
-	var backend int
-	if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
-		return nil, fmt.Errorf("copy: %w", err)
-	}
-	cpuBefore, cpuKnown := procCPU(backend)
-	stmt, err := tx.PrepareContext(ctx, `COPY `+table+` (id, user_id, org_id, event_id, type, priority, title, message, data, read_at, created_at) FROM STDIN`)
-	if err != nil {
-		return nil, fmt.Errorf("copy: %w", err)
-	}
-	for _, r := range rows {
-		var readAt any
-		if r.ReadAt != nil {
-			readAt = *r.ReadAt
-		}
-		if _, err := stmt.ExecContext(ctx, r.ID, r.UserID, r.OrgID, r.EventID, r.Type, r.Priority, r.Title, r.Message, r.Data, readAt, r.CreatedAt); err != nil {
-			return nil, fmt.Errorf("copy: %w", err)
-		}
-	}
-	if _, err := stmt.ExecContext(ctx); err != nil {
-		return nil, fmt.Errorf("copy: %w", err)
-	}
-	if err := stmt.Close(); err != nil {
-		return nil, fmt.Errorf("copy: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("copy: commit: %w", err)
-	}
-	res := &CopyResult{Rows: len(rows), Duration: time.Since(start)}
-	if cpuAfter, ok := procCPU(backend); ok && cpuKnown {
-		res.PostgresCPU = cpuAfter - cpuBefore
-	}
-	return res, nil
-}
-
-// arrivals records, per event of the run, when it was published and when
-// its notification was seen.
-type arrivals struct {
-	clock     monoClock
-	prefix    string
-	published atomic.Int64
-	pubAt     []atomic.Int64 // ns on clock; written by the publisher
-	mu        sync.Mutex
-	seenAt    []int64 // ns on clock; 0 = not seen
-	seen      int
-	dups      int
-}
-
-func newArrivals(run string, n int) *arrivals {
-	return &arrivals{
-		clock:  newMonoClock(),
-		prefix: "bench-" + run + "-",
-		pubAt:  make([]atomic.Int64, n),
-		seenAt: make([]int64, n),
-	}
-}
-
-func (a *arrivals) sent(i int) {
-	a.pubAt[i].Store(int64(a.clock.since()))
-	a.published.Store(int64(i + 1))
-}
-
-// observe handles one message of live.user.>.
-func (a *arrivals) observe(m *nats.Msg) {
-	now := int64(a.clock.since())
-	var body struct {
-		Event string `json:"event"`
-		Data  struct {
-			EventID string `json:"eventId"`
-		} `json:"data"`
-	}
-	if json.Unmarshal(m.Data, &body) != nil || body.Event != contract.UserEventNotification {
-		return
-	}
-	rest, ok := strings.CutPrefix(body.Data.EventID, a.prefix)
-	if !ok {
-		return // another run's or a real event
-	}
-	i, err := strconv.Atoi(rest)
-	if err != nil || i < 0 || i >= len(a.seenAt) {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.seenAt[i] != 0 {
-		a.dups++
-		return
-	}
-	a.seenAt[i] = max(now, 1)
-	a.seen++
-}
-
-func (a *arrivals) count() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.seen
-}
-
-// result fills the timing figures of res. ackedAt is when the consumer's ack
-// floor covered every event; it ends the run when notifications are missing.
-func (a *arrivals) result(res *IngestResult, ackedAt time.Duration) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	res.Observed, res.Duplicates = a.seen, a.dups
-	lat := make([]time.Duration, 0, a.seen)
-	done := make([]time.Duration, 0, a.seen)
-	for i, at := range a.seenAt {
-		if at == 0 {
-			continue
-		}
-		lat = append(lat, time.Duration(at-a.pubAt[i].Load()))
-		done = append(done, time.Duration(at))
-	}
-	res.Latency = Summarize(lat)
-	slices.Sort(done)
-	res.Done = ackedAt
-	if a.seen == len(a.seenAt) && a.seen > 0 {
-		res.Done = done[len(done)-1]
-	}
-	if len(done) >= 10 {
-		lo, hi := done[len(done)/10], done[len(done)*9/10]
-		res.Steady = rate(len(done)*9/10-len(done)/10, hi-lo)
-	}
-	if len(done) > 0 {
-		res.PerSecond = make([]int, int(done[len(done)-1]/time.Second)+1)
-		for _, d := range done {
-			res.PerSecond[int(d/time.Second)]++
-		}
-	}
-}
-
 // Report writes the figures for people.
 func (r *IngestResult) Report(w io.Writer) {
 	target := "as fast as the stream acks them"
@@ -598,46 +413,6 @@ func (r *IngestResult) Check() error {
 		errs = append(errs, fmt.Errorf("COPY wrote %d rows for %d events", r.Copy.Rows, r.Events))
 	}
 	return errors.Join(errs...)
-}
-
-// monoClock measures durations since its creation on the monotonic clock.
-type monoClock struct{ start time.Time }
-
-func newMonoClock() monoClock            { return monoClock{start: time.Now()} }
-func (c monoClock) since() time.Duration { return time.Since(c.start) }
-
-// startProgress prints line() every second until the returned stop is
-// called (stop may be called more than once).
-func startProgress(w io.Writer, clock monoClock, line func() string) (stop func()) {
-	if w == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var once sync.Once
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fmt.Fprintf(w, "  %5.1fs  %s\n", clock.since().Seconds(), line())
-			}
-		}
-	}()
-	return func() { once.Do(func() { close(done) }) }
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // runID names a run in event ids and table names: lowercase letters and
