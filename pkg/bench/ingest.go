@@ -85,6 +85,9 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	if o.Events < 1 || o.Users < 1 || o.MaxInFlight < 1 {
 		return nil, errors.New("bench ingest: events, users and in-flight must be positive")
 	}
+	if o.DatabaseURL == "" {
+		return nil, errors.New("bench ingest: the service's database is needed to count its rows: set -db or DATABASE_URL")
+	}
 	run := runID()
 	res := &IngestResult{Run: run, Events: o.Events, Users: o.Users, TargetRate: o.Rate}
 	res.Load[0] = loadAverage()

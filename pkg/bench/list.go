@@ -67,6 +67,9 @@ func List(ctx context.Context, o ListOptions) (*ListResult, error) {
 	if o.Rate <= 0 || o.Duration <= 0 || o.Limit < 1 || o.DeepPage < 2 || o.DeepUsers < 1 {
 		return nil, errors.New("bench list: rate, duration, limit, deep page (>= 2) and deep users must be positive")
 	}
+	if o.DatabaseURL == "" {
+		return nil, errors.New("bench list: the service's database is needed for the seed: set -db or DATABASE_URL")
+	}
 	if need := o.DeepPage * o.Limit; o.Seed.Rows/o.Seed.Users < need {
 		return nil, fmt.Errorf("bench list: page %d of %d needs %d rows per user; the seed has %d", o.DeepPage, o.Limit, need, o.Seed.Rows/o.Seed.Users)
 	}
