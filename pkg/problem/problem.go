@@ -4,6 +4,7 @@
 package problem
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,10 @@ import (
 
 // ContentType of every error response.
 const ContentType = "application/problem+json"
+
+// StatusClientClosedRequest is the status logged (nobody reads the answer)
+// when the client went away before the response: not a server error.
+const StatusClientClosedRequest = 499
 
 // Problem is an RFC 9457 problem detail. It is also an error, so handlers
 // return it.
@@ -33,7 +38,11 @@ func (p *Problem) StatusCode() int { return p.Status }
 
 // New returns a problem with the standard title of status.
 func New(status int, format string, args ...any) *Problem {
-	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: fmt.Sprintf(format, args...)}
+	title := http.StatusText(status)
+	if status == StatusClientClosedRequest {
+		title = "Client Closed Request"
+	}
+	return &Problem{Type: "about:blank", Title: title, Status: status, Detail: fmt.Sprintf(format, args...)}
 }
 
 // BadRequest is a 400 naming what is wrong with the request.
@@ -57,6 +66,9 @@ func From(err error) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
 		return p
+	}
+	if errors.Is(err, context.Canceled) {
+		return New(StatusClientClosedRequest, "the client closed the request")
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -94,7 +106,7 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		p := From(err)
-		if p.Status >= 500 {
+		if p.Status >= 500 && p.Status != StatusClientClosedRequest {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		}
 		if p.Instance == "" {

@@ -115,11 +115,12 @@ func (b *Browser) Do(cmd map[string]any) {
 	}
 }
 
-// Wait returns the first observation matching match, waiting up to 10s.
+// Wait returns the first observation matching match, waiting up to 20s
+// (generous: node and the race detector share two cores in CI).
 func (b *Browser) Wait(what string, match func(Observation) bool) Observation {
 	b.t.Helper()
 	var found Observation
-	testkit.Eventually(b.t, 10*time.Second, what, func() bool {
+	testkit.Eventually(b.t, 20*time.Second, what, func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		for _, o := range b.seen {

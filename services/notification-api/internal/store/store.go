@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,11 +25,34 @@ var ErrNotFound = errors.New("notification not found")
 
 // Store reads and writes notifications.
 type Store struct {
-	db *sqlx.DB
+	db    *sqlx.DB
+	stmts sync.Map // SQL text → *sqlx.Stmt, for the queries of every list request
 }
 
 // New returns a store on db.
 func New(db *sqlx.DB) *Store { return &Store{db: db} }
+
+// prepared returns q as a prepared statement, preparing it on first use.
+// lib/pq sends a query with arguments as parse, then bind and execute: two
+// round trips, and PostgreSQL plans it every time. A prepared statement is
+// one round trip and is planned once per connection (database/sql prepares
+// it on each pooled connection as it gets used). The list's statements are a
+// bounded set, one per combination of filters, since page size and offset
+// are parameters, so the cache needs no eviction.
+func (s *Store) prepared(ctx context.Context, q string) (*sqlx.Stmt, error) {
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	st, err := s.db.PreparexContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		_ = st.Close() // prepared twice concurrently: keep the first
+		return prev.(*sqlx.Stmt), nil
+	}
+	return st, nil
+}
 
 // Row is one notification as stored.
 type Row struct {
@@ -209,12 +233,16 @@ func (s *Store) List(ctx context.Context, user string, f Filter, page Page) ([]R
 		b.cond("(created_at, id) < (" + b.arg(page.After.CreatedAt) + ", " + b.arg(page.After.ID) + ")")
 	}
 	q := `SELECT ` + columns + ` FROM notifications WHERE ` + b.String() +
-		` ORDER BY created_at DESC, id DESC LIMIT ` + strconv.Itoa(page.Limit+1)
+		` ORDER BY created_at DESC, id DESC LIMIT ` + b.arg(page.Limit+1)
 	if page.Offset > 0 {
-		q += ` OFFSET ` + strconv.Itoa(page.Offset)
+		q += ` OFFSET ` + b.arg(page.Offset)
+	}
+	stmt, err := s.prepared(ctx, q)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list notifications: %w", err)
 	}
 	var rows []Row
-	if err := s.db.SelectContext(ctx, &rows, q, b.args...); err != nil {
+	if err := stmt.SelectContext(ctx, &rows, b.args...); err != nil {
 		return nil, nil, fmt.Errorf("list notifications: %w", err)
 	}
 	if len(rows) <= page.Limit {
@@ -227,9 +255,12 @@ func (s *Store) List(ctx context.Context, user string, f Filter, page Page) ([]R
 
 // UnreadCount counts the user's unread notifications.
 func (s *Store) UnreadCount(ctx context.Context, user string) (int64, error) {
-	var n int64
-	err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL`, user)
+	stmt, err := s.prepared(ctx, `SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL`)
 	if err != nil {
+		return 0, fmt.Errorf("count unread: %w", err)
+	}
+	var n int64
+	if err := stmt.GetContext(ctx, &n, user); err != nil {
 		return 0, fmt.Errorf("count unread: %w", err)
 	}
 	return n, nil

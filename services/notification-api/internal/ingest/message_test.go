@@ -1,0 +1,47 @@
+package ingest
+
+import (
+	"database/sql"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/services/notification-api/internal/store"
+)
+
+// The one-pass encoding must stay byte for byte what the contract's
+// envelope produces, read or unread, with or without data.
+func TestNotificationMessageIsTheContractEnvelope(t *testing.T) {
+	created := time.Date(2026, 11, 27, 10, 0, 0, 123456000, time.UTC)
+	read := created.Add(time.Minute)
+	rows := []store.Row{
+		{ID: uuid.Must(uuid.NewV7()), UserID: "user 7/é", OrgID: "org-1", EventID: "ev-1", Type: "PAYMENT_FAILED", Priority: "URGENT",
+			Title: "Payment <failed>", Message: "line\nbreak & \"quotes\"", Data: json.RawMessage(`{"amount": 12.5, "tags": ["a", "b"]}`), CreatedAt: created},
+		{ID: uuid.Must(uuid.NewV7()), UserID: "u", OrgID: "o", EventID: "ev-2", Type: "SYSTEM", Priority: "LOW",
+			Title: "t", Message: "m", ReadAt: sql.NullTime{Time: read, Valid: true}, CreatedAt: created},
+	}
+	for _, r := range rows {
+		msg, err := NotificationMessage(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner, err := json.Marshal(r.JSON())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(contract.UserMessage{Event: contract.UserEventNotification, Data: inner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(msg.Data) != string(want) {
+			t.Errorf("body\n got %s\nwant %s", msg.Data, want)
+		}
+		if msg.Subject != contract.NotifySubject(r.UserID) || msg.Header.Get(nats.MsgIdHdr) != r.ID.String() {
+			t.Errorf("subject %q, msg id %q", msg.Subject, msg.Header.Get(nats.MsgIdHdr))
+		}
+	}
+}
