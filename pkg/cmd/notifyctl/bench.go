@@ -17,8 +17,6 @@ func runBench(ctx context.Context, args []string) error {
 		return runBenchGatewayWorker(ctx, args[1:])
 	case "gateway-report":
 		return runBenchGatewayReport(args[1:])
-	}
-	switch args[0] {
 	case "ingest":
 		return runBenchIngest(ctx, args[1:])
 	case "list":
