@@ -131,7 +131,9 @@ func (p *benchPublisher) message(user string, st Stamp) (*nats.Msg, error) {
 func (p *benchPublisher) publish(ctx context.Context, run, phase string, users []string, rate int, d time.Duration) (sent int64, took time.Duration, err error) {
 	p.acked.Store(0)
 	p.failed.Store(0)
+	p.mu.Lock()
 	p.firstErr = nil
+	p.mu.Unlock()
 	total := int64(float64(rate) * d.Seconds())
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()

@@ -119,7 +119,7 @@ func TestPercentilesNearestRank(t *testing.T) {
 }
 
 func TestWorkerCountsOnceAndIgnoresOtherRuns(t *testing.T) {
-	w := NewWorker(nil)
+	w := newWorker(nil)
 	w.run = "r1"
 	ev := func(run string, seq int) []byte {
 		return []byte(`{"data":{"benchRun":"` + run + `","benchPhase":"fanout","benchSeq":` + strconv.Itoa(seq) + `,"benchSentAt":1}}`)

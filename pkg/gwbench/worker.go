@@ -96,15 +96,15 @@ type Worker struct {
 	serving     sync.WaitGroup
 }
 
-// NewWorker returns an empty worker.
-func NewWorker(log *slog.Logger) *Worker {
+// newWorker returns an empty worker.
+func newWorker(log *slog.Logger) *Worker {
 	return &Worker{log: log, phases: map[string]*phaseRecord{}}
 }
 
 // ServeWorker runs a worker on the coordinator's pipes until it asks the
 // worker to close or in ends.
 func ServeWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logger) error {
-	w := NewWorker(log)
+	w := newWorker(log)
 	defer w.closeAll()
 	dec := json.NewDecoder(in)
 	enc := json.NewEncoder(out)
