@@ -80,8 +80,8 @@ type phaseRecord struct {
 	latencies            []uint32
 }
 
-// Worker is the state of one worker process.
-type Worker struct {
+// worker is the state of one worker process.
+type worker struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
@@ -97,8 +97,8 @@ type Worker struct {
 }
 
 // newWorker returns an empty worker.
-func newWorker(log *slog.Logger) *Worker {
-	return &Worker{log: log, phases: map[string]*phaseRecord{}}
+func newWorker(log *slog.Logger) *worker {
+	return &worker{log: log, phases: map[string]*phaseRecord{}}
 }
 
 // ServeWorker runs a worker on the coordinator's pipes until it asks the
@@ -126,7 +126,7 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Log
 	}
 }
 
-func (w *Worker) handle(ctx context.Context, req request) reply {
+func (w *worker) handle(ctx context.Context, req request) reply {
 	switch req.Op {
 	case "connect":
 		if req.Connect == nil {
@@ -152,7 +152,7 @@ func (w *Worker) handle(ctx context.Context, req request) reply {
 // connectAll opens one connection per user, Concurrency at a time, then
 // tries the failed ones once more so that the delivery phases have every
 // user they can.
-func (w *Worker) connectAll(ctx context.Context, r ConnectRequest) (*ConnectReply, error) {
+func (w *worker) connectAll(ctx context.Context, r ConnectRequest) (*ConnectReply, error) {
 	sources := make([]net.IP, 0, len(r.Sources))
 	for _, s := range r.Sources {
 		ip := net.ParseIP(s)
@@ -246,7 +246,7 @@ func (w *Worker) connectAll(ctx context.Context, r ConnectRequest) (*ConnectRepl
 }
 
 // serve reads a connected client until it ends.
-func (w *Worker) serve(c *Conn) {
+func (w *worker) serve(c *Conn) {
 	w.mu.Lock()
 	w.conns = append(w.conns, c)
 	w.mu.Unlock()
@@ -261,7 +261,7 @@ func (w *Worker) serve(c *Conn) {
 	})
 }
 
-func (w *Worker) onEvent(name string, arg []byte) {
+func (w *worker) onEvent(name string, arg []byte) {
 	if name != "notification" {
 		return
 	}
@@ -291,7 +291,7 @@ func (w *Worker) onEvent(name string, arg []byte) {
 	p.latencies = append(p.latencies, uint32(min(max(now-st.SentAt, 0)/1000, 1<<32-1)))
 }
 
-func (w *Worker) stats(phase string) *PhaseStats {
+func (w *worker) stats(phase string) *PhaseStats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := &PhaseStats{Foreign: w.foreign, Open: w.open.Load(), Disconnects: w.disconnects.Load()}
@@ -301,7 +301,7 @@ func (w *Worker) stats(phase string) *PhaseStats {
 	return s
 }
 
-func (w *Worker) samples(phase string) []uint32 {
+func (w *worker) samples(phase string) []uint32 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if p := w.phases[phase]; p != nil {
@@ -310,7 +310,7 @@ func (w *Worker) samples(phase string) []uint32 {
 	return nil
 }
 
-func (w *Worker) closeAll() {
+func (w *worker) closeAll() {
 	w.closing.Store(true)
 	w.mu.Lock()
 	conns := w.conns
