@@ -5,12 +5,10 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -38,7 +36,7 @@ type Observation struct {
 // Browser is a node process holding socket.io-client "tabs".
 type Browser struct {
 	t     testing.TB
-	stdin io.WriteCloser
+	stdin io.Writer
 	mu    sync.Mutex
 	seen  []Observation
 }
@@ -60,47 +58,15 @@ func dir(t testing.TB) string {
 // Start runs client.mjs until cleanup.
 func Start(t testing.TB) *Browser {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("the end-to-end tests need node 20+ on PATH")
-	}
-	cmd := exec.Command("node", "client.mjs")
-	cmd.Dir = dir(t)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	b := &Browser{t: t, stdin: stdin}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var o Observation
-			if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
-				continue
-			}
-			b.mu.Lock()
-			b.seen = append(b.seen, o)
-			b.mu.Unlock()
+	b := &Browser{t: t}
+	b.stdin = testkit.NodeScript(t, dir(t), "client.mjs", func(line []byte) {
+		var o Observation
+		if err := json.Unmarshal(line, &o); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() {
-		_ = stdin.Close() // client.mjs disconnects its tabs and exits
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		b.mu.Lock()
+		b.seen = append(b.seen, o)
+		b.mu.Unlock()
 	})
 	b.Wait("node client ready", func(o Observation) bool { return o.Type == "ready" })
 	return b

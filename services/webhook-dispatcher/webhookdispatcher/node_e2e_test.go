@@ -1,11 +1,9 @@
 package webhookdispatcher_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -29,51 +27,17 @@ type nodeVerdict struct {
 // webhook exists, and streams its verdicts.
 func startNodeReceiver(t *testing.T) (port int, giveSecret func(string), verdicts <-chan nodeVerdict) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is required for this test (Node.js 18 or later)")
-	}
 	dir, _ := filepath.Abs("../e2e")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "standardwebhooks")); err != nil {
 		t.Fatal("the Node receiver's packages are missing: run scripts/test-setup-dispatcher.sh (make test does)")
 	}
-	cmd := exec.Command(node, "receiver.mjs")
-	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = stdin.Close() // the receiver exits when its input ends
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+	out := make(chan nodeVerdict, 16)
+	stdin := testkit.NodeScript(t, dir, "receiver.mjs", func(line []byte) {
+		var v nodeVerdict
+		if err := json.Unmarshal(line, &v); err == nil {
+			out <- v
 		}
 	})
-	out := make(chan nodeVerdict, 16)
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	go func() {
-		defer close(out)
-		for sc.Scan() {
-			var v nodeVerdict
-			if err := json.Unmarshal(sc.Bytes(), &v); err == nil {
-				out <- v
-			}
-		}
-	}()
 	select {
 	case v := <-out:
 		if v.Port == 0 {
