@@ -75,18 +75,12 @@ type Server struct {
 	stop     context.CancelFunc
 	draining atomic.Bool
 	writers  sync.WaitGroup
-	saves    chan saveRequest
-	savesEnd chan struct{}
+	saves    *saveQueue
 	saveWarn atomic.Int64 // when a failed save was last logged, Unix ns
 	savers   sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[string]*conn
-}
-
-type saveRequest struct {
-	pid  string
-	sess recovery.Session
 }
 
 // New builds the server. Its timing wheel and savers run in Run.
@@ -96,7 +90,7 @@ func New(o Options, log *slog.Logger, v Verifier, h Hub, store Recovery, w *whee
 		opts: o, log: log, verifier: v, hub: h, store: store, wheel: w,
 		metrics: newMetrics(reg),
 		ctx:     ctx, stop: stop,
-		saves: make(chan saveRequest, 4096), savesEnd: make(chan struct{}),
+		saves: newSaveQueue(saveQueueLimit),
 		conns: make(map[string]*conn),
 	}
 	s.upgrader = websocket.Upgrader{
@@ -123,7 +117,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wheelCtx, stopWheel := context.WithCancel(context.Background())
 	defer stopWheel()
 	go s.wheel.Run(wheelCtx)
-	for range 2 {
+	for range saveWorkers {
 		s.savers.Go(s.saveLoop)
 	}
 	<-ctx.Done()
@@ -153,7 +147,7 @@ func (s *Server) shutdown() {
 	grace := s.opts.ShutdownGrace
 	waitFor(&s.writers, grace)
 	s.stop() // replays still running give up
-	close(s.savesEnd)
+	s.saves.close()
 	waitFor(&s.savers, grace)
 }
 
@@ -165,40 +159,6 @@ func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
 		return true
 	case <-time.After(d):
 		return false
-	}
-}
-
-// saveLoop records disconnected sessions off the connections' paths; at
-// shutdown it finishes what is queued.
-func (s *Server) saveLoop() {
-	for {
-		select {
-		case r := <-s.saves:
-			s.save(r)
-		case <-s.savesEnd:
-			for {
-				select {
-				case r := <-s.saves:
-					s.save(r)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-func (s *Server) save(r saveRequest) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.store.Save(ctx, r.pid, r.sess); err != nil {
-		s.metrics.recoverySaveErr.Inc()
-		// When NATS is down every closing connection fails the same way:
-		// one line every few seconds says it, the metric counts them.
-		now := time.Now().UnixNano()
-		if last := s.saveWarn.Load(); now-last > int64(5*time.Second) && s.saveWarn.CompareAndSwap(last, now) {
-			s.log.Warn("cannot record sessions for recovery", "err", err)
-		}
 	}
 }
 
@@ -242,15 +202,6 @@ func (s *Server) forget(c *conn, reason string) {
 	}
 	if save {
 		s.queueSave(pid, sess)
-	}
-}
-
-func (s *Server) queueSave(pid string, sess recovery.Session) {
-	select {
-	case s.saves <- saveRequest{pid, sess}:
-	default:
-		s.metrics.recoverySaveErr.Inc()
-		s.log.Warn("recovery save queue full: a session will not be recoverable")
 	}
 }
 
