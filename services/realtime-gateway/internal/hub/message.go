@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/socketio"
@@ -24,12 +25,23 @@ type Message struct {
 	// 42["<event>",<data>,"<seq>"]: the trailing string is the offset that
 	// socket.io-client keeps for connection-state recovery.
 	SocketIO []byte
-	// Plain is the /ws frame {"type":"message","event":…,"data":…,"offset":seq}.
-	Plain []byte
+
+	event     []byte // the event name as JSON, inside SocketIO
+	plainOnce sync.Once
+	plain     []byte
+}
+
+// Plain is the /ws frame {"type":"message","event":…,"data":…,"offset":seq}.
+// Most users have only Socket.IO connections: it is encoded on first use.
+func (m *Message) Plain() []byte {
+	m.plainOnce.Do(func() { m.plain = plainFrameOf(m.Seq, m.Event, m.event, m.Data) })
+	return m.plain
 }
 
 // NewMessage decodes the body of a NOTIFY message (a contract.UserMessage)
-// and encodes its frames.
+// and encodes its Socket.IO frame. Every live message goes through here once,
+// so the frames are spliced from the raw data in one allocation each instead
+// of being re-encoded; the bytes are those json.Marshal would give.
 func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 	if len(body) > MaxMessageBytes {
 		return nil, fmt.Errorf("message of %d bytes is over the limit of %d", len(body), MaxMessageBytes)
@@ -44,15 +56,84 @@ func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 	if len(um.Data) == 0 {
 		um.Data = json.RawMessage("null")
 	}
-	offset := strconv.FormatUint(seq, 10)
-	m := &Message{Seq: seq, Last: last, Event: um.Event, Data: um.Data}
-	m.SocketIO = socketio.AppendEvent([]byte{'4'}, um.Event, um.Data, json.RawMessage(`"`+offset+`"`))
-	plain, err := json.Marshal(plainFrame{Type: "message", Event: um.Event, Data: um.Data, Offset: seq})
+	event, err := json.Marshal(um.Event)
 	if err != nil {
 		return nil, fmt.Errorf("encode frame: %w", err)
 	}
-	m.Plain = plain
-	return m, nil
+	var digits [20]byte
+	offset := strconv.AppendUint(digits[:0], seq, 10)
+
+	// 4 2 ["<event>",<data>,"<offset>"]
+	sio := make([]byte, 0, 2+1+len(event)+1+len(um.Data)+2+len(offset)+2)
+	sio = append(sio, '4', '0'+byte(socketio.Event), '[')
+	sio = append(sio, event...)
+	sio = append(sio, ',')
+	dataAt := len(sio)
+	sio = append(sio, um.Data...)
+	sio = append(sio, ',', '"')
+	sio = append(sio, offset...)
+	sio = append(sio, '"', ']')
+	n := len(um.Data)
+	return &Message{
+		Seq: seq, Last: last, Event: um.Event, SocketIO: sio,
+		Data:  sio[dataAt : dataAt+n : dataAt+n],
+		event: sio[3 : 3+len(event) : 3+len(event)],
+	}, nil
+}
+
+// plainFrameOf encodes the /ws frame; event is the name as JSON.
+func plainFrameOf(seq uint64, name string, event, data []byte) []byte {
+	if !marshalsAsIs(data) {
+		// json.Marshal compacts the data and escapes HTML in it. Both
+		// were valid JSON when the message was decoded: it cannot fail.
+		b, _ := json.Marshal(plainFrame{Type: "message", Event: name, Data: data, Offset: seq})
+		return b
+	}
+	var digits [20]byte
+	offset := strconv.AppendUint(digits[:0], seq, 10)
+	plain := make([]byte, 0, len(plainEvent)+len(event)+len(plainData)+len(data)+len(plainOffset)+len(offset)+1)
+	plain = append(plain, plainEvent...)
+	plain = append(plain, event...)
+	plain = append(plain, plainData...)
+	plain = append(plain, data...)
+	plain = append(plain, plainOffset...)
+	plain = append(plain, offset...)
+	return append(plain, '}')
+}
+
+// The constant parts of the /ws frame, in plainFrame's field order.
+const (
+	plainEvent  = `{"type":"message","event":`
+	plainData   = `,"data":`
+	plainOffset = `,"offset":`
+)
+
+// marshalsAsIs reports whether json.Marshal would copy the valid JSON raw
+// unchanged: no whitespace outside strings, nothing it escapes for HTML
+// (<, >, &, U+2028, U+2029).
+func marshalsAsIs(raw []byte) bool {
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; c {
+		case '<', '>', '&':
+			return false
+		case 0xE2:
+			if i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8 {
+				return false
+			}
+		case ' ', '\t', '\r', '\n':
+			if !inString {
+				return false
+			}
+		case '\\':
+			if inString {
+				i++ // the escaped byte cannot end the string
+			}
+		case '"':
+			inString = !inString
+		}
+	}
+	return true
 }
 
 // Skip is a placeholder for a message that cannot be delivered: connections
