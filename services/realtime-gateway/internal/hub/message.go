@@ -46,39 +46,77 @@ func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 	if len(body) > MaxMessageBytes {
 		return nil, fmt.Errorf("message of %d bytes is over the limit of %d", len(body), MaxMessageBytes)
 	}
-	var um contract.UserMessage
+	// The data is decoded into the frame's own buffer (RawMessage appends
+	// into the capacity it is given) and then moved behind the event name:
+	// the frame is the only copy of it.
+	buf := make([]byte, 0, len(body)+frameSlack)
+	um := contract.UserMessage{Data: buf}
 	if err := json.Unmarshal(body, &um); err != nil {
 		return nil, fmt.Errorf("decode user message: %w", err)
 	}
 	if um.Event == "" {
 		return nil, fmt.Errorf("decode user message: event is required")
 	}
-	if len(um.Data) == 0 {
-		um.Data = json.RawMessage("null")
+	data := []byte(um.Data)
+	if len(data) == 0 {
+		data = []byte("null")
 	}
-	event, err := json.Marshal(um.Event)
-	if err != nil {
-		return nil, fmt.Errorf("encode frame: %w", err)
+	eventLen := len(um.Event) + 2
+	var event []byte // the name as JSON, when it needs escaping
+	if !plainString(um.Event) {
+		event, _ = json.Marshal(um.Event) // a string always encodes
+		eventLen = len(event)
 	}
 	var digits [20]byte
 	offset := strconv.AppendUint(digits[:0], seq, 10)
 
-	// 4 2 ["<event>",<data>,"<offset>"]
-	sio := make([]byte, 0, 2+1+len(event)+1+len(um.Data)+2+len(offset)+2)
-	sio = append(sio, '4', '0'+byte(socketio.Event), '[')
-	sio = append(sio, event...)
-	sio = append(sio, ',')
-	dataAt := len(sio)
-	sio = append(sio, um.Data...)
-	sio = append(sio, ',', '"')
-	sio = append(sio, offset...)
-	sio = append(sio, '"', ']')
-	n := len(um.Data)
+	// 42["<event>",<data>,"<offset>"]
+	dataAt := 3 + eventLen + 1
+	need := dataAt + len(data) + 2 + len(offset) + 2
+	var sio []byte
+	if need <= cap(buf) && &data[0] == &buf[:1][0] {
+		sio = buf[:need]
+	} else {
+		sio = make([]byte, need)
+	}
+	copy(sio[dataAt:], data) // overlapping: a memmove
+	sio[0], sio[1], sio[2] = '4', '0'+byte(socketio.Event), '['
+	n := 3
+	if event == nil {
+		sio[n] = '"'
+		n += 1 + copy(sio[n+1:], um.Event)
+		sio[n] = '"'
+		n++
+	} else {
+		n += copy(sio[n:], event)
+	}
+	sio[n] = ','
+	n = dataAt + len(data)
+	n += copy(sio[n:], `,"`)
+	n += copy(sio[n:], offset)
+	copy(sio[n:], `"]`)
+	end := dataAt + len(data)
 	return &Message{
 		Seq: seq, Last: last, Event: um.Event, SocketIO: sio,
-		Data:  sio[dataAt : dataAt+n : dataAt+n],
-		event: sio[3 : 3+len(event) : 3+len(event)],
+		Data:  sio[dataAt:end:end],
+		event: sio[3 : 3+eventLen : 3+eventLen],
 	}, nil
+}
+
+// frameSlack covers what a Socket.IO frame adds to the body it comes from
+// unless the event name needs escaping: the body has 18 bytes around the
+// name and data ({"event":,"data":}), the frame 28 (42[,,"<20 digits>"]).
+const frameSlack = 16
+
+// plainString reports whether json.Marshal would encode s as "s".
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7F, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // plainFrameOf encodes the /ws frame; event is the name as JSON.

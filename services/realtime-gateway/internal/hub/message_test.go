@@ -74,6 +74,10 @@ func TestNewMessageFrames(t *testing.T) {
 		"unicode":                  `{"event":"événement","data":{"ville":"Zürich 上海"}}`,
 		"quote in the event name":  `{"event":"a\"b","data":{}}`,
 		"control escape in string": `{"event":"n","data":"tab\there"}`,
+		"data before the event":    `{"data":{"a":"b"},"event":"n"}`,
+		"name longer once escaped": `{"event":"<<<<<<<<<<","data":{}}`,
+		"unknown fields":           `{"x":[1,2,3],"event":"n","data":[true],"y":{}}`,
+		"data given twice":         `{"event":"n","data":{"long":"first value"},"data":2}`,
 	} {
 		b := []byte(body)
 		if body == "" {
