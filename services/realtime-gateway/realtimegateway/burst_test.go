@@ -17,8 +17,13 @@ import (
 
 // TestDisconnectBurstIsRecoverable drops 2,000 Socket.IO sessions at once,
 // as a load balancer reset does, and checks that every one of them is
-// recorded for recovery.
+// recorded for recovery; then again while the gateway shuts down.
 func TestDisconnectBurstIsRecoverable(t *testing.T) {
+	t.Run("clients leave", func(t *testing.T) { testDisconnectBurst(t, false) })
+	t.Run("clients leave as the gateway stops", func(t *testing.T) { testDisconnectBurst(t, true) })
+}
+
+func testDisconnectBurst(t *testing.T, stopping bool) {
 	const sessions = 2000
 	n := testkit.StartNATS(t)
 	cfg := testConfig()
@@ -52,6 +57,9 @@ func TestDisconnectBurstIsRecoverable(t *testing.T) {
 	for _, ws := range conns {
 		_ = ws.Close()
 	}
+	if stopping {
+		g.stop()
+	}
 
 	ctx := context.Background()
 	kv, err := n.JS.KeyValue(ctx, recovery.Bucket)
@@ -71,6 +79,9 @@ func TestDisconnectBurstIsRecoverable(t *testing.T) {
 		if err := json.Unmarshal(e.Value(), &s); err != nil || s.User != fmt.Sprint("burst-", i) {
 			t.Fatalf("session %d recorded as %s (%v)", i, e.Value(), err)
 		}
+	}
+	if stopping {
+		return
 	}
 	if got := metric(t, g, "gateway_recovery_save_errors_total"); got != "0" {
 		t.Fatalf("gateway_recovery_save_errors_total = %s", got)

@@ -76,6 +76,8 @@ type Server struct {
 	draining atomic.Bool
 	writers  sync.WaitGroup
 	saves    *saveQueue
+	gone     chan struct{} // closed when draining and no connection is left
+	goneOnce sync.Once
 	saveWarn atomic.Int64 // when a failed save was last logged, Unix ns
 	savers   sync.WaitGroup
 
@@ -90,7 +92,7 @@ func New(o Options, log *slog.Logger, v Verifier, h Hub, store Recovery, w *whee
 		opts: o, log: log, verifier: v, hub: h, store: store, wheel: w,
 		metrics: newMetrics(reg),
 		ctx:     ctx, stop: stop,
-		saves: newSaveQueue(saveQueueLimit),
+		saves: newSaveQueue(saveQueueLimit), gone: make(chan struct{}),
 		conns: make(map[string]*conn),
 	}
 	s.upgrader = websocket.Upgrader{
@@ -147,6 +149,15 @@ func (s *Server) shutdown() {
 	grace := s.opts.ShutdownGrace
 	waitFor(&s.writers, grace)
 	s.stop() // replays still running give up
+	// A connection its client closed just before may still be on its way
+	// out, its record not yet queued.
+	s.mu.Lock()
+	s.noteGoneLocked()
+	s.mu.Unlock()
+	select {
+	case <-s.gone:
+	case <-time.After(grace):
+	}
 	s.saves.close()
 	waitFor(&s.savers, grace)
 }
@@ -179,10 +190,9 @@ func (s *Server) lookup(id string) *conn {
 
 // forget is the end of a closed connection: it leaves the hub, and a
 // Socket.IO session that did not end on purpose is recorded for recovery.
+// The connection leaves the table last, so that a shutdown that finds the
+// table empty knows every record is queued.
 func (s *Server) forget(c *conn, reason string) {
-	s.mu.Lock()
-	delete(s.conns, c.id)
-	s.mu.Unlock()
 	c.mu.Lock()
 	t, user, joined := c.transport, c.user, c.connected || c.connecting
 	save := c.connected && c.pid != "" && !c.explicit
@@ -202,6 +212,17 @@ func (s *Server) forget(c *conn, reason string) {
 	}
 	if save {
 		s.queueSave(pid, sess)
+	}
+	s.mu.Lock()
+	delete(s.conns, c.id)
+	s.noteGoneLocked()
+	s.mu.Unlock()
+}
+
+// noteGoneLocked tells a draining server that its last connection is gone.
+func (s *Server) noteGoneLocked() {
+	if s.draining.Load() && len(s.conns) == 0 {
+		s.goneOnce.Do(func() { close(s.gone) })
 	}
 }
 
