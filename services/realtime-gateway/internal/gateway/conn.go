@@ -249,7 +249,7 @@ func (c *conn) pushLocked(m *hub.Message) string {
 
 func (c *conn) frameOf(m *hub.Message) []byte {
 	if c.transport == transportPlain {
-		return m.Plain
+		return m.Plain()
 	}
 	return m.SocketIO
 }

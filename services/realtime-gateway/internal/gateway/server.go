@@ -75,18 +75,14 @@ type Server struct {
 	stop     context.CancelFunc
 	draining atomic.Bool
 	writers  sync.WaitGroup
-	saves    chan saveRequest
-	savesEnd chan struct{}
+	saves    *saveQueue
+	gone     chan struct{} // closed when draining and no connection is left
+	goneOnce sync.Once
 	saveWarn atomic.Int64 // when a failed save was last logged, Unix ns
 	savers   sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[string]*conn
-}
-
-type saveRequest struct {
-	pid  string
-	sess recovery.Session
 }
 
 // New builds the server. Its timing wheel and savers run in Run.
@@ -96,7 +92,7 @@ func New(o Options, log *slog.Logger, v Verifier, h Hub, store Recovery, w *whee
 		opts: o, log: log, verifier: v, hub: h, store: store, wheel: w,
 		metrics: newMetrics(reg),
 		ctx:     ctx, stop: stop,
-		saves: make(chan saveRequest, 4096), savesEnd: make(chan struct{}),
+		saves: newSaveQueue(saveQueueLimit), gone: make(chan struct{}),
 		conns: make(map[string]*conn),
 	}
 	s.upgrader = websocket.Upgrader{
@@ -123,7 +119,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wheelCtx, stopWheel := context.WithCancel(context.Background())
 	defer stopWheel()
 	go s.wheel.Run(wheelCtx)
-	for range 2 {
+	for range saveWorkers {
 		s.savers.Go(s.saveLoop)
 	}
 	<-ctx.Done()
@@ -153,7 +149,16 @@ func (s *Server) shutdown() {
 	grace := s.opts.ShutdownGrace
 	waitFor(&s.writers, grace)
 	s.stop() // replays still running give up
-	close(s.savesEnd)
+	// A connection its client closed just before may still be on its way
+	// out, its record not yet queued.
+	s.mu.Lock()
+	s.noteGoneLocked()
+	s.mu.Unlock()
+	select {
+	case <-s.gone:
+	case <-time.After(grace):
+	}
+	s.saves.close()
 	waitFor(&s.savers, grace)
 }
 
@@ -165,40 +170,6 @@ func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
 		return true
 	case <-time.After(d):
 		return false
-	}
-}
-
-// saveLoop records disconnected sessions off the connections' paths; at
-// shutdown it finishes what is queued.
-func (s *Server) saveLoop() {
-	for {
-		select {
-		case r := <-s.saves:
-			s.save(r)
-		case <-s.savesEnd:
-			for {
-				select {
-				case r := <-s.saves:
-					s.save(r)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-func (s *Server) save(r saveRequest) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.store.Save(ctx, r.pid, r.sess); err != nil {
-		s.metrics.recoverySaveErr.Inc()
-		// When NATS is down every closing connection fails the same way:
-		// one line every few seconds says it, the metric counts them.
-		now := time.Now().UnixNano()
-		if last := s.saveWarn.Load(); now-last > int64(5*time.Second) && s.saveWarn.CompareAndSwap(last, now) {
-			s.log.Warn("cannot record sessions for recovery", "err", err)
-		}
 	}
 }
 
@@ -219,10 +190,9 @@ func (s *Server) lookup(id string) *conn {
 
 // forget is the end of a closed connection: it leaves the hub, and a
 // Socket.IO session that did not end on purpose is recorded for recovery.
+// The connection leaves the table last, so that a shutdown that finds the
+// table empty knows every record is queued.
 func (s *Server) forget(c *conn, reason string) {
-	s.mu.Lock()
-	delete(s.conns, c.id)
-	s.mu.Unlock()
 	c.mu.Lock()
 	t, user, joined := c.transport, c.user, c.connected || c.connecting
 	save := c.connected && c.pid != "" && !c.explicit
@@ -243,14 +213,16 @@ func (s *Server) forget(c *conn, reason string) {
 	if save {
 		s.queueSave(pid, sess)
 	}
+	s.mu.Lock()
+	delete(s.conns, c.id)
+	s.noteGoneLocked()
+	s.mu.Unlock()
 }
 
-func (s *Server) queueSave(pid string, sess recovery.Session) {
-	select {
-	case s.saves <- saveRequest{pid, sess}:
-	default:
-		s.metrics.recoverySaveErr.Inc()
-		s.log.Warn("recovery save queue full: a session will not be recoverable")
+// noteGoneLocked tells a draining server that its last connection is gone.
+func (s *Server) noteGoneLocked() {
+	if s.draining.Load() && len(s.conns) == 0 {
+		s.goneOnce.Do(func() { close(s.gone) })
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/socketio"
@@ -24,35 +25,153 @@ type Message struct {
 	// 42["<event>",<data>,"<seq>"]: the trailing string is the offset that
 	// socket.io-client keeps for connection-state recovery.
 	SocketIO []byte
-	// Plain is the /ws frame {"type":"message","event":…,"data":…,"offset":seq}.
-	Plain []byte
+
+	event     []byte // the event name as JSON, inside SocketIO
+	plainOnce sync.Once
+	plain     []byte
+}
+
+// Plain is the /ws frame {"type":"message","event":…,"data":…,"offset":seq}.
+// Most users have only Socket.IO connections: it is encoded on first use.
+func (m *Message) Plain() []byte {
+	m.plainOnce.Do(func() { m.plain = plainFrameOf(m.Seq, m.Event, m.event, m.Data) })
+	return m.plain
 }
 
 // NewMessage decodes the body of a NOTIFY message (a contract.UserMessage)
-// and encodes its frames.
+// and encodes its Socket.IO frame. Every live message goes through here once,
+// so the frames are spliced from the raw data in one allocation each instead
+// of being re-encoded; the bytes are those json.Marshal would give.
 func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 	if len(body) > MaxMessageBytes {
 		return nil, fmt.Errorf("message of %d bytes is over the limit of %d", len(body), MaxMessageBytes)
 	}
-	var um contract.UserMessage
+	// The data is decoded into the frame's own buffer (RawMessage appends
+	// into the capacity it is given) and then moved behind the event name:
+	// the frame is the only copy of it.
+	buf := make([]byte, 0, len(body)+frameSlack)
+	um := contract.UserMessage{Data: buf}
 	if err := json.Unmarshal(body, &um); err != nil {
 		return nil, fmt.Errorf("decode user message: %w", err)
 	}
 	if um.Event == "" {
 		return nil, fmt.Errorf("decode user message: event is required")
 	}
-	if len(um.Data) == 0 {
-		um.Data = json.RawMessage("null")
+	data := []byte(um.Data)
+	if len(data) == 0 {
+		data = []byte("null")
 	}
-	offset := strconv.FormatUint(seq, 10)
-	m := &Message{Seq: seq, Last: last, Event: um.Event, Data: um.Data}
-	m.SocketIO = socketio.AppendEvent([]byte{'4'}, um.Event, um.Data, json.RawMessage(`"`+offset+`"`))
-	plain, err := json.Marshal(plainFrame{Type: "message", Event: um.Event, Data: um.Data, Offset: seq})
-	if err != nil {
-		return nil, fmt.Errorf("encode frame: %w", err)
+	eventLen := len(um.Event) + 2
+	var event []byte // the name as JSON, when it needs escaping
+	if !plainString(um.Event) {
+		event, _ = json.Marshal(um.Event) // a string always encodes
+		eventLen = len(event)
 	}
-	m.Plain = plain
-	return m, nil
+	var digits [20]byte
+	offset := strconv.AppendUint(digits[:0], seq, 10)
+
+	// 42["<event>",<data>,"<offset>"]
+	dataAt := 3 + eventLen + 1
+	need := dataAt + len(data) + 2 + len(offset) + 2
+	var sio []byte
+	if need <= cap(buf) && &data[0] == &buf[:1][0] {
+		sio = buf[:need]
+	} else {
+		sio = make([]byte, need)
+	}
+	copy(sio[dataAt:], data) // overlapping: a memmove
+	sio[0], sio[1], sio[2] = '4', '0'+byte(socketio.Event), '['
+	n := 3
+	if event == nil {
+		sio[n] = '"'
+		n += 1 + copy(sio[n+1:], um.Event)
+		sio[n] = '"'
+		n++
+	} else {
+		n += copy(sio[n:], event)
+	}
+	sio[n] = ','
+	n = dataAt + len(data)
+	n += copy(sio[n:], `,"`)
+	n += copy(sio[n:], offset)
+	copy(sio[n:], `"]`)
+	end := dataAt + len(data)
+	return &Message{
+		Seq: seq, Last: last, Event: um.Event, SocketIO: sio,
+		Data:  sio[dataAt:end:end],
+		event: sio[3 : 3+eventLen : 3+eventLen],
+	}, nil
+}
+
+// frameSlack covers what a Socket.IO frame adds to the body it comes from
+// unless the event name needs escaping: the body has 18 bytes around the
+// name and data ({"event":,"data":}), the frame 28 (42[,,"<20 digits>"]).
+const frameSlack = 16
+
+// plainString reports whether json.Marshal would encode s as "s".
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7F, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// plainFrameOf encodes the /ws frame; event is the name as JSON.
+func plainFrameOf(seq uint64, name string, event, data []byte) []byte {
+	if !marshalsAsIs(data) {
+		// json.Marshal compacts the data and escapes HTML in it. Both
+		// were valid JSON when the message was decoded: it cannot fail.
+		b, _ := json.Marshal(plainFrame{Type: "message", Event: name, Data: data, Offset: seq})
+		return b
+	}
+	var digits [20]byte
+	offset := strconv.AppendUint(digits[:0], seq, 10)
+	plain := make([]byte, 0, len(plainEvent)+len(event)+len(plainData)+len(data)+len(plainOffset)+len(offset)+1)
+	plain = append(plain, plainEvent...)
+	plain = append(plain, event...)
+	plain = append(plain, plainData...)
+	plain = append(plain, data...)
+	plain = append(plain, plainOffset...)
+	plain = append(plain, offset...)
+	return append(plain, '}')
+}
+
+// The constant parts of the /ws frame, in plainFrame's field order.
+const (
+	plainEvent  = `{"type":"message","event":`
+	plainData   = `,"data":`
+	plainOffset = `,"offset":`
+)
+
+// marshalsAsIs reports whether json.Marshal would copy the valid JSON raw
+// unchanged: no whitespace outside strings, nothing it escapes for HTML
+// (<, >, &, U+2028, U+2029).
+func marshalsAsIs(raw []byte) bool {
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; c {
+		case '<', '>', '&':
+			return false
+		case 0xE2:
+			if i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8 {
+				return false
+			}
+		case ' ', '\t', '\r', '\n':
+			if !inString {
+				return false
+			}
+		case '\\':
+			if inString {
+				i++ // the escaped byte cannot end the string
+			}
+		case '"':
+			inString = !inString
+		}
+	}
+	return true
 }
 
 // Skip is a placeholder for a message that cannot be delivered: connections

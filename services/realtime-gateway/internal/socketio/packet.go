@@ -204,21 +204,6 @@ func Append(dst []byte, p Packet) []byte {
 // Encode returns the string form of p.
 func Encode(p Packet) []byte { return Append(make([]byte, 0, 8+len(p.Namespace)+len(p.Data)), p) }
 
-// AppendEvent appends an EVENT packet of the default namespace:
-// 2["name",arg...]. Each argument must be valid JSON; a nil one is null.
-func AppendEvent(dst []byte, name string, args ...json.RawMessage) []byte {
-	dst = append(dst, '0'+byte(Event), '[')
-	dst = appendJSONString(dst, name)
-	for _, a := range args {
-		dst = append(dst, ',')
-		if a == nil {
-			a = json.RawMessage("null")
-		}
-		dst = append(dst, a...)
-	}
-	return append(dst, ']')
-}
-
 // ConnectErrorData returns the data of a CONNECT_ERROR packet: {message, data}.
 func ConnectErrorData(message string, data any) json.RawMessage {
 	b, _ := json.Marshal(struct {
@@ -226,11 +211,6 @@ func ConnectErrorData(message string, data any) json.RawMessage {
 		Data    any    `json:"data,omitempty"`
 	}{message, data})
 	return b
-}
-
-func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s)
-	return append(dst, b...)
 }
 
 func firstByte(b []byte) byte {

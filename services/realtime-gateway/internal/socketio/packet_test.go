@@ -88,13 +88,6 @@ func TestEncode(t *testing.T) {
 			t.Errorf("Encode(%+v) = %s, want %s", tc.p, got, tc.want)
 		}
 	}
-	ev := AppendEvent(nil, `notif"ication`, json.RawMessage(`{"id":"n"}`), nil, json.RawMessage(`"42"`))
-	if string(ev) != `2["notif\"ication",{"id":"n"},null,"42"]` {
-		t.Errorf("AppendEvent = %s", ev)
-	}
-	if _, err := Decode(ev); err != nil {
-		t.Errorf("AppendEvent output does not decode: %v", err)
-	}
 }
 
 // FuzzDecode checks that whatever decodes encodes back to a packet that
