@@ -128,15 +128,7 @@ func (a *API) list(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := page[webhookJSON]{Data: []webhookJSON{}}
-	for i, w := range rows {
-		if i == limit {
-			out.NextCursor = cursorOf(rows[i-1].ID)
-			break
-		}
-		out.Data = append(out.Data, toJSON(w))
-	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, pageOf(rows, limit, func(w store.Webhook) uuid.UUID { return w.ID }, toJSON))
 }
 
 type createRequest struct {
@@ -347,15 +339,7 @@ func (a *API) deliveries(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := page[deliveryJSON]{Data: []deliveryJSON{}}
-	for i, d := range rows {
-		if i == limit {
-			out.NextCursor = cursorOf(rows[i-1].ID)
-			break
-		}
-		out.Data = append(out.Data, deliveryOf(d))
-	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, pageOf(rows, limit, func(d store.Delivery) uuid.UUID { return d.ID }, deliveryOf))
 }
 
 // retry sends one finished delivery again, now, with its original id and
@@ -533,6 +517,20 @@ func pageParams(c *echo.Context) (int, *uuid.UUID, error) {
 		return 0, nil, problem.BadRequest("cursor: not a cursor this API returned")
 	}
 	return limit, &id, nil
+}
+
+// pageOf turns up to limit+1 rows, newest first, into a page: the first
+// limit rows, and the cursor of the last one when there was one more.
+func pageOf[R, T any](rows []R, limit int, id func(R) uuid.UUID, conv func(R) T) page[T] {
+	out := page[T]{Data: []T{}}
+	for i, r := range rows {
+		if i == limit {
+			out.NextCursor = cursorOf(id(rows[i-1]))
+			break
+		}
+		out.Data = append(out.Data, conv(r))
+	}
+	return out
 }
 
 func cursorOf(id uuid.UUID) *string {
