@@ -191,17 +191,8 @@ func (s *Server) plainConnect(c *conn, token string, since *uint64) {
 		Offset    uint64    `json:"offset"`
 		ExpiresAt time.Time `json:"expiresAt"`
 	}{"welcome", claims.UserID, resumed, p.After, claims.ExpiresAt.UTC()})
-	c.mu.Lock()
-	if c.closed {
-		// Closed while joining: forget may have run before Join added it.
-		c.mu.Unlock()
-		s.hub.Leave(claims.UserID, c)
+	if !s.markJoined(c, claims, welcome) {
 		return
 	}
-	c.connected, c.connecting = true, false
-	c.deadline = claims.ExpiresAt
-	c.enqueueLocked(frame{data: welcome})
-	c.scheduleLocked()
-	c.mu.Unlock()
 	go s.replay(c, claims.UserID, p)
 }

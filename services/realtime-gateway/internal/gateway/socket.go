@@ -147,18 +147,9 @@ func (s *Server) connectSocket(c *conn, data json.RawMessage) {
 		SID string `json:"sid"`
 		PID string `json:"pid"`
 	}{c.socketID, c.pid})
-	c.mu.Lock()
-	if c.closed {
-		// Closed while joining: forget may have run before Join added it.
-		c.mu.Unlock()
-		s.hub.Leave(claims.UserID, c)
+	if !s.markJoined(c, claims, sioPacket(socketio.Packet{Type: socketio.Connect, ID: socketio.NoID, Data: reply})) {
 		return
 	}
-	c.connected, c.connecting = true, false
-	c.deadline = claims.ExpiresAt
-	c.enqueueLocked(frame{data: sioPacket(socketio.Packet{Type: socketio.Connect, ID: socketio.NoID, Data: reply})})
-	c.scheduleLocked()
-	c.mu.Unlock()
 	if recovered {
 		go s.replay(c, claims.UserID, point)
 	} else {
@@ -169,6 +160,26 @@ func (s *Server) connectSocket(c *conn, data json.RawMessage) {
 // recoverable decides whether a CONNECT that carries a pid gets its session
 // back: the pid was disconnected within the window, by the same user, and
 // the stream still holds everything after the client's offset.
+// markJoined makes a connection that has joined its user's fan-out live:
+// it queues the first frame (the CONNECT reply or the /ws welcome) and arms
+// the token-expiry deadline. It reports false, and leaves the fan-out, when
+// the connection was closed while joining (forget may have run before Join
+// added it).
+func (s *Server) markJoined(c *conn, claims auth.Claims, first []byte) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		s.hub.Leave(claims.UserID, c)
+		return false
+	}
+	c.connected, c.connecting = true, false
+	c.deadline = claims.ExpiresAt
+	c.enqueueLocked(frame{data: first})
+	c.scheduleLocked()
+	c.mu.Unlock()
+	return true
+}
+
 func (s *Server) recoverable(ctx context.Context, claims auth.Claims, a connectAuth, now time.Time) (recovery.Point, recovery.Session, bool) {
 	if a.PID == "" {
 		return recovery.Point{}, recovery.Session{}, false
