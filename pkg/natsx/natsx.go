@@ -127,8 +127,11 @@ func DeadLetterSubject(consumer, subject string) string {
 
 // DeadLetter copies msg to the DEADLETTER stream with the reason, then
 // terminates it so that the stream moves on. The copy is stored before the
-// original is let go, so nothing is lost.
-func DeadLetter(ctx context.Context, js jetstream.JetStream, consumer string, msg jetstream.Msg, reason string) error {
+// original is let go, so nothing is lost. It reports whether the copy is
+// new: a redelivery of a message already set aside (its Term was late) is
+// de-duplicated by the stream and reported as not new, so that callers
+// count each dead letter once.
+func DeadLetter(ctx context.Context, js jetstream.JetStream, consumer string, msg jetstream.Msg, reason string) (bool, error) {
 	out := nats.NewMsg(DeadLetterSubject(consumer, msg.Subject()))
 	out.Data = msg.Data()
 	out.Header.Set(HeaderDeadLetterReason, reason)
@@ -139,11 +142,12 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, consumer string, ms
 		out.Header.Set(HeaderDeadLetterSequence, seq)
 		out.Header.Set(nats.MsgIdHdr, consumer+":"+seq)
 	}
-	if _, err := js.PublishMsg(ctx, out); err != nil {
-		return fmt.Errorf("dead-letter: %w", err)
+	ack, err := js.PublishMsg(ctx, out)
+	if err != nil {
+		return false, fmt.Errorf("dead-letter: %w", err)
 	}
 	if err := msg.Term(); err != nil && !errors.Is(err, nats.ErrMsgAlreadyAckd) {
-		return fmt.Errorf("dead-letter: term: %w", err)
+		return false, fmt.Errorf("dead-letter: term: %w", err)
 	}
-	return nil
+	return !ack.Duplicate, nil
 }

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/testkit"
 )
 
@@ -63,4 +65,50 @@ func TestSubjectTokenEscapesSeparators(t *testing.T) {
 			t.Errorf("SubjectToken(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// A poison event whose Term arrives after its ack deadline comes back; the
+// second DeadLetter must neither store a second copy nor call it new, or
+// the dead-letter counters would count the event twice.
+func TestDeadLetterOfARedeliveryIsNotNew(t *testing.T) {
+	n := testkit.StartNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := n.JS.Publish(ctx, "events.SYSTEM", []byte(`not json`)); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := n.JS.CreateOrUpdateConsumer(ctx, natsx.StreamEvents, jetstream.ConsumerConfig{
+		Durable: "dl-test", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first delivery is held past its deadline, so the event comes back.
+	first, second := fetchOne(t, cons), fetchOne(t, cons)
+	for i, want := range []bool{true, false} {
+		msg := []jetstream.Msg{first, second}[i]
+		fresh, err := natsx.DeadLetter(ctx, n.JS, "dl-test", msg, "cannot decode")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh != want {
+			t.Errorf("delivery %d: new = %v, want %v", i+1, fresh, want)
+		}
+	}
+	stream, err := n.JS.Stream(ctx, natsx.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stream.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("DEADLETTER holds %v messages (err %v), want 1", info.State.Msgs, err)
+	}
+}
+
+func fetchOne(t *testing.T, cons jetstream.Consumer) jetstream.Msg {
+	t.Helper()
+	msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
 }

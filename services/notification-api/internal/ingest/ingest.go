@@ -312,13 +312,17 @@ type notificationBody struct {
 
 func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, cause error) {
 	reason := cause.Error()
-	c.log.Warn("event dead-lettered", "subject", msg.Subject(), "reason", reason)
-	if err := natsx.DeadLetter(ctx, c.js, c.cfg.Durable, msg, reason); err != nil {
+	fresh, err := natsx.DeadLetter(ctx, c.js, c.cfg.Durable, msg, reason)
+	if err != nil {
 		// Not set aside: let it come back rather than lose it.
 		c.log.Error("dead-letter failed; event will be redelivered", "subject", msg.Subject(), "err", err)
 		_ = msg.NakWithDelay(c.cfg.MaxRetry)
 		return
 	}
+	if !fresh {
+		return // a redelivery of an event already set aside and counted
+	}
+	c.log.Warn("event dead-lettered", "subject", msg.Subject(), "reason", reason)
 	c.metrics.deadLettered.WithLabelValues(reasonClass(cause)).Inc()
 	c.metrics.events.WithLabelValues("dead_lettered").Inc()
 }

@@ -156,11 +156,14 @@ func (d *Dispatcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		ev, err := contract.Decode(m.Data())
 		if err != nil {
-			d.metrics.DeadLettered.Inc()
-			d.log.Warn("dead-lettering event", "subject", m.Subject(), "reason", err.Error())
-			if err := natsx.DeadLetter(ctx, d.js, d.o.Consumer, m, err.Error()); err != nil {
-				d.log.Error("dead-letter", "err", err)
+			fresh, dlErr := natsx.DeadLetter(ctx, d.js, d.o.Consumer, m, err.Error())
+			switch {
+			case dlErr != nil:
+				d.log.Error("dead-letter", "err", dlErr)
 				d.retryLater(m)
+			case fresh: // a redelivery of an event already set aside is not counted again
+				d.metrics.DeadLettered.Inc()
+				d.log.Warn("event dead-lettered", "subject", m.Subject(), "reason", err.Error())
 			}
 			continue
 		}
