@@ -31,7 +31,11 @@ type Config struct {
 	// IngestBatch is how many events one fetch takes, and so the most rows
 	// one insert statement writes (INGEST_BATCH).
 	IngestBatch int
-	// IngestMaxWait is how long a fetch waits to fill a batch (INGEST_MAX_WAIT).
+	// IngestMaxWait is how long a batch waits for more events after its
+	// first (INGEST_MAX_WAIT). It is short because every event of a batch
+	// waits for it; under load, batches fill from the backlog without
+	// waiting. 20 ms with 2 workers gave a pipeline p99 of 92-315 ms at
+	// 5,000 events/s, 2 ms with 4 workers 33 ms (BENCHMARKS.md).
 	IngestMaxWait time.Duration
 	// AckWait is the JetStream ack deadline of the consumer (INGEST_ACK_WAIT).
 	AckWait time.Duration
@@ -43,9 +47,9 @@ type Config struct {
 func ReadConfig(e *config.Env) Config {
 	c := Config{
 		IngestBatch:   e.Int("INGEST_BATCH", 500),
-		IngestMaxWait: e.Duration("INGEST_MAX_WAIT", 20*time.Millisecond),
+		IngestMaxWait: e.Duration("INGEST_MAX_WAIT", 2*time.Millisecond),
 		AckWait:       e.Duration("INGEST_ACK_WAIT", 30*time.Second),
-		IngestWorkers: e.Int("INGEST_WORKERS", 2),
+		IngestWorkers: e.Int("INGEST_WORKERS", 4),
 	}
 	if c.IngestWorkers < 1 || c.IngestWorkers > 64 {
 		e.Check(fmt.Errorf("INGEST_WORKERS must be between 1 and 64, not %d", c.IngestWorkers))
