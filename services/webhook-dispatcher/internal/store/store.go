@@ -100,6 +100,11 @@ type Store struct{ db *sqlx.DB }
 // New returns a store on db.
 func New(db *sqlx.DB) *Store { return &Store{db: db} }
 
+// Now is the current time at the precision PostgreSQL keeps (microseconds),
+// so that an answer built from a row just written shows exactly what a later
+// read of that row shows.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
 const webhookColumns = `id, org_id, url, events, description, secret_ciphertext, secret_key_id, secret_hint, status, failure_count, created_at, updated_at`
 
 // CreateWebhook inserts w.
@@ -166,7 +171,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, org string, id uuid.UUID, cha
 		if err := change(&w); err != nil {
 			return err
 		}
-		w.UpdatedAt = time.Now().UTC()
+		w.UpdatedAt = Now()
 		if _, err := tx.NamedExecContext(ctx, `UPDATE webhooks SET url = :url, events = :events, description = :description,
 			secret_ciphertext = :secret_ciphertext, secret_key_id = :secret_key_id, secret_hint = :secret_hint,
 			status = :status, failure_count = :failure_count, updated_at = :updated_at WHERE id = :id`, w); err != nil {
