@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -299,4 +300,55 @@ func TestPendingRetrySurvivesARestart(t *testing.T) {
 		ds := h.deliveries(admin, w.ID)
 		return len(ds) == 2 && ds[0].Status == "SUCCEEDED" && ds[1].Status == "SUCCEEDED"
 	})
+}
+
+// A dead endpoint hit by many events at once has up to 16 attempts in
+// flight: their failures arrive together, yet failureCount stops at the
+// threshold when the webhook turns FAILED, and the attempts finishing after
+// that do not raise it.
+func TestFailureCountStopsAtTheThresholdWithManyAttemptsInFlight(t *testing.T) {
+	h := newHarness(t, testConfig(t))
+	dead := newReceiver(t)
+	// The endpoint holds each request until 16 are in flight, then fails
+	// them all at once (or after a second, should fewer arrive).
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	dead.setAnswer(func(n int) (int, string) {
+		if n >= 16 {
+			releaseOnce.Do(func() { close(release) })
+		}
+		select {
+		case <-release:
+		case <-time.After(time.Second):
+		}
+		return http.StatusServiceUnavailable, "down"
+	})
+	org := testkit.UniqueID("org")
+	admin := token(t, org, "ADMIN")
+	w := h.createWebhook(admin, dead.srv.URL, "BOOKING_CREATED")
+	const events = 30
+	for range events {
+		h.publish(org, "BOOKING_CREATED", nil)
+	}
+	// Done when the webhook is FAILED, every delivery is FAILED (attempted,
+	// or stopped with the webhook), and every request the endpoint got is
+	// recorded: nothing is left in flight.
+	testkit.Eventually(t, 15*time.Second, "the webhook and all its deliveries FAILED, every request recorded", func() bool {
+		if h.webhook(admin, w.ID).Status != "FAILED" {
+			return false
+		}
+		ds := h.deliveries(admin, w.ID)
+		recorded := 0
+		for _, d := range ds {
+			if d.Status != "FAILED" {
+				return false
+			}
+			recorded += len(d.Attempts)
+		}
+		return len(ds) == events && recorded == dead.count()
+	})
+	if got := h.webhook(admin, w.ID); got.FailureCount != 3 || got.Status != "FAILED" {
+		t.Fatalf("after %d failed requests: failureCount %d status %s, want 3 FAILED", dead.count(), got.FailureCount, got.Status)
+	}
+	t.Logf("%d requests reached the dead endpoint", dead.count())
 }

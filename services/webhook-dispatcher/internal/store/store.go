@@ -363,6 +363,11 @@ func (s *Store) Complete(ctx context.Context, results []Result, threshold int) (
 			pq.Array(ids), pq.Array(claims), pq.Array(statuses), pq.Array(retries), pq.Array(attempts)); err != nil {
 			return fmt.Errorf("record attempts: %w", err)
 		}
+		// Up to PerWebhook attempts of one webhook are in flight at once, so
+		// one batch can hold several failures of a webhook about to reach the
+		// threshold: the count stops there (the documented "FAILED at 3"),
+		// and only ACTIVE webhooks are counted, so that attempts finishing
+		// after the webhook turned FAILED add nothing.
 		var touched []Disabled
 		if err := tx.SelectContext(ctx, &touched, `WITH v AS (
 				SELECT * FROM unnest($1::uuid[], $2::bool[], $3::int[]) AS v(id, reset, inc)),
@@ -371,10 +376,10 @@ func (s *Store) Complete(ctx context.Context, results []Result, threshold int) (
 				WHERE w.status = 'ACTIVE' AND (v.inc > 0 OR w.failure_count > 0)
 				ORDER BY w.id FOR UPDATE OF w)
 			UPDATE webhooks w SET
-				failure_count = CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END,
+				failure_count = LEAST(CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END, $4),
 				status = CASE WHEN (CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END) >= $4 THEN 'FAILED' ELSE w.status END,
 				updated_at = now()
-			FROM v, locked WHERE w.id = v.id AND w.id = locked.id
+			FROM v, locked WHERE w.id = v.id AND w.id = locked.id AND w.status = 'ACTIVE'
 			RETURNING w.id, w.org_id, w.failure_count`,
 			pq.Array(hookIDs), pq.Array(resets), pq.Array(incs), threshold); err != nil {
 			return fmt.Errorf("update failure counts: %w", err)

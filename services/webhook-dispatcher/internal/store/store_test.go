@@ -121,3 +121,45 @@ func TestCompleteCountsFailuresAndDisables(t *testing.T) {
 		t.Fatal("a delivery was inserted for a FAILED webhook")
 	}
 }
+
+// Many failed attempts of one webhook in one batch (16 may be in flight at
+// once) stop the count at the threshold, and attempts that finish after
+// the webhook turned FAILED do not add to it.
+func TestFailureCountStopsAtTheThreshold(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	w := activeWebhook(t, s, "org-3")
+	var rows []NewDelivery
+	for i := range 12 {
+		rows = append(rows, NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-3", EventID: "c" + string(rune('a'+i)), Event: "BOOKING_CREATED", Body: []byte(`{}`)})
+	}
+	jobs, err := s.InsertDeliveries(ctx, rows, time.Minute)
+	if err != nil || len(jobs) != 12 {
+		t.Fatalf("insert: %d jobs, %v", len(jobs), err)
+	}
+	fail := func(js ...Job) []Result {
+		var out []Result
+		for _, j := range js {
+			out = append(out, Result{Job: j, Attempt: Attempt{Number: 1, Error: "connect: connection refused"}, Status: DeliveryPending, RetryIn: time.Minute})
+		}
+		return out
+	}
+	if _, err := s.Complete(ctx, fail(jobs[0]), 3); err != nil {
+		t.Fatal(err)
+	}
+	disabled, err := s.Complete(ctx, fail(jobs[1:8]...), 3)
+	if err != nil || len(disabled) != 1 || disabled[0].FailureCount != 3 {
+		t.Fatalf("disabled = %+v, %v; want the webhook, at failureCount 3", disabled, err)
+	}
+	if got, _ := s.GetWebhook(ctx, "org-3", w.ID); got.FailureCount != 3 || got.Status != StatusFailed {
+		t.Fatalf("after 8 failures (7 in one batch): failureCount %d status %s, want 3 FAILED", got.FailureCount, got.Status)
+	}
+	// Attempts that were in flight when the webhook turned FAILED.
+	disabled, err = s.Complete(ctx, fail(jobs[8:]...), 3)
+	if err != nil || len(disabled) != 0 {
+		t.Fatalf("late failures disabled %+v again (%v)", disabled, err)
+	}
+	if got, _ := s.GetWebhook(ctx, "org-3", w.ID); got.FailureCount != 3 || got.Status != StatusFailed {
+		t.Fatalf("after late failures: failureCount %d status %s, want 3 FAILED", got.FailureCount, got.Status)
+	}
+}
