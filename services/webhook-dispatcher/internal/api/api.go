@@ -384,7 +384,12 @@ func (a *API) webhookWithSecret(c *echo.Context) (store.Webhook, string, error) 
 	if err != nil {
 		return w, "", mapErr(err, "webhook")
 	}
+	// Read from the row on every call, so that a secret whose key is back
+	// (or that was replaced) is used at once.
 	secret, err := a.keys.Open(w.SecretKeyID, w.SecretCiphertext, w.ID[:])
+	if errors.Is(err, secrets.ErrUndecryptable) {
+		return w, "", problem.New(http.StatusConflict, "%s; set a new secret (PATCH), or ask the operator to restore the key, then try again", err)
+	}
 	if err != nil {
 		return w, "", fmt.Errorf("webhook %s: %w", w.ID, err)
 	}

@@ -293,6 +293,9 @@ type Result struct {
 	// (retry after RetryIn) or FAILED.
 	Status  string
 	RetryIn time.Duration
+	// NotCounted leaves the webhook's failureCount alone: the attempt
+	// failed on our side (an unreadable secret), not at the endpoint.
+	NotCounted bool
 }
 
 // Disabled is a webhook that a batch of results turned FAILED.
@@ -326,6 +329,9 @@ func (s *Store) Complete(ctx context.Context, results []Result, threshold int) (
 			return nil, fmt.Errorf("encode attempt: %w", err)
 		}
 		ids[i], claims[i], statuses[i], retries[i], attempts[i] = r.Job.DeliveryID.String(), int64(r.Job.Claim), r.Status, r.RetryIn.Milliseconds(), string(a)
+		if r.NotCounted {
+			continue
+		}
 		c, ok := counts[r.Job.WebhookID]
 		if !ok {
 			c = &count{}
