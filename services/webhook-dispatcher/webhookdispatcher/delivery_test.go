@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -323,32 +324,48 @@ func TestFailureCountStopsAtTheThresholdWithManyAttemptsInFlight(t *testing.T) {
 		}
 		return http.StatusServiceUnavailable, "down"
 	})
+	healthy := newReceiver(t)
 	org := testkit.UniqueID("org")
 	admin := token(t, org, "ADMIN")
 	w := h.createWebhook(admin, dead.srv.URL, "BOOKING_CREATED")
-	const events = 30
-	for range events {
+	h.createWebhook(admin, healthy.srv.URL, "PAYMENT_SUCCESS")
+	for range 30 {
 		h.publish(org, "BOOKING_CREATED", nil)
 	}
+	// Events published after the webhook turned FAILED get no delivery; a
+	// last event to another webhook shows when the consumer has passed
+	// them all.
+	h.publish(org, "PAYMENT_SUCCESS", nil)
+	testkit.Eventually(t, 15*time.Second, "the marker delivery", func() bool { return healthy.count() == 1 })
 	// Done when the webhook is FAILED, every delivery is FAILED (attempted,
 	// or stopped with the webhook), and every request the endpoint got is
 	// recorded: nothing is left in flight.
+	var ds []deliveryOut
+	var state string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last state: %s", state)
+		}
+	}()
 	testkit.Eventually(t, 15*time.Second, "the webhook and all its deliveries FAILED, every request recorded", func() bool {
 		if h.webhook(admin, w.ID).Status != "FAILED" {
+			state = "webhook not FAILED"
 			return false
 		}
-		ds := h.deliveries(admin, w.ID)
-		recorded := 0
+		ds = h.deliveries(admin, w.ID)
+		recorded, statuses := 0, map[string]int{}
 		for _, d := range ds {
-			if d.Status != "FAILED" {
-				return false
-			}
+			statuses[d.Status]++
 			recorded += len(d.Attempts)
 		}
-		return len(ds) == events && recorded == dead.count()
+		state = fmt.Sprintf("deliveries by status %v, %d attempts recorded, %d requests received", statuses, recorded, dead.count())
+		return statuses["FAILED"] == len(ds) && recorded == dead.count()
 	})
+	if len(ds) < 16 {
+		t.Fatalf("%d deliveries: the endpoint should have held 16 attempts at once", len(ds))
+	}
 	if got := h.webhook(admin, w.ID); got.FailureCount != 3 || got.Status != "FAILED" {
 		t.Fatalf("after %d failed requests: failureCount %d status %s, want 3 FAILED", dead.count(), got.FailureCount, got.Status)
 	}
-	t.Logf("%d requests reached the dead endpoint", dead.count())
+	t.Logf("%d deliveries, %d requests reached the dead endpoint", len(ds), dead.count())
 }
