@@ -225,11 +225,19 @@ func (s *Store) InsertDeliveries(ctx context.Context, rows []NewDelivery, lease 
 	}
 	start := time.Now()
 	var jobs []Job
-	err := s.db.SelectContext(ctx, &jobs, `WITH ins AS (
+	// The webhooks are locked FOR SHARE (in id order, as Complete and
+	// UpdateWebhook lock them, so no deadlock): a webhook being turned
+	// FAILED or INACTIVE at this moment is then either seen as changed and
+	// skipped, or changed after this commits, when stopping its pending
+	// deliveries sees these rows. A plain check would read the old status
+	// and leave new rows PENDING on a disabled webhook.
+	err := s.db.SelectContext(ctx, &jobs, `WITH hooks AS (
+		SELECT w.id FROM webhooks w WHERE w.id = ANY($2::uuid[]) AND w.status = 'ACTIVE' ORDER BY w.id FOR SHARE),
+		ins AS (
 		INSERT INTO webhook_deliveries AS d (id, webhook_id, org_id, event_id, event, body, status, next_attempt_at, claim, created_at, updated_at)
 		SELECT v.id, v.webhook_id, v.org_id, v.event_id, v.event, v.body, 'PENDING', now() + $7 * interval '1 millisecond', 1, now(), now()
 		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[]) AS v(id, webhook_id, org_id, event_id, event, body)
-		WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = v.webhook_id AND w.status = 'ACTIVE')
+		WHERE v.webhook_id IN (SELECT id FROM hooks)
 		ON CONFLICT (event_id, webhook_id) DO NOTHING
 		RETURNING `+jobColumns+`)
 		SELECT * FROM ins`,
