@@ -200,7 +200,7 @@ func TestDeliveriesInsertedWhileAWebhookIsDisabledAreNotLeftPending(t *testing.T
 	}()
 	testkit.Eventually(t, 5*time.Second, "the insert to wait for the disabling transaction", func() bool {
 		var waiting int
-		_ = s.db.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO webhook_deliveries%'`)
+		_ = s.db.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO webhook_deliveries%'`)
 		return waiting == 1
 	})
 	if err := tx.Commit(); err != nil {
