@@ -196,3 +196,49 @@ func TestTestEndpointReportsAndDoesNotCountFailures(t *testing.T) {
 		t.Fatal("test deliveries are in the delivery log")
 	}
 }
+
+// The timestamps of a create or update answer are exactly those a later
+// read shows: PostgreSQL keeps microseconds, so an answer built from Go's
+// nanosecond clock would differ from every later GET.
+func TestCreateAndUpdateAnswerTheTimestampsAReadShows(t *testing.T) {
+	h := newHarness(t, testConfig(t))
+	org := testkit.UniqueID("org")
+	admin := token(t, org, "ADMIN")
+	type stamps struct {
+		ID        string `json:"id"`
+		CreatedAt string `json:"createdAt"`
+		UpdatedAt string `json:"updatedAt"`
+	}
+	listed := func(id string) stamps {
+		t.Helper()
+		var p pageOut[stamps]
+		if code := h.call(http.MethodGet, "/api/v1/webhooks?limit=100", admin, nil, &p); code != http.StatusOK {
+			t.Fatalf("list: %d", code)
+		}
+		for _, w := range p.Data {
+			if w.ID == id {
+				return w
+			}
+		}
+		t.Fatalf("webhook %s not listed", id)
+		return stamps{}
+	}
+	// Several tries: a clock reading that happens to fall on a whole
+	// microsecond would hide the difference.
+	for range 5 {
+		var created stamps
+		if code := h.call(http.MethodPost, "/api/v1/webhooks", admin, map[string]any{"url": "https://example.com/h", "events": []string{"BOOKING_CREATED"}}, &created); code != http.StatusCreated {
+			t.Fatalf("create: %d", code)
+		}
+		if got := listed(created.ID); got != created {
+			t.Fatalf("create answered %+v, a read shows %+v", created, got)
+		}
+		var updated stamps
+		if code := h.call(http.MethodPatch, "/api/v1/webhooks/"+created.ID, admin, map[string]any{"description": "changed"}, &updated); code != http.StatusOK {
+			t.Fatalf("update: %d", code)
+		}
+		if got := listed(created.ID); got != updated {
+			t.Fatalf("update answered %+v, a read shows %+v", updated, got)
+		}
+	}
+}

@@ -176,7 +176,9 @@ func New(cfg Config) app.Builder {
 			log.Warn("WEBHOOK_ALLOW_PRIVATE_TARGETS is on: webhooks may reach loopback, private and metadata addresses; never use this in production")
 		}
 		st := store.New(d.DB)
-		cache := dispatch.NewCache(st, keys, cfg.CacheTTL)
+		var disp *dispatch.Dispatcher
+		metrics := dispatch.NewMetrics(d.Metrics, func() float64 { return float64(disp.InFlight()) })
+		cache := dispatch.NewCache(st, keys, cfg.CacheTTL, metrics, log)
 		ann := &announcer{nc: d.NC, cache: cache, log: log}
 		sub, err := d.NC.Subscribe(InvalidationSubject, func(m *nats.Msg) { cache.Invalidate(string(m.Data)) })
 		if err != nil {
@@ -184,8 +186,6 @@ func New(cfg Config) app.Builder {
 		}
 		sender := dispatch.NewSender(dispatch.SenderOptions{ConnectTimeout: cfg.ConnectTimeout, Timeout: cfg.Timeout, Guard: cfg.Guard(), Lookup: cfg.Resolve})
 		s := &Service{deps: d, st: st, keys: keys, sub: sub, log: log}
-		var disp *dispatch.Dispatcher
-		metrics := dispatch.NewMetrics(d.Metrics, func() float64 { return float64(disp.InFlight()) })
 		disp = dispatch.New(dispatch.Options{
 			Consumer: Name, AckWait: cfg.AckWait, Batch: cfg.Batch, Lease: cfg.Lease, PollInterval: cfg.PollInterval,
 			Timeout: cfg.Timeout, Policy: cfg.Policy(),

@@ -110,7 +110,7 @@ type webhookJSON struct {
 func toJSON(w store.Webhook) webhookJSON {
 	return webhookJSON{
 		ID: w.ID.String(), URL: w.URL, Events: w.Events, Status: w.Status, FailureCount: w.FailureCount,
-		Description: w.Description, SecretHint: w.SecretHint, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
+		Description: w.Description, SecretHint: w.SecretHint, CreatedAt: w.CreatedAt.UTC(), UpdatedAt: w.UpdatedAt.UTC(),
 	}
 }
 
@@ -161,7 +161,7 @@ func (a *API) create(c *echo.Context) error {
 		}
 		secret = *req.Secret
 	}
-	now := time.Now().UTC()
+	now := store.Now()
 	w := store.Webhook{
 		ID: uuid.Must(uuid.NewV7()), OrgID: org(c), URL: u, Events: events, Description: req.Description,
 		Status: store.StatusActive, CreatedAt: now, UpdatedAt: now,
@@ -309,10 +309,10 @@ type deliveryJSON struct {
 func deliveryOf(d store.Delivery) deliveryJSON {
 	out := deliveryJSON{
 		ID: d.ID.String(), WebhookID: d.WebhookID.String(), EventID: d.EventID, Event: d.Event, Status: d.Status,
-		Attempts: d.Attempts, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		Attempts: d.Attempts, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 	}
 	if d.Status == store.DeliveryPending && d.NextAttemptAt.Valid {
-		t := d.NextAttemptAt.Time
+		t := d.NextAttemptAt.Time.UTC()
 		out.NextAttemptAt = &t
 	}
 	return out
@@ -384,7 +384,12 @@ func (a *API) webhookWithSecret(c *echo.Context) (store.Webhook, string, error) 
 	if err != nil {
 		return w, "", mapErr(err, "webhook")
 	}
+	// Read from the row on every call, so that a secret whose key is back
+	// (or that was replaced) is used at once.
 	secret, err := a.keys.Open(w.SecretKeyID, w.SecretCiphertext, w.ID[:])
+	if errors.Is(err, secrets.ErrUndecryptable) {
+		return w, "", problem.New(http.StatusConflict, "%s; set a new secret (PATCH), or ask the operator to restore the key, then try again", err)
+	}
 	if err != nil {
 		return w, "", fmt.Errorf("webhook %s: %w", w.ID, err)
 	}

@@ -2,7 +2,7 @@ package dispatch
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -19,6 +19,10 @@ type Hook struct {
 	URL    string
 	Events []string
 	Secret string
+	// SecretErr is why the stored secret cannot be decrypted (its key is
+	// missing or changed); nil when Secret can sign. Such a hook still gets
+	// delivery rows, which fail with this reason instead of being sent.
+	SecretErr error
 }
 
 // Subscribed reports whether the hook wants event.
@@ -39,9 +43,11 @@ type secretOpener interface {
 // webhooks is announced (see Invalidations); the TTL bounds how long a lost
 // announcement can leave an entry stale.
 type Cache struct {
-	src  activeSource
-	keys secretOpener
-	ttl  time.Duration
+	src     activeSource
+	keys    secretOpener
+	ttl     time.Duration
+	metrics *Metrics
+	log     *slog.Logger
 
 	mu   sync.Mutex
 	orgs map[string]*orgEntry
@@ -56,8 +62,8 @@ type orgEntry struct {
 }
 
 // NewCache builds a cache.
-func NewCache(src activeSource, keys secretOpener, ttl time.Duration) *Cache {
-	return &Cache{src: src, keys: keys, ttl: ttl, orgs: map[string]*orgEntry{}}
+func NewCache(src activeSource, keys secretOpener, ttl time.Duration, metrics *Metrics, log *slog.Logger) *Cache {
+	return &Cache{src: src, keys: keys, ttl: ttl, metrics: metrics, log: log, orgs: map[string]*orgEntry{}}
 }
 
 // Active returns the ACTIVE webhooks of org, loading them when needed. One
@@ -152,11 +158,20 @@ func (c *Cache) load(ctx context.Context, org string) ([]Hook, error) {
 	}
 	hooks := make([]Hook, 0, len(rows))
 	for _, w := range rows {
+		h := Hook{ID: w.ID, OrgID: w.OrgID, URL: w.URL, Events: w.Events}
 		secret, err := c.keys.Open(w.SecretKeyID, w.SecretCiphertext, w.ID[:])
 		if err != nil {
-			return nil, fmt.Errorf("webhook %s: %w", w.ID, err)
+			// Failing the whole load would stall every webhook of the
+			// organization behind this one; it is kept, marked, and only its
+			// own deliveries fail. The error names the key id, not the secret.
+			c.metrics.SecretErrors.Inc()
+			c.log.Error("webhook secret cannot be decrypted; its deliveries fail until the key is back in WEBHOOK_SECRETS_KEYS or a new secret is set",
+				"webhook_id", w.ID, "org", w.OrgID, "key_id", w.SecretKeyID, "err", err)
+			h.SecretErr = err
+		} else {
+			h.Secret = string(secret)
 		}
-		hooks = append(hooks, Hook{ID: w.ID, OrgID: w.OrgID, URL: w.URL, Events: w.Events, Secret: string(secret)})
+		hooks = append(hooks, h)
 	}
 	return hooks, nil
 }

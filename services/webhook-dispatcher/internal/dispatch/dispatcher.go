@@ -330,6 +330,10 @@ func (d *Dispatcher) deliver(j store.Job) {
 	if !ok {
 		return // no longer ACTIVE: its pending rows were stopped with it
 	}
+	if hook.SecretErr != nil {
+		d.failUnsigned(j, hook.SecretErr)
+		return
+	}
 	out := d.sender.Send(ctx, hook.URL, hook.Secret, webhook.Delivery{ID: j.DeliveryID.String(), Event: j.Event, Timestamp: time.Now(), Attempt: j.Attempt}, j.Body)
 	res := store.Result{Job: j, Attempt: AttemptOf(j.Attempt, out, false)}
 	d.metrics.AttemptDuration.Observe(out.Duration.Seconds())
@@ -351,6 +355,22 @@ func (d *Dispatcher) deliver(j store.Job) {
 			"next", res.Status, "retry_in", res.RetryIn.String())
 	}
 	d.rec.Add(res)
+}
+
+// failUnsigned records a delivery that cannot be signed as FAILED with the
+// reason, without sending it: the integrator and the operator see it in the
+// delivery log and can retry it by hand once the secret is readable again.
+// It does not count toward failureCount: the fault is ours (a missing or
+// changed key), not the endpoint's, which was never tried, and counting it
+// would disable a healthy webhook.
+func (d *Dispatcher) failUnsigned(j store.Job, reason error) {
+	d.metrics.Deliveries.WithLabelValues(store.DeliveryFailed).Inc()
+	d.log.Warn("webhook delivery not sent", "webhook_id", j.WebhookID, "delivery_id", j.DeliveryID, "event_id", j.EventID, "reason", reason.Error())
+	d.rec.Add(store.Result{
+		Job:     j,
+		Attempt: store.Attempt{Number: j.Attempt, At: time.Now().UTC(), Error: reason.Error()},
+		Status:  store.DeliveryFailed, NotCounted: true,
+	})
 }
 
 // AttemptOf is the log record of an outcome.

@@ -11,6 +11,7 @@ type Metrics struct {
 	Disabled        prometheus.Counter
 	Dropped         prometheus.Counter // jobs left to the poller (full lane, stale claim)
 	DeadLettered    prometheus.Counter
+	SecretErrors    prometheus.Counter // secrets that could not be decrypted, once per webhook per cache load
 	InFlight        prometheus.GaugeFunc
 }
 
@@ -31,8 +32,12 @@ func NewMetrics(reg prometheus.Registerer, inFlight func() float64) *Metrics {
 		Disabled:     prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_disabled_total", Help: "Webhooks turned FAILED by failed attempts."}),
 		Dropped:      prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_jobs_deferred_total", Help: "Claimed jobs left for the poller (full per-webhook queue or stale claim)."}),
 		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_events_dead_lettered_total", Help: "Events set aside as undecodable or invalid."}),
-		InFlight:     prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "webhook_requests_in_flight", Help: "Webhook requests in flight."}, inFlight),
+		SecretErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhook_secret_errors_total",
+			Help: "Webhook secrets that could not be decrypted (key missing or changed) when an organization's webhooks were loaded; their deliveries fail.",
+		}),
+		InFlight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "webhook_requests_in_flight", Help: "Webhook requests in flight."}, inFlight),
 	}
-	reg.MustRegister(m.Attempts, m.Deliveries, m.AttemptDuration, m.Retries, m.Disabled, m.Dropped, m.DeadLettered, m.InFlight)
+	reg.MustRegister(m.Attempts, m.Deliveries, m.AttemptDuration, m.Retries, m.Disabled, m.Dropped, m.DeadLettered, m.SecretErrors, m.InFlight)
 	return m
 }

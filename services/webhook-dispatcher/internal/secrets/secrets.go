@@ -24,8 +24,14 @@ type Keyring struct {
 	aeads   map[string]cipher.AEAD
 }
 
-// ErrUnknownKey means a ciphertext names a key the ring does not hold.
-var ErrUnknownKey = errors.New("unknown secrets key id")
+// ErrUndecryptable is wrapped by every failure to open a secret. The
+// messages name the key id, never the secret, so that they can go to logs,
+// the delivery log and API answers.
+var ErrUndecryptable = errors.New("secret cannot be decrypted")
+
+// ErrUnknownKey means a ciphertext names a key the ring does not hold (it
+// is wrapped with ErrUndecryptable).
+var ErrUnknownKey = errors.New("unknown")
 
 // Parse reads "id:base64key[,id:base64key...]"; the first key is current.
 func Parse(spec string) (*Keyring, error) {
@@ -89,15 +95,17 @@ func (k *Keyring) Seal(plaintext, aad []byte) (keyID string, ciphertext []byte) 
 func (k *Keyring) Open(keyID string, ciphertext, aad []byte) ([]byte, error) {
 	aead, ok := k.aeads[keyID]
 	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownKey, keyID)
+		return nil, fmt.Errorf("%w: key %q %w", ErrUndecryptable, keyID, ErrUnknownKey)
 	}
 	if len(ciphertext) < aead.NonceSize() {
-		return nil, errors.New("secret ciphertext is too short")
+		return nil, fmt.Errorf("%w: the ciphertext under key %q is too short", ErrUndecryptable, keyID)
 	}
 	nonce, sealed := ciphertext[:aead.NonceSize()], ciphertext[aead.NonceSize():]
 	out, err := aead.Open(nil, nonce, sealed, aad)
 	if err != nil {
-		return nil, fmt.Errorf("decrypt secret with key %q: %w", keyID, err)
+		// The key id is known but its key does not open the ciphertext: the
+		// key behind the id was changed, or the row was altered.
+		return nil, fmt.Errorf("%w: key %q does not open it (was the key behind that id changed?)", ErrUndecryptable, keyID)
 	}
 	return out, nil
 }

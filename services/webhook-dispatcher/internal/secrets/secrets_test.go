@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -33,8 +34,18 @@ func TestSealOpenAndRotate(t *testing.T) {
 	if kid2 != "k2" {
 		t.Fatalf("re-encrypted with %q", kid2)
 	}
-	if _, err := old.Open(kid2, ct2, []byte("hook-1")); !errors.Is(err, ErrUnknownKey) {
+	if _, err := old.Open(kid2, ct2, []byte("hook-1")); !errors.Is(err, ErrUnknownKey) || !errors.Is(err, ErrUndecryptable) ||
+		err.Error() != `secret cannot be decrypted: key "k2" unknown` {
 		t.Fatalf("old ring opened a new ciphertext: %v", err)
+	}
+	// Same key id, another key: the id is known, the key does not open it.
+	changed, err := Parse(NewKeySpec("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := changed.Open(kid, ct, []byte("hook-1")); !errors.Is(err, ErrUndecryptable) || errors.Is(err, ErrUnknownKey) ||
+		!strings.Contains(err.Error(), `key "k1" does not open it`) {
+		t.Fatalf("a changed key: %v", err)
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package ssrf keeps outbound webhook requests away from addresses an
 // integrator must not reach through us: loopback, private, link-local
 // (cloud metadata lives there), CGNAT, multicast, unspecified and reserved
-// ranges. The check runs in the dialer's Control hook, on the address being
-// connected, so neither DNS answers nor redirects can get around it.
+// ranges, and IPv6 tunnels (6to4, Teredo) to IPv4 addresses. The check runs
+// in the dialer's Control hook, on the address being connected, so neither
+// DNS answers nor redirects can get around it.
 package ssrf
 
 import (
@@ -41,8 +42,35 @@ var blockedPrefixes = []struct {
 // in their last 32 bits, which is checked instead.
 var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
+// 6to4 (2002::/16) and Teredo (2001::/32) addresses carry an IPv4 address
+// that a host with such a tunnel sends to. They are refused whole, not
+// judged by that IPv4 address as NAT64 is: both mechanisms are deprecated
+// (RFC 7526; Teredo is off by default where it still exists), so no webhook
+// receiver needs them, and where their packets end up depends on relays and
+// tunnel interfaces we cannot see (Teredo also names a server, a second
+// IPv4 address). A refusal cannot be gotten wrong by a decoding mistake. An
+// operator who needs one lists it in the allowances.
+var (
+	sixToFour = netip.MustParsePrefix("2002::/16")
+	teredo    = netip.MustParsePrefix("2001::/32")
+)
+
+// tunnelled says why a 6to4 or Teredo address is refused, naming the IPv4
+// address it tunnels to, or "" for any other address.
+func tunnelled(addr netip.Addr) string {
+	b := addr.As16()
+	switch {
+	case sixToFour.Contains(addr): // the IPv4 address is bits 16 to 48
+		return fmt.Sprintf("6to4 (an IPv6 tunnel to %s)", netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
+	case teredo.Contains(addr): // the client's IPv4 address is the last 32 bits, inverted
+		return fmt.Sprintf("Teredo (an IPv6 tunnel to %s)", netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]}))
+	}
+	return ""
+}
+
 // Classify says why addr is refused, or "" when it is a public unicast
-// address. IPv4-mapped and NAT64 IPv6 addresses are judged by their IPv4.
+// address. IPv4-mapped and NAT64 IPv6 addresses are judged by their IPv4;
+// 6to4 and Teredo addresses are refused.
 func Classify(addr netip.Addr) string {
 	addr = addr.WithZone("")
 	if nat64.Contains(addr) {
@@ -67,6 +95,9 @@ func Classify(addr netip.Addr) string {
 		return "multicast"
 	case addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return "broadcast"
+	}
+	if why := tunnelled(addr); why != "" {
+		return why
 	}
 	for _, b := range blockedPrefixes {
 		if b.prefix.Contains(addr) {

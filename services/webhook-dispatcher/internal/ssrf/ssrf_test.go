@@ -13,6 +13,10 @@ func TestClassify(t *testing.T) {
 		"169.254.169.254", "169.254.1.1", "fe80::1", "100.64.0.1", "224.0.0.1", "ff02::1",
 		"0.0.0.0", "::", "::ffff:127.0.0.1", "::ffff:10.1.2.3", "64:ff9b::a00:1", "fd00:ec2::254",
 		"255.255.255.255", "240.0.0.1",
+		// 6to4 and Teredo tunnel to an IPv4 address; they are refused whole,
+		// whatever that address is.
+		"2002:7f00:1::", "2002:a9fe:a9fe::", "2002:808:808::1", "2001:0:4136:e378:8000:63bf:80ff:fffe",
+		"2001:0:4136:e378:8000:63bf:f7f7:f7f7",
 	}
 	for _, s := range refused {
 		if Classify(netip.MustParseAddr(s)) == "" {
@@ -48,6 +52,7 @@ func TestCheckURL(t *testing.T) {
 	for _, raw := range []string{
 		"http://127.0.0.1/x", "http://localhost:8080/", "https://api.localhost/", "http://[::1]/",
 		"http://10.0.0.1/", "http://169.254.169.254/latest/meta-data", "http://[::ffff:127.0.0.1]/",
+		"http://[2002:7f00:1::]/", "http://[2002:a9fe:a9fe::]:8080/", "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
 	} {
 		u, _ := url.Parse(raw)
 		if err := (Guard{}).CheckURL(u); !errors.Is(err, ErrBlocked) {
@@ -57,5 +62,22 @@ func TestCheckURL(t *testing.T) {
 	u, _ := url.Parse("https://erp.example.com/hooks")
 	if err := (Guard{}).CheckURL(u); err != nil {
 		t.Errorf("public name refused: %v", err)
+	}
+}
+
+// The reason names the IPv4 address a 6to4 or Teredo address tunnels to, so
+// that an operator sees what was aimed at; an allowance of that IPv4
+// address does not open the tunnel to it.
+func TestTunnelAddressesNameTheirIPv4(t *testing.T) {
+	g := Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("169.254.169.254/32")}}
+	for addr, want := range map[string]string{
+		"2002:7f00:1::":                        "2002:7f00:1:: is 6to4 (an IPv6 tunnel to 127.0.0.1)",
+		"2002:a9fe:a9fe::":                     "2002:a9fe:a9fe:: is 6to4 (an IPv6 tunnel to 169.254.169.254)",
+		"2001:0:4136:e378:8000:63bf:80ff:fffe": "2001:0:4136:e378:8000:63bf:80ff:fffe is Teredo (an IPv6 tunnel to 127.0.0.1)",
+	} {
+		err := g.Check(netip.MustParseAddr(addr))
+		if !errors.Is(err, ErrBlocked) || err.Error() != ErrBlocked.Error()+": "+want {
+			t.Errorf("%s: err = %v, want %q", addr, err, want)
+		}
 	}
 }

@@ -100,6 +100,11 @@ type Store struct{ db *sqlx.DB }
 // New returns a store on db.
 func New(db *sqlx.DB) *Store { return &Store{db: db} }
 
+// Now is the current time at the precision PostgreSQL keeps (microseconds),
+// so that an answer built from a row just written shows exactly what a later
+// read of that row shows.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
 const webhookColumns = `id, org_id, url, events, description, secret_ciphertext, secret_key_id, secret_hint, status, failure_count, created_at, updated_at`
 
 // CreateWebhook inserts w.
@@ -166,7 +171,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, org string, id uuid.UUID, cha
 		if err := change(&w); err != nil {
 			return err
 		}
-		w.UpdatedAt = time.Now().UTC()
+		w.UpdatedAt = Now()
 		if _, err := tx.NamedExecContext(ctx, `UPDATE webhooks SET url = :url, events = :events, description = :description,
 			secret_ciphertext = :secret_ciphertext, secret_key_id = :secret_key_id, secret_hint = :secret_hint,
 			status = :status, failure_count = :failure_count, updated_at = :updated_at WHERE id = :id`, w); err != nil {
@@ -220,11 +225,19 @@ func (s *Store) InsertDeliveries(ctx context.Context, rows []NewDelivery, lease 
 	}
 	start := time.Now()
 	var jobs []Job
-	err := s.db.SelectContext(ctx, &jobs, `WITH ins AS (
+	// The webhooks are locked FOR SHARE (in id order, as Complete and
+	// UpdateWebhook lock them, so no deadlock): a webhook being turned
+	// FAILED or INACTIVE at this moment is then either seen as changed and
+	// skipped, or changed after this commits, when stopping its pending
+	// deliveries sees these rows. A plain check would read the old status
+	// and leave new rows PENDING on a disabled webhook.
+	err := s.db.SelectContext(ctx, &jobs, `WITH hooks AS (
+		SELECT w.id FROM webhooks w WHERE w.id = ANY($2::uuid[]) AND w.status = 'ACTIVE' ORDER BY w.id FOR SHARE),
+		ins AS (
 		INSERT INTO webhook_deliveries AS d (id, webhook_id, org_id, event_id, event, body, status, next_attempt_at, claim, created_at, updated_at)
 		SELECT v.id, v.webhook_id, v.org_id, v.event_id, v.event, v.body, 'PENDING', now() + $7 * interval '1 millisecond', 1, now(), now()
 		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[]) AS v(id, webhook_id, org_id, event_id, event, body)
-		WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = v.webhook_id AND w.status = 'ACTIVE')
+		WHERE v.webhook_id IN (SELECT id FROM hooks)
 		ON CONFLICT (event_id, webhook_id) DO NOTHING
 		RETURNING `+jobColumns+`)
 		SELECT * FROM ins`,
@@ -288,6 +301,9 @@ type Result struct {
 	// (retry after RetryIn) or FAILED.
 	Status  string
 	RetryIn time.Duration
+	// NotCounted leaves the webhook's failureCount alone: the attempt
+	// failed on our side (an unreadable secret), not at the endpoint.
+	NotCounted bool
 }
 
 // Disabled is a webhook that a batch of results turned FAILED.
@@ -321,6 +337,9 @@ func (s *Store) Complete(ctx context.Context, results []Result, threshold int) (
 			return nil, fmt.Errorf("encode attempt: %w", err)
 		}
 		ids[i], claims[i], statuses[i], retries[i], attempts[i] = r.Job.DeliveryID.String(), int64(r.Job.Claim), r.Status, r.RetryIn.Milliseconds(), string(a)
+		if r.NotCounted {
+			continue
+		}
 		c, ok := counts[r.Job.WebhookID]
 		if !ok {
 			c = &count{}
@@ -358,6 +377,11 @@ func (s *Store) Complete(ctx context.Context, results []Result, threshold int) (
 			pq.Array(ids), pq.Array(claims), pq.Array(statuses), pq.Array(retries), pq.Array(attempts)); err != nil {
 			return fmt.Errorf("record attempts: %w", err)
 		}
+		// Up to PerWebhook attempts of one webhook are in flight at once, so
+		// one batch can hold several failures of a webhook about to reach the
+		// threshold: the count stops there (the documented "FAILED at 3"),
+		// and only ACTIVE webhooks are counted, so that attempts finishing
+		// after the webhook turned FAILED add nothing.
 		var touched []Disabled
 		if err := tx.SelectContext(ctx, &touched, `WITH v AS (
 				SELECT * FROM unnest($1::uuid[], $2::bool[], $3::int[]) AS v(id, reset, inc)),
@@ -366,10 +390,10 @@ func (s *Store) Complete(ctx context.Context, results []Result, threshold int) (
 				WHERE w.status = 'ACTIVE' AND (v.inc > 0 OR w.failure_count > 0)
 				ORDER BY w.id FOR UPDATE OF w)
 			UPDATE webhooks w SET
-				failure_count = CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END,
+				failure_count = LEAST(CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END, $4),
 				status = CASE WHEN (CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END) >= $4 THEN 'FAILED' ELSE w.status END,
 				updated_at = now()
-			FROM v, locked WHERE w.id = v.id AND w.id = locked.id
+			FROM v, locked WHERE w.id = v.id AND w.id = locked.id AND w.status = 'ACTIVE'
 			RETURNING w.id, w.org_id, w.failure_count`,
 			pq.Array(hookIDs), pq.Array(resets), pq.Array(incs), threshold); err != nil {
 			return fmt.Errorf("update failure counts: %w", err)

@@ -121,3 +121,100 @@ func TestCompleteCountsFailuresAndDisables(t *testing.T) {
 		t.Fatal("a delivery was inserted for a FAILED webhook")
 	}
 }
+
+// Many failed attempts of one webhook in one batch (16 may be in flight at
+// once) stop the count at the threshold, and attempts that finish after
+// the webhook turned FAILED do not add to it.
+func TestFailureCountStopsAtTheThreshold(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	w := activeWebhook(t, s, "org-3")
+	var rows []NewDelivery
+	for i := range 12 {
+		rows = append(rows, NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-3", EventID: "c" + string(rune('a'+i)), Event: "BOOKING_CREATED", Body: []byte(`{}`)})
+	}
+	jobs, err := s.InsertDeliveries(ctx, rows, time.Minute)
+	if err != nil || len(jobs) != 12 {
+		t.Fatalf("insert: %d jobs, %v", len(jobs), err)
+	}
+	fail := func(js ...Job) []Result {
+		var out []Result
+		for _, j := range js {
+			out = append(out, Result{Job: j, Attempt: Attempt{Number: 1, Error: "connect: connection refused"}, Status: DeliveryPending, RetryIn: time.Minute})
+		}
+		return out
+	}
+	if _, err := s.Complete(ctx, fail(jobs[0]), 3); err != nil {
+		t.Fatal(err)
+	}
+	disabled, err := s.Complete(ctx, fail(jobs[1:8]...), 3)
+	if err != nil || len(disabled) != 1 || disabled[0].FailureCount != 3 {
+		t.Fatalf("disabled = %+v, %v; want the webhook, at failureCount 3", disabled, err)
+	}
+	if got, _ := s.GetWebhook(ctx, "org-3", w.ID); got.FailureCount != 3 || got.Status != StatusFailed {
+		t.Fatalf("after 8 failures (7 in one batch): failureCount %d status %s, want 3 FAILED", got.FailureCount, got.Status)
+	}
+	// Attempts that were in flight when the webhook turned FAILED.
+	disabled, err = s.Complete(ctx, fail(jobs[8:]...), 3)
+	if err != nil || len(disabled) != 0 {
+		t.Fatalf("late failures disabled %+v again (%v)", disabled, err)
+	}
+	if got, _ := s.GetWebhook(ctx, "org-3", w.ID); got.FailureCount != 3 || got.Status != StatusFailed {
+		t.Fatalf("after late failures: failureCount %d status %s, want 3 FAILED", got.FailureCount, got.Status)
+	}
+}
+
+// Deliveries inserted while a webhook is being turned FAILED (the fan-out of
+// an event racing the recorder) are not left PENDING on the FAILED webhook,
+// where nothing would ever send or stop them: the insert waits for the
+// change and then skips the webhook.
+func TestDeliveriesInsertedWhileAWebhookIsDisabledAreNotLeftPending(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	w := activeWebhook(t, s, "org-4")
+
+	// What Complete does when a webhook reaches the threshold, held open.
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // committed below
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM webhooks WHERE id = $1 FOR UPDATE`, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET status = 'FAILED', failure_count = 3 WHERE id = $1`, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopPending(ctx, tx, []uuid.UUID{w.ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	type inserted struct {
+		jobs []Job
+		err  error
+	}
+	done := make(chan inserted, 1)
+	go func() {
+		jobs, err := s.InsertDeliveries(context.Background(), []NewDelivery{{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-4", EventID: "racing", Event: "BOOKING_CREATED", Body: []byte(`{}`)}}, time.Minute)
+		done <- inserted{jobs, err}
+	}()
+	testkit.Eventually(t, 5*time.Second, "the insert to wait for the disabling transaction", func() bool {
+		var waiting int
+		_ = s.db.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO webhook_deliveries%'`)
+		return waiting == 1
+	})
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	var pending int
+	if err := s.db.Get(&pending, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'PENDING'`, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	if pending != 0 || len(res.jobs) != 0 {
+		t.Fatalf("%d deliveries PENDING on a FAILED webhook, %d jobs handed out", pending, len(res.jobs))
+	}
+}
