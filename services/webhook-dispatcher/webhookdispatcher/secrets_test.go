@@ -125,3 +125,47 @@ func metric(t *testing.T, h *harness, name string) float64 {
 	t.Fatalf("metric %s not exposed", name)
 	return 0
 }
+
+// Rotation: on start, secrets sealed with an older key move to the current
+// one. A secret whose key is gone is passed over; it does not keep the
+// secrets after it on their old key.
+func TestKeyRotationPassesOverASecretWhoseKeyIsGone(t *testing.T) {
+	cfg := testConfig(t)
+	oldKey := cfg.SecretKeys
+	h := newHarness(t, cfg)
+	org := testkit.UniqueID("org")
+	admin := token(t, org, "ADMIN")
+	// Created first, so that its id (UUIDv7) comes first in any id order.
+	lost := h.createWebhook(admin, "http://127.0.0.1:9/lost", "BOOKING_CREATED")
+	kept := h.createWebhook(admin, "http://127.0.0.1:9/kept", "BOOKING_CREATED")
+	ring, err := secrets.Parse(secrets.NewKeySpec("gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lostID := uuid.MustParse(lost.ID)
+	kid, ct := ring.Seal([]byte(lost.Secret), lostID[:])
+	if _, err := h.db.Exec(`UPDATE webhooks SET secret_key_id = $1, secret_ciphertext = $2 WHERE id = $3`, kid, ct, lostID); err != nil {
+		t.Fatal(err)
+	}
+	// Rewritten last, so that it comes after the lost one in table order too.
+	if _, err := h.db.Exec(`UPDATE webhooks SET description = 'kept' WHERE id = $1`, kept.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	h.stop()
+	h.cfg.SecretKeys = secrets.NewKeySpec("test2") + "," + oldKey // a new current key, the old one kept for reading
+	h.start()
+	keyOf := func(id string) string {
+		var k string
+		if err := h.db.Get(&k, `SELECT secret_key_id FROM webhooks WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	testkit.Eventually(t, 10*time.Second, "the readable secret re-encrypted with the new key", func() bool {
+		return keyOf(kept.ID) == "test2"
+	})
+	if k := keyOf(lost.ID); k != "gone" {
+		t.Fatalf("the unreadable secret is now under key %q, want it left under \"gone\"", k)
+	}
+}

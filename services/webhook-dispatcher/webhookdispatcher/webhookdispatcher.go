@@ -13,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 	"github.com/nats-io/nats.go"
 
@@ -211,11 +212,14 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // reencryptSecrets moves secrets sealed with an older key to the current
-// one, so that the older key can be retired.
+// one, so that the older key can be retired. A secret it cannot open (its
+// key is gone) is logged and passed over, so that one lost key does not
+// keep every other secret on its old key.
 func (s *Service) reencryptSecrets(ctx context.Context) {
-	moved := 0
+	moved, unreadable := 0, 0
+	var after uuid.UUID
 	for ctx.Err() == nil {
-		rows, err := s.st.SecretsNotUnder(ctx, s.keys.Current(), 100)
+		rows, err := s.st.SecretsNotUnder(ctx, s.keys.Current(), after, 100)
 		if err != nil {
 			s.log.Error("re-encrypt secrets", "err", err)
 			return
@@ -223,11 +227,14 @@ func (s *Service) reencryptSecrets(ctx context.Context) {
 		if len(rows) == 0 {
 			break
 		}
+		after = rows[len(rows)-1].ID
 		for _, r := range rows {
 			plain, err := s.keys.Open(r.KeyID, r.Ciphertext, r.ID[:])
 			if err != nil {
-				s.log.Error("re-encrypt secret: keep its key in WEBHOOK_SECRETS_KEYS", "webhook_id", r.ID, "key_id", r.KeyID, "err", err)
-				return
+				unreadable++
+				s.log.Error("re-encrypt secret: its key is not in WEBHOOK_SECRETS_KEYS; its deliveries fail until the key is back or a new secret is set",
+					"webhook_id", r.ID, "key_id", r.KeyID, "err", err)
+				continue
 			}
 			kid, ct := s.keys.Seal(plain, r.ID[:])
 			if err := s.st.ReplaceSecret(ctx, r, kid, ct); err != nil {
@@ -237,8 +244,8 @@ func (s *Service) reencryptSecrets(ctx context.Context) {
 			moved++
 		}
 	}
-	if moved > 0 {
-		s.log.Info("re-encrypted webhook secrets with the current key", "key_id", s.keys.Current(), "count", moved)
+	if moved > 0 || unreadable > 0 {
+		s.log.Info("re-encrypted webhook secrets with the current key", "key_id", s.keys.Current(), "count", moved, "unreadable", unreadable)
 	}
 }
 

@@ -75,7 +75,14 @@ func TestSchedulerCloseReturnsQueuedJobs(t *testing.T) {
 	}, func() {})
 	s.Submit(jobsFor(hook, 10))
 	started.Wait()
-	go func() { close(release) }()
+	// The running jobs finish only once Close has taken the queue: released
+	// earlier, they would start queued jobs before Close sees them.
+	go func() {
+		for !s.isClosed() {
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
+	}()
 	if left := s.Close(); len(left) != 8 {
 		t.Fatalf("Close returned %d queued jobs, want 8", len(left))
 	}
@@ -107,4 +114,10 @@ func TestSchedulerReplacesReclaimedJobs(t *testing.T) {
 	if c, _ := ran.Load(jobs[1].DeliveryID); c != 7 {
 		t.Fatalf("the re-claimed job ran with claim %v, want 7", c)
 	}
+}
+
+func (s *Scheduler) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }

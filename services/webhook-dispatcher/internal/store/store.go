@@ -495,11 +495,12 @@ type SecretRow struct {
 	Ciphertext []byte    `db:"secret_ciphertext"`
 }
 
-// SecretsNotUnder returns up to limit webhooks whose secret is sealed with
-// another key than keyID.
-func (s *Store) SecretsNotUnder(ctx context.Context, keyID string, limit int) ([]SecretRow, error) {
+// SecretsNotUnder returns, in id order after the id after, up to limit
+// webhooks whose secret is sealed with another key than keyID.
+func (s *Store) SecretsNotUnder(ctx context.Context, keyID string, after uuid.UUID, limit int) ([]SecretRow, error) {
 	var out []SecretRow
-	if err := s.db.SelectContext(ctx, &out, `SELECT id, secret_key_id, secret_ciphertext FROM webhooks WHERE secret_key_id <> $1 LIMIT $2`, keyID, limit); err != nil {
+	if err := s.db.SelectContext(ctx, &out, `SELECT id, secret_key_id, secret_ciphertext FROM webhooks
+		WHERE secret_key_id <> $1 AND id > $2 ORDER BY id LIMIT $3`, keyID, after, limit); err != nil {
 		return nil, fmt.Errorf("list secrets to re-encrypt: %w", err)
 	}
 	return out, nil
