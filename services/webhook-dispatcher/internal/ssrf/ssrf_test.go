@@ -17,6 +17,8 @@ func TestClassify(t *testing.T) {
 		// whatever that address is.
 		"2002:7f00:1::", "2002:a9fe:a9fe::", "2002:808:808::1", "2001:0:4136:e378:8000:63bf:80ff:fffe",
 		"2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+		// IPv4-compatible (deprecated) and local-use NAT64 forms.
+		"::7f00:1", "::a9fe:a9fe", "64:ff9b:1::7f00:1",
 	}
 	for _, s := range refused {
 		if Classify(netip.MustParseAddr(s)) == "" {
