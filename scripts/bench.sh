@@ -9,6 +9,7 @@
 #           ceiling is measured into an empty table, so ingest starts empty too
 #   list    database notify_bench_list, kept between runs: the 5M-row seed is
 #           loaded once (a marker row records it) and reused
+# notifyd's logs are kept in bin/bench/ (ingest.log, list.log).
 # Settings (environment): BENCH_HTTP_ADDR, BENCH_NATS_LISTEN, BENCH_EVENTS,
 # BENCH_PACED_RATE, BENCH_LIST_ROWS, BENCH_LIST_USERS, BENCH_LIST_RATE,
 # BENCH_LIST_DURATION.
@@ -57,6 +58,7 @@ finish() {
 		tail -n 20 "$NOTIFYD_LOG" >&2
 	fi
 	stop_notifyd
+	mkdir -p bin/bench && cp "$TMP"/*.log bin/bench/ 2>/dev/null || true
 	rm -rf "$TMP"
 }
 trap finish EXIT
