@@ -93,6 +93,19 @@ func NotificationTypes() []string { return distinct(func(r Route) string { retur
 // WebhookEvents lists the webhook event names, without repeats.
 func WebhookEvents() []string { return distinct(func(r Route) string { return r.Webhook }) }
 
+// WebhookEventSubjects lists the EVENTS subjects of the domain event types
+// that produce a webhook delivery: the webhook dispatcher consumes only
+// those, so other events cost it nothing.
+func WebhookEventSubjects() []string {
+	var out []string
+	for _, t := range EventTypes() {
+		if routes[t].Webhook != "" {
+			out = append(out, EventsSubject(t))
+		}
+	}
+	return out
+}
+
 // distinct lists the non-empty values of one field of the table, in the
 // order of the event types.
 func distinct(field func(Route) string) []string {

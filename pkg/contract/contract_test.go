@@ -55,6 +55,11 @@ func TestTheTableListsEveryTypeOnce(t *testing.T) {
 	if got := strings.Join(contract.WebhookEvents(), ","); got != "BOOKING_CREATED,BOOKING_UPDATED,BOOKING_CANCELLED,RATE_QUOTED,CARRIER_ACCEPTED,CARRIER_REJECTED,PAYMENT_SUCCESS,PAYMENT_FAILED" {
 		t.Errorf("webhook events %s", got)
 	}
+	// BOOKING_STATUS_CHANGED is delivered as BOOKING_UPDATED, so nine types
+	// feed the eight webhook events.
+	if got := strings.Join(contract.WebhookEventSubjects(), ","); got != "events.BOOKING_CREATED,events.BOOKING_UPDATED,events.BOOKING_STATUS_CHANGED,events.BOOKING_CANCELLED,events.RATE_QUOTED,events.CARRIER_ACCEPTED,events.CARRIER_REJECTED,events.PAYMENT_SUCCESS,events.PAYMENT_FAILED" {
+		t.Errorf("webhook event subjects %s", got)
+	}
 	if got := len(contract.NotificationTypes()); got != 9 {
 		t.Errorf("%d notification types, want 9", got)
 	}

@@ -112,8 +112,10 @@ func (d *Dispatcher) consume(ctx context.Context) error {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       d.o.AckWait,
 		MaxAckPending: 20 * d.o.Batch,
-		FilterSubject: "events.>",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// Only the types that produce a webhook delivery: the server does not
+		// send the others, which would be decoded and acked for nothing.
+		FilterSubjects: contract.WebhookEventSubjects(),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
