@@ -121,7 +121,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		iter.Stop()
 	}()
 	msgs := make(chan jetstream.Msg, c.cfg.Batch*c.cfg.Workers)
-	go c.read(iter, msgs)
+	go natsx.Feed(ctx, iter, msgs, c.log)
 	done := make(chan struct{}, c.cfg.Workers)
 	for range c.cfg.Workers {
 		go func() {
@@ -133,26 +133,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		<-done
 	}
 	return nil
-}
-
-// read is the iterator's only reader: it hands each message to the workers
-// and closes msgs once the iterator is stopped. Workers calling Next on the
-// shared iterator with short waits left events unprocessed until their ack
-// wait ran out (2-44 of 200,000 in one run out of three, at 10,000 events/s;
-// BENCHMARKS.md); with one reader and batching on a Go channel, none.
-func (c *Consumer) read(iter jetstream.MessagesContext, msgs chan<- jetstream.Msg) {
-	defer close(msgs)
-	for {
-		msg, err := iter.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return
-		}
-		if err != nil {
-			c.log.Warn("next event", "err", err)
-			continue
-		}
-		msgs <- msg
-	}
 }
 
 // work handles batches until msgs is closed and drained.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -128,23 +127,31 @@ func (d *Dispatcher) consume(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", d.o.Consumer, err)
 	}
 	defer it.Stop()
+	msgs := make(chan jetstream.Msg, d.o.Batch)
+	go natsx.Feed(ctx, it, msgs, d.log)
 	batch := make([]jetstream.Msg, 0, d.o.Batch)
 	for {
-		first, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case first, ok := <-msgs:
+			if !ok {
 				return nil
 			}
-			d.log.Warn("next event", "err", err)
-			continue
+			batch = append(batch[:0], first)
 		}
-		batch = append(batch[:0], first)
+		// Whatever else has arrived joins the batch; nothing waits for more.
+	fill:
 		for len(batch) < d.o.Batch {
-			m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
-			if err != nil {
-				break
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
 			}
-			batch = append(batch, m)
 		}
 		d.handle(ctx, batch)
 		d.sched.WaitForRoom(ctx, 2*time.Second)
