@@ -155,9 +155,9 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, consumer string, ms
 // Feed is the only reader of iter: it passes each message to out until the
 // iterator is stopped or ctx ends, then closes out. Consumers batch from out
 // with plain channel operations. Calling Next with short waits instead (from
-// several workers, or to fill a batch) left messages unprocessed until their
-// ack wait ran out: 2-44 of 200,000 events in one run out of three at
-// 10,000 events/s, none in eight runs with Feed (BENCHMARKS.md).
+// several workers, to fill batches) left messages unprocessed until their
+// ack wait ran out: 2-31 events of 200,000 in 4 of 14 ingest runs at 10,000
+// events/s, none in 8 runs with Feed (BENCHMARKS.md).
 func Feed(ctx context.Context, iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Logger) {
 	defer close(out)
 	for {
