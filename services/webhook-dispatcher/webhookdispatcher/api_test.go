@@ -25,6 +25,7 @@ func TestOtherOrganizationsWebhooksAnswer404AndRolesAreEnforced(t *testing.T) {
 	}
 	base := "/api/v1/webhooks/" + w.ID
 	crossOrg := []struct{ method, path string }{
+		{http.MethodGet, base},
 		{http.MethodPatch, base},
 		{http.MethodDelete, base},
 		{http.MethodPost, base + "/test"},
@@ -40,6 +41,14 @@ func TestOtherOrganizationsWebhooksAnswer404AndRolesAreEnforced(t *testing.T) {
 		if code := h.call(r.method, r.path, adminB, body, &p); code != http.StatusNotFound || p.Status != http.StatusNotFound {
 			t.Errorf("org B %s %s: status %d, want 404", r.method, r.path, code)
 		}
+	}
+	// Its own organization reads it, without the secret.
+	var own map[string]any
+	if code := h.call(http.MethodGet, base, viewerA, nil, &own); code != http.StatusOK || own["id"] != w.ID || own["url"] != rcv.srv.URL {
+		t.Fatalf("GET own webhook: status %d, %v", code, own)
+	}
+	if _, leaked := own["secret"]; leaked || own["secretHint"] == "" {
+		t.Fatalf("GET own webhook shows secret %v, hint %v", own["secret"], own["secretHint"])
 	}
 	// A delivery id under another webhook of the same organization is not found either.
 	other := h.createWebhook(adminA, rcv.srv.URL, "RATE_QUOTED")

@@ -66,6 +66,7 @@ func (a *API) Register(e *echo.Echo, v *auth.Verifier) {
 	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg)
 	g.GET("", a.list)
 	g.POST("", a.create, a.requireWriter)
+	g.GET("/:id", a.get)
 	g.PATCH("/:id", a.update, a.requireWriter)
 	g.DELETE("/:id", a.delete, a.requireWriter)
 	g.POST("/:id/test", a.test, a.requireWriter)
@@ -244,6 +245,20 @@ func (a *API) update(c *echo.Context) error {
 		return mapErr(err, "webhook")
 	}
 	a.ann.Announce(w.OrgID)
+	return c.JSON(http.StatusOK, toJSON(w))
+}
+
+// get answers one webhook of the caller's organization (not in DESIGN.md's
+// route list; integrators expect the resource itself to answer a GET).
+func (a *API) get(c *echo.Context) error {
+	id, err := idParam(c, "id", "webhook")
+	if err != nil {
+		return err
+	}
+	w, err := a.st.GetWebhook(c.Request().Context(), org(c), id)
+	if err != nil {
+		return mapErr(err, "webhook")
+	}
 	return c.JSON(http.StatusOK, toJSON(w))
 }
 
