@@ -32,15 +32,7 @@ func TestUndecryptableSecretFailsItsDeliveriesWithoutStallingTheOrganization(t *
 	// Seal the second secret under a key the dispatcher does not hold, as
 	// if that key had been removed from its configuration.
 	goneKey := secrets.NewKeySpec("gone")
-	ring, err := secrets.Parse(goneKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	badID := uuid.MustParse(bad.ID)
-	kid, ct := ring.Seal([]byte(bad.Secret), badID[:])
-	if _, err := h.db.Exec(`UPDATE webhooks SET secret_key_id = $1, secret_ciphertext = $2 WHERE id = $3`, kid, ct, badID); err != nil {
-		t.Fatal(err)
-	}
+	sealUnder(t, h, bad, goneKey)
 	if err := h.nats.Conn.Publish(webhookdispatcher.InvalidationSubject, []byte(org)); err != nil {
 		t.Fatal(err)
 	}
@@ -138,15 +130,7 @@ func TestKeyRotationPassesOverASecretWhoseKeyIsGone(t *testing.T) {
 	// Created first, so that its id (UUIDv7) comes first in any id order.
 	lost := h.createWebhook(admin, "http://127.0.0.1:9/lost", "BOOKING_CREATED")
 	kept := h.createWebhook(admin, "http://127.0.0.1:9/kept", "BOOKING_CREATED")
-	ring, err := secrets.Parse(secrets.NewKeySpec("gone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lostID := uuid.MustParse(lost.ID)
-	kid, ct := ring.Seal([]byte(lost.Secret), lostID[:])
-	if _, err := h.db.Exec(`UPDATE webhooks SET secret_key_id = $1, secret_ciphertext = $2 WHERE id = $3`, kid, ct, lostID); err != nil {
-		t.Fatal(err)
-	}
+	sealUnder(t, h, lost, secrets.NewKeySpec("gone"))
 	// Rewritten last, so that it comes after the lost one in table order too.
 	if _, err := h.db.Exec(`UPDATE webhooks SET description = 'kept' WHERE id = $1`, kept.ID); err != nil {
 		t.Fatal(err)
@@ -167,5 +151,20 @@ func TestKeyRotationPassesOverASecretWhoseKeyIsGone(t *testing.T) {
 	})
 	if k := keyOf(lost.ID); k != "gone" {
 		t.Fatalf("the unreadable secret is now under key %q, want it left under \"gone\"", k)
+	}
+}
+
+// sealUnder stores w's secret sealed with keySpec ("id:base64key") in place
+// of what the service sealed, as if its key had been changed behind it.
+func sealUnder(t *testing.T, h *harness, w webhookOut, keySpec string) {
+	t.Helper()
+	ring, err := secrets.Parse(keySpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.MustParse(w.ID)
+	kid, ct := ring.Seal([]byte(w.Secret), id[:])
+	if _, err := h.db.Exec(`UPDATE webhooks SET secret_key_id = $1, secret_ciphertext = $2 WHERE id = $3`, kid, ct, id); err != nil {
+		t.Fatal(err)
 	}
 }
