@@ -192,7 +192,7 @@ func New(cfg Config) app.Builder {
 			Timeout: cfg.Timeout, Policy: cfg.Policy(),
 			Limits: dispatch.Limits{
 				MaxInFlight: cfg.MaxInFlight, PerWebhook: cfg.MaxInFlightPerWebhook,
-				QueuePerWebhook: cfg.QueuePerWebhook, MaxQueued: 20 * cfg.MaxInFlight,
+				QueuePerWebhook: cfg.QueuePerWebhook, MaxQueued: 20 * cfg.MaxInFlight, StartPerWebhook: 1,
 			},
 		}, st, cache, sender, d.JS, ann, metrics, log)
 		s.disp = disp

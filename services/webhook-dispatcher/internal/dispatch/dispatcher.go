@@ -324,24 +324,27 @@ func (d *Dispatcher) sweep(ctx context.Context) {
 // claim, so that no other worker can take the delivery while it is sent.
 const leaseMargin = 5 * time.Second
 
-// deliver makes one automatic attempt and hands its result to the recorder.
-func (d *Dispatcher) deliver(j store.Job) {
+// deliver makes one automatic attempt and hands its result to the
+// recorder. A failed attempt's result is written before deliver returns, so
+// that the scheduler's next attempt to the webhook finds it disabled once
+// the threshold is reached.
+func (d *Dispatcher) deliver(j store.Job) outcome {
 	if time.Until(j.LeaseUntil) < d.o.Timeout+leaseMargin {
 		d.metrics.Dropped.Inc() // waited too long in its lane: let the poller claim it afresh
-		return
+		return notSent
 	}
 	ctx := context.Background() // requests in flight finish during shutdown, bounded by the timeout
 	hook, ok, err := d.cache.Hook(ctx, j.OrgID, j.WebhookID)
 	if err != nil {
 		d.log.Error("load webhook", "webhook_id", j.WebhookID, "delivery_id", j.DeliveryID, "err", err)
-		return
+		return notSent
 	}
 	if !ok {
-		return // no longer ACTIVE: its pending rows were stopped with it
+		return notSent // no longer ACTIVE: its pending rows were stopped with it
 	}
 	if hook.SecretErr != nil {
 		d.failUnsigned(j, hook.SecretErr)
-		return
+		return notSent
 	}
 	out := d.sender.Send(ctx, hook.URL, hook.Secret, webhook.Delivery{ID: j.DeliveryID.String(), Event: j.Event, Timestamp: time.Now(), Attempt: j.Attempt}, j.Body)
 	res := store.Result{Job: j, Attempt: AttemptOf(j.Attempt, out, false)}
@@ -362,8 +365,11 @@ func (d *Dispatcher) deliver(j store.Job) {
 		d.log.Warn("webhook attempt failed", "webhook_id", j.WebhookID, "delivery_id", j.DeliveryID, "event_id", j.EventID,
 			"attempt", j.Attempt, "host", hostOf(hook.URL), "status_code", out.StatusCode, "reason", out.Err,
 			"next", res.Status, "retry_in", res.RetryIn.String())
+		d.rec.AddAndWait(res)
+		return failed
 	}
 	d.rec.Add(res)
+	return answered
 }
 
 // failUnsigned records a delivery that cannot be signed as FAILED with the

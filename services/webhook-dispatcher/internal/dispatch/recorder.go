@@ -17,7 +17,7 @@ type completer interface {
 // records hundreds of attempts, which is what lets PostgreSQL keep up.
 type Recorder struct {
 	st         completer
-	in         chan store.Result
+	in         chan entry
 	batch      int
 	threshold  int
 	onDisabled func([]store.Disabled)
@@ -25,14 +25,30 @@ type Recorder struct {
 	done       chan struct{}
 }
 
+// entry is a queued result; written, when not nil, is closed once the
+// result is written (or given up on).
+type entry struct {
+	res     store.Result
+	written chan struct{}
+}
+
 // NewRecorder returns a recorder; onDisabled hears of webhooks turned FAILED.
 func NewRecorder(st completer, batch, threshold int, onDisabled func([]store.Disabled), log *slog.Logger) *Recorder {
-	return &Recorder{st: st, in: make(chan store.Result, 4*batch), batch: batch, threshold: threshold, onDisabled: onDisabled, log: log, done: make(chan struct{})}
+	return &Recorder{st: st, in: make(chan entry, 4*batch), batch: batch, threshold: threshold, onDisabled: onDisabled, log: log, done: make(chan struct{})}
 }
 
 // Add queues a result; it blocks while the queue is full, which slows the
 // senders down to what the database takes.
-func (r *Recorder) Add(res store.Result) { r.in <- res }
+func (r *Recorder) Add(res store.Result) { r.in <- entry{res: res} }
+
+// AddAndWait queues a result and returns once it is written, and so once a
+// webhook it turned FAILED has left the cache: the next attempt to that
+// webhook then sees it disabled.
+func (r *Recorder) AddAndWait(res store.Result) {
+	e := entry{res: res, written: make(chan struct{})}
+	r.in <- e
+	<-e.written
+}
 
 // Close ends the input; Run writes what is left and returns.
 func (r *Recorder) Close() { close(r.in) }
@@ -45,22 +61,32 @@ func (r *Recorder) Done() <-chan struct{} { return r.done }
 // run out if they are never written, which would send them again.
 func (r *Recorder) Run(ctx context.Context) {
 	defer close(r.done)
-	buf := make([]store.Result, 0, r.batch)
+	batch := make([]entry, 0, r.batch)
+	results := make([]store.Result, 0, r.batch)
 	for first := range r.in {
-		buf = append(buf[:0], first)
+		batch = append(batch[:0], first)
 	fill:
-		for len(buf) < r.batch {
+		for len(batch) < r.batch {
 			select {
-			case res, ok := <-r.in:
+			case e, ok := <-r.in:
 				if !ok {
 					break fill
 				}
-				buf = append(buf, res)
+				batch = append(batch, e)
 			default:
 				break fill
 			}
 		}
-		r.write(ctx, buf)
+		results = results[:0]
+		for _, e := range batch {
+			results = append(results, e.res)
+		}
+		r.write(ctx, results)
+		for _, e := range batch {
+			if e.written != nil {
+				close(e.written)
+			}
+		}
 	}
 }
 

@@ -16,7 +16,23 @@ type Limits struct {
 	PerWebhook      int // requests in flight to one webhook
 	QueuePerWebhook int // jobs waiting for one webhook; more are left to the poller
 	MaxQueued       int // jobs waiting in all; the consumer waits beyond this
+	// StartPerWebhook is how many requests a webhook gets at once before it
+	// has answered; each 2xx adds one, so the allowance doubles with every
+	// round trip up to PerWebhook, and a failure takes it back to 1 (slow
+	// start). A dead endpoint is then tried once
+	// at a time and is disabled after exactly the threshold of failures,
+	// instead of receiving PerWebhook requests at once. 0 means PerWebhook.
+	StartPerWebhook int
 }
+
+// outcome is what running a job did, as far as pacing its webhook goes.
+type outcome int
+
+const (
+	notSent  outcome = iota // nothing reached the endpoint (webhook gone, claim too short, secret unreadable)
+	answered                // the endpoint answered 2xx
+	failed                  // the attempt failed; its result is recorded when run returns
+)
 
 // Scheduler runs jobs with a bounded number in flight overall and per
 // webhook. Each webhook has its own queue ("lane"); lanes take turns for
@@ -27,7 +43,7 @@ type Limits struct {
 // claim runs out, so nothing is lost.
 type Scheduler struct {
 	lim Limits
-	run func(store.Job)
+	run func(store.Job) outcome
 
 	mu       sync.Mutex
 	room     *sync.Cond // signalled when queued jobs leave
@@ -49,11 +65,15 @@ type lane struct {
 	id         uuid.UUID
 	queue      []*store.Job
 	inFlight   int
+	limit      int // requests allowed in flight now (slow start)
 	inRunnable bool
 }
 
 // NewScheduler returns a scheduler that runs each job with run.
-func NewScheduler(lim Limits, run func(store.Job), dropped func()) *Scheduler {
+func NewScheduler(lim Limits, run func(store.Job) outcome, dropped func()) *Scheduler {
+	if lim.StartPerWebhook <= 0 || lim.StartPerWebhook > lim.PerWebhook {
+		lim.StartPerWebhook = lim.PerWebhook
+	}
 	s := &Scheduler{lim: lim, run: run, dropped: dropped, lanes: map[uuid.UUID]*lane{}, known: map[uuid.UUID]*store.Job{}}
 	s.room = sync.NewCond(&s.mu)
 	return s
@@ -76,7 +96,7 @@ func (s *Scheduler) Submit(jobs []store.Job) {
 		}
 		l := s.lanes[j.WebhookID]
 		if l == nil {
-			l = &lane{id: j.WebhookID}
+			l = &lane{id: j.WebhookID, limit: s.lim.StartPerWebhook}
 			s.lanes[j.WebhookID] = l
 		}
 		if len(l.queue) >= s.lim.QueuePerWebhook {
@@ -124,14 +144,14 @@ func (s *Scheduler) InFlight() int {
 
 // stalledIn is what lane l adds to stalled.
 func (s *Scheduler) stalledIn(l *lane) int {
-	if l.inFlight >= s.lim.PerWebhook {
+	if l.inFlight >= l.limit {
 		return len(l.queue)
 	}
 	return 0
 }
 
 func (s *Scheduler) markRunnable(l *lane) {
-	if !l.inRunnable && len(l.queue) > 0 && l.inFlight < s.lim.PerWebhook {
+	if !l.inRunnable && len(l.queue) > 0 && l.inFlight < l.limit {
 		l.inRunnable = true
 		s.runnable = append(s.runnable, l)
 	}
@@ -145,7 +165,7 @@ func (s *Scheduler) pump() {
 		s.runnable[0] = nil
 		s.runnable = s.runnable[1:]
 		l.inRunnable = false
-		if len(l.queue) == 0 || l.inFlight >= s.lim.PerWebhook {
+		if len(l.queue) == 0 || l.inFlight >= l.limit {
 			continue
 		}
 		s.stalled -= s.stalledIn(l)
@@ -166,12 +186,18 @@ func (s *Scheduler) pump() {
 
 func (s *Scheduler) exec(l *lane, j store.Job) {
 	defer s.wg.Done()
-	s.run(j)
+	out := s.run(j)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stalled -= s.stalledIn(l)
 	l.inFlight--
 	s.inFlight--
+	switch out {
+	case answered:
+		l.limit = min(l.limit+1, s.lim.PerWebhook) // one more per answer: twice as many per round trip
+	case failed:
+		l.limit = 1
+	}
 	s.stalled += s.stalledIn(l)
 	if l.inFlight == 0 && len(l.queue) == 0 {
 		delete(s.lanes, l.id)

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,12 @@ import (
 	"github.com/xpeditis/notify/pkg/testkit"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
 )
+
+// unpaced runs f and reports that nothing was sent, so that the webhook's
+// in-flight allowance stays where it is.
+func unpaced(f func(store.Job)) func(store.Job) outcome {
+	return func(j store.Job) outcome { f(j); return notSent }
+}
 
 func jobsFor(hook uuid.UUID, n int) []store.Job {
 	out := make([]store.Job, n)
@@ -27,7 +34,7 @@ func TestSchedulerIsolatesSlowWebhooks(t *testing.T) {
 	release := make(chan struct{})
 	var slowRunning, slowMax, slowStarted, healthyDone atomic.Int64
 	var dropped atomic.Int64
-	s := NewScheduler(Limits{MaxInFlight: 8, PerWebhook: 3, QueuePerWebhook: 50, MaxQueued: 1000}, func(j store.Job) {
+	s := NewScheduler(Limits{MaxInFlight: 8, PerWebhook: 3, QueuePerWebhook: 50, MaxQueued: 1000}, unpaced(func(j store.Job) {
 		if j.WebhookID == slow {
 			slowStarted.Add(1)
 			n := slowRunning.Add(1)
@@ -42,7 +49,7 @@ func TestSchedulerIsolatesSlowWebhooks(t *testing.T) {
 			return
 		}
 		healthyDone.Add(1)
-	}, func() { dropped.Add(1) })
+	}), func() { dropped.Add(1) })
 
 	s.Submit(jobsFor(slow, 60)) // 50 queue, 10 more are left to the poller
 	s.Submit(jobsFor(healthy, 200))
@@ -69,10 +76,10 @@ func TestSchedulerCloseReturnsQueuedJobs(t *testing.T) {
 	release := make(chan struct{})
 	var started sync.WaitGroup
 	started.Add(2)
-	s := NewScheduler(Limits{MaxInFlight: 2, PerWebhook: 2, QueuePerWebhook: 100, MaxQueued: 100}, func(store.Job) {
+	s := NewScheduler(Limits{MaxInFlight: 2, PerWebhook: 2, QueuePerWebhook: 100, MaxQueued: 100}, unpaced(func(store.Job) {
 		started.Done()
 		<-release
-	}, func() {})
+	}), func() {})
 	s.Submit(jobsFor(hook, 10))
 	started.Wait()
 	// The running jobs finish only once Close has taken the queue: released
@@ -95,11 +102,11 @@ func TestSchedulerReplacesReclaimedJobs(t *testing.T) {
 	release := make(chan struct{})
 	var ran sync.Map
 	var runs atomic.Int64
-	s := NewScheduler(Limits{MaxInFlight: 1, PerWebhook: 1, QueuePerWebhook: 10, MaxQueued: 10}, func(j store.Job) {
+	s := NewScheduler(Limits{MaxInFlight: 1, PerWebhook: 1, QueuePerWebhook: 10, MaxQueued: 10}, unpaced(func(j store.Job) {
 		<-release
 		ran.Store(j.DeliveryID, j.Claim)
 		runs.Add(1)
-	}, func() {})
+	}), func() {})
 	jobs := jobsFor(hook, 2)
 	s.Submit(jobs)
 	again := jobs[1]
@@ -120,4 +127,55 @@ func (s *Scheduler) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
+}
+
+// Slow start: a webhook gets StartPerWebhook requests at once until it
+// answers, one more for each 2xx (twice as many per round trip) up to
+// PerWebhook, and one at a time again after a failure.
+func TestSchedulerPacesEachWebhookBySlowStart(t *testing.T) {
+	type round struct {
+		release chan struct{}
+		started int
+		result  outcome // what its jobs report, set before release
+	}
+	var mu sync.Mutex
+	cur := &round{release: make(chan struct{})}
+	s := NewScheduler(Limits{MaxInFlight: 32, PerWebhook: 8, StartPerWebhook: 1, QueuePerWebhook: 1000, MaxQueued: 1000}, func(store.Job) outcome {
+		mu.Lock()
+		r := cur
+		r.started++
+		mu.Unlock()
+		<-r.release
+		return r.result
+	}, func() {})
+	// next ends the jobs of the current round together with result and says
+	// how many the lane had started; those it starts meanwhile make the next
+	// round.
+	next := func(result outcome) int {
+		t.Helper()
+		testkit.Eventually(t, 5*time.Second, "a job of this round", func() bool { mu.Lock(); defer mu.Unlock(); return cur.started > 0 })
+		time.Sleep(20 * time.Millisecond) // time for the lane to start all it may
+		mu.Lock()
+		r := cur
+		cur = &round{release: make(chan struct{})}
+		n := r.started
+		r.result = result
+		mu.Unlock()
+		close(r.release)
+		return n
+	}
+	s.Submit(jobsFor(uuid.New(), 100))
+	var got []int
+	for range 5 {
+		got = append(got, next(answered))
+	}
+	got = append(got, next(failed), next(failed))
+	mu.Lock()
+	close(cur.release)
+	mu.Unlock()
+	s.Close()
+	want := []int{1, 2, 4, 8, 8, 8, 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("requests in flight per round %v, want %v", got, want)
+	}
 }
