@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,6 +52,7 @@ type Consumer struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	turns   *turns
 }
 
 type metrics struct {
@@ -122,26 +124,49 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 	msgs := make(chan jetstream.Msg, c.cfg.Batch*c.cfg.Workers)
 	go natsx.Feed(ctx, iter, msgs, c.log)
-	done := make(chan struct{}, c.cfg.Workers)
+	free := make(chan struct{}, c.cfg.Workers)
+	batches := make(chan batch, c.cfg.Workers)
+	c.turns = newTurns()
+	go c.form(msgs, free, batches)
+	var wg sync.WaitGroup
 	for range c.cfg.Workers {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			c.work(msgs)
-		}()
+		wg.Go(func() { c.work(free, batches) })
 	}
-	for range c.cfg.Workers {
-		<-done
-	}
+	wg.Wait()
 	return nil
 }
 
-// work handles batches until msgs is closed and drained.
-func (c *Consumer) work(msgs <-chan jetstream.Msg) {
+// work says it is free, handles the batch it gets, and again, until the
+// batches end.
+func (c *Consumer) work(free chan<- struct{}, batches <-chan batch) {
 	for {
-		batch, open := c.nextBatch(msgs)
-		if len(batch) > 0 {
-			// In-flight work finishes even during shutdown.
-			c.Handle(context.Background(), batch)
+		free <- struct{}{} // never blocks: room for one token per worker
+		b, ok := <-batches
+		if !ok {
+			return
+		}
+		// In-flight work finishes even during shutdown.
+		c.handle(context.Background(), b)
+	}
+}
+
+// batch is a run of events in stream order; seq numbers the batches in the
+// order they were formed.
+type batch struct {
+	seq  uint64
+	msgs []jetstream.Msg
+}
+
+// form cuts the messages into batches, in order, each when a worker is free
+// for it, and closes out once msgs is closed and drained.
+func (c *Consumer) form(msgs <-chan jetstream.Msg, free <-chan struct{}, out chan<- batch) {
+	defer close(out)
+	var seq uint64
+	for range free {
+		b, open := c.nextBatch(msgs)
+		if len(b) > 0 {
+			out <- batch{seq: seq, msgs: b}
+			seq++
 		}
 		if !open {
 			return
@@ -157,30 +182,65 @@ func (c *Consumer) nextBatch(msgs <-chan jetstream.Msg) ([]jetstream.Msg, bool) 
 	if !ok {
 		return nil, false
 	}
-	batch := []jetstream.Msg{first}
+	b := []jetstream.Msg{first}
 	linger := time.NewTimer(c.cfg.MaxWait)
 	defer linger.Stop()
-	for len(batch) < c.cfg.Batch {
+	for len(b) < c.cfg.Batch {
 		select {
 		case msg, ok := <-msgs:
 			if !ok {
-				return batch, false
+				return b, false
 			}
-			batch = append(batch, msg)
+			b = append(b, msg)
 		case <-linger.C:
-			return batch, true
+			return b, true
 		}
 	}
-	return batch, true
+	return b, true
 }
 
-// Handle processes one batch of event messages to the end: every message is
-// acked, dead-lettered, or scheduled for redelivery.
-func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg) {
+// turns lets batches publish in the order they were formed: workers store
+// batches side by side, but a user's NOTIFY messages, which the gateway
+// pushes and replays in stream order, must follow the order of the events.
+type turns struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	next uint64
+}
+
+func newTurns() *turns {
+	t := &turns{}
+	t.cond = sync.NewCond(&t.mu)
+	return t
+}
+
+// take blocks until it is batch seq's turn.
+func (t *turns) take(seq uint64) {
+	t.mu.Lock()
+	for t.next != seq {
+		t.cond.Wait()
+	}
+	t.mu.Unlock()
+}
+
+// pass gives the turn to the next batch; every batch takes and passes its
+// turn exactly once, or the batches after it wait forever.
+func (t *turns) pass() {
+	t.mu.Lock()
+	t.next++
+	t.cond.Broadcast()
+	t.mu.Unlock()
+}
+
+// handle processes one batch to the end: every message is acked,
+// dead-lettered, or scheduled for redelivery. Its notifications are
+// published in its turn (publishing is asynchronous; acks are awaited after
+// the turn is passed on).
+func (c *Consumer) handle(ctx context.Context, b batch) {
 	start := time.Now()
 	var rows []store.Row
 	var good []jetstream.Msg
-	for _, msg := range msgs {
+	for _, msg := range b.msgs {
 		ev, err := contract.Decode(msg.Data())
 		if err != nil {
 			c.deadLetter(ctx, msg, err)
@@ -189,12 +249,22 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		good = append(good, msg)
 		rows = append(rows, rowsFor(ev, msg)...)
 	}
+	var stored []store.Row
+	var err error
+	if len(good) > 0 {
+		stored, err = c.store.InsertBatch(ctx, rows)
+	}
+	c.turns.take(b.seq)
+	var futures []jetstream.PubAckFuture
+	if err == nil {
+		futures, err = c.publish(stored)
+	}
+	c.turns.pass()
 	if len(good) == 0 {
 		return
 	}
-	stored, err := c.store.InsertBatch(ctx, rows)
 	if err == nil {
-		err = c.publish(ctx, stored)
+		err = c.awaitAcks(ctx, futures)
 	}
 	if err != nil {
 		c.retryLater(good, err)
@@ -261,21 +331,26 @@ func rowsFor(ev *contract.Event, msg jetstream.Msg) []store.Row {
 	return rows
 }
 
-// publish sends each notification to its user's NOTIFY subject and waits
-// for every ack.
-func (c *Consumer) publish(ctx context.Context, rows []store.Row) error {
+// publish sends each notification to its user's NOTIFY subject, in order,
+// without waiting for the stream's acks.
+func (c *Consumer) publish(rows []store.Row) ([]jetstream.PubAckFuture, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
 	for _, r := range rows {
 		msg, err := NotificationMessage(r)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		f, err := c.js.PublishMsgAsync(msg)
 		if err != nil {
-			return fmt.Errorf("publish notification %s: %w", r.ID, err)
+			return nil, fmt.Errorf("publish notification %s: %w", r.ID, err)
 		}
 		futures = append(futures, f)
 	}
+	return futures, nil
+}
+
+// awaitAcks waits for the stream to ack every publish.
+func (c *Consumer) awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
 	timeout := time.NewTimer(c.cfg.AckWait / 2)
 	defer timeout.Stop()
 	for _, f := range futures {

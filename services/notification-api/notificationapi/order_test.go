@@ -1,0 +1,68 @@
+package notificationapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/postgres"
+	"github.com/xpeditis/notify/pkg/testkit"
+	"github.com/xpeditis/notify/services/notification-api/internal/ingest"
+	"github.com/xpeditis/notify/services/notification-api/internal/store"
+	"github.com/xpeditis/notify/services/notification-api/migrations"
+)
+
+// Batches are stored by several workers at once, but a user's live stream
+// (NOTIFY, which the gateway pushes and replays) gets the notifications in
+// the order of their events: a backlog of 400 events of one user, taken in
+// batches of 5 by 4 workers, comes out in the order it went in.
+func TestNotificationsReachTheLiveStreamInEventOrder(t *testing.T) {
+	n := testkit.StartNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pub := newPublisher(n)
+	var want []string
+	for range 400 {
+		ev := event("SYSTEM", "olga")
+		if _, err := pub.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, ev.Id)
+	}
+	db, err := postgres.Open(ctx, testkit.Database(t), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := postgres.Migrate(ctx, db, "notification-api", migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	c := ingest.New(n.JS, store.New(db), ingest.Config{
+		Durable: "notification-api", Batch: 5, MaxWait: time.Millisecond, AckWait: 30 * time.Second, Workers: 4,
+	}, testkit.Logger(), prometheus.NewRegistry())
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	var msgs []contract.UserMessage
+	testkit.Eventually(t, 20*time.Second, "400 notifications on NOTIFY", func() bool {
+		msgs = readNotify(t, n, "olga")
+		return len(msgs) == len(want)
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range msgs {
+		var notif contract.Notification
+		if err := json.Unmarshal(m.Data, &notif); err != nil {
+			t.Fatal(err)
+		}
+		if notif.EventID != want[i] {
+			t.Fatalf("notification %d on NOTIFY is of event %s, want %s (the %d-th published)", i, notif.EventID, want[i], i)
+		}
+	}
+}
