@@ -138,6 +138,7 @@ func TestSchedulerPacesEachWebhookBySlowStart(t *testing.T) {
 		started int
 		result  outcome // what its jobs report, set before release
 	}
+	hook := uuid.New()
 	var mu sync.Mutex
 	cur := &round{release: make(chan struct{})}
 	s := NewScheduler(Limits{MaxInFlight: 32, PerWebhook: 8, StartPerWebhook: 1, QueuePerWebhook: 1000, MaxQueued: 1000}, func(store.Job) outcome {
@@ -153,8 +154,20 @@ func TestSchedulerPacesEachWebhookBySlowStart(t *testing.T) {
 	// round.
 	next := func(result outcome) int {
 		t.Helper()
-		testkit.Eventually(t, 5*time.Second, "a job of this round", func() bool { mu.Lock(); defer mu.Unlock(); return cur.started > 0 })
-		time.Sleep(20 * time.Millisecond) // time for the lane to start all it may
+		// The round is complete when the jobs of the last one are all
+		// accounted for (everything in flight has started here) and the
+		// lane has started all its allowance lets it.
+		testkit.Eventually(t, 5*time.Second, "the lane to start all it may", func() bool {
+			s.mu.Lock()
+			inFlight, limit := s.inFlight, -1
+			if l := s.lanes[hook]; l != nil {
+				limit = l.limit
+			}
+			s.mu.Unlock()
+			mu.Lock()
+			defer mu.Unlock()
+			return cur.started > 0 && cur.started == inFlight && inFlight == limit
+		})
 		mu.Lock()
 		r := cur
 		cur = &round{release: make(chan struct{})}
@@ -164,7 +177,7 @@ func TestSchedulerPacesEachWebhookBySlowStart(t *testing.T) {
 		close(r.release)
 		return n
 	}
-	s.Submit(jobsFor(uuid.New(), 100))
+	s.Submit(jobsFor(hook, 100))
 	var got []int
 	for range 5 {
 		got = append(got, next(answered))
