@@ -19,9 +19,9 @@ type Limits struct {
 	// StartPerWebhook is how many requests a webhook gets at once before it
 	// has answered; each 2xx adds one, so the allowance doubles with every
 	// round trip up to PerWebhook, and a failure takes it back to 1 (slow
-	// start). A dead endpoint is then tried once
-	// at a time and is disabled after exactly the threshold of failures,
-	// instead of receiving PerWebhook requests at once. 0 means PerWebhook.
+	// start). A dead endpoint is then tried one request at a time and is
+	// disabled after exactly the threshold of failures, instead of receiving
+	// PerWebhook requests at once. 0 means PerWebhook.
 	StartPerWebhook int
 }
 
