@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -75,12 +76,7 @@ func (d *Dispatcher) InFlight() int { return d.sched.InFlight() }
 func (d *Dispatcher) Run(ctx context.Context) error {
 	go d.rec.Run(ctx)
 	var wg sync.WaitGroup
-	errc := make(chan error, 1)
-	wg.Go(func() {
-		if err := d.consume(ctx); err != nil {
-			errc <- err
-		}
-	})
+	wg.Go(func() { d.consumeUntilDone(ctx) })
 	wg.Go(func() { d.poll(ctx) })
 	wg.Go(func() { d.sweep(ctx) })
 	wg.Wait()
@@ -94,11 +90,27 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.log.Warn("release queued deliveries; they are taken again when their claims run out", "jobs", len(left), "err", err)
 	}
 	d.sender.Close()
-	select {
-	case err := <-errc:
-		return err
-	default:
-		return nil
+	return nil
+}
+
+// consumeUntilDone runs the event consumer until ctx ends, starting it again
+// with a growing pause whenever it stops: a consumer that cannot be set up
+// or whose iterator ends must not leave the dispatcher running without
+// reading events.
+func (d *Dispatcher) consumeUntilDone(ctx context.Context) {
+	pause := time.Second
+	for {
+		err := d.consume(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Error("event consumer stopped; starting it again", "err", err, "in", pause.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
 	}
 }
 
@@ -136,7 +148,7 @@ func (d *Dispatcher) consume(ctx context.Context) error {
 			return nil
 		case first, ok := <-msgs:
 			if !ok {
-				return nil
+				return errors.New("the event iterator closed")
 			}
 			batch = append(batch[:0], first)
 		}
