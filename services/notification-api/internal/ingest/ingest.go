@@ -99,7 +99,27 @@ func New(js jetstream.JetStream, st Inserter, cfg Config, log *slog.Logger, reg 
 
 // Run consumes until ctx ends, then finishes the batches in flight and
 // returns. Messages fetched but not processed are redelivered after AckWait.
+// A consumer that cannot be set up, or whose iterator ends, is set up again
+// after a growing pause: ingest never stops silently while the API serves.
 func (c *Consumer) Run(ctx context.Context) error {
+	pause := time.Second
+	for {
+		err := c.consume(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.log.Error("event consumer stopped; starting it again", "err", err, "in", pause.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
+}
+
+// consume runs the consumer once, until ctx ends or its iterator does.
+func (c *Consumer) consume(ctx context.Context) error {
 	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cons, err := c.js.CreateOrUpdateConsumer(setup, natsx.StreamEvents, jetstream.ConsumerConfig{
@@ -118,10 +138,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingest consumer: %w", err)
 	}
-	go func() {
-		<-ctx.Done()
-		iter.Stop()
-	}()
+	defer context.AfterFunc(ctx, iter.Stop)()
 	msgs := make(chan jetstream.Msg, c.cfg.Batch*c.cfg.Workers)
 	go natsx.Feed(ctx, iter, msgs, c.log)
 	free := make(chan struct{}, c.cfg.Workers)
@@ -133,7 +150,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		wg.Go(func() { c.work(free, batches) })
 	}
 	wg.Wait()
-	return nil
+	return errors.New("the event iterator closed")
 }
 
 // work says it is free, handles the batch it gets, and again, until the

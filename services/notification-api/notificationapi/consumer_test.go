@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/postgres"
 	"github.com/xpeditis/notify/pkg/testkit"
 	"github.com/xpeditis/notify/services/notification-api/internal/ingest"
@@ -65,4 +67,27 @@ func TestNotificationsReachTheLiveStreamInEventOrder(t *testing.T) {
 			t.Fatalf("notification %d on NOTIFY is of event %s, want %s (the %d-th published)", i, notif.EventID, want[i], i)
 		}
 	}
+}
+
+// A consumer that cannot be set up (here one of the same name whose deliver
+// policy cannot be changed) is tried again until it can: ingest does not
+// stop for good while the API keeps serving.
+func TestTheIngestConsumerIsSetUpAgainUntilItWorks(t *testing.T) {
+	n := testkit.StartNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := n.JS.CreateConsumer(ctx, natsx.StreamEvents, jetstream.ConsumerConfig{
+		Durable: "notification-api", AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h := startOn(t, n, testkit.Database(t))
+	ev := event("SYSTEM", "petra")
+	h.publish(ev)
+	if err := n.JS.DeleteConsumer(ctx, natsx.StreamEvents, "notification-api"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 15*time.Second, "the notification stored", func() bool {
+		return h.count(`SELECT count(*) FROM notifications WHERE event_id = $1`, ev.Id) == 1
+	})
 }
