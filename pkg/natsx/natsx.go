@@ -176,3 +176,24 @@ func Feed(ctx context.Context, iter jetstream.MessagesContext, out chan<- jetstr
 		}
 	}
 }
+
+// KeepConsuming runs consume until ctx ends, and starts it again after a
+// pause growing from 1 s to 30 s whenever it returns before that, logging
+// why: a consumer that cannot be set up or whose iterator ends must not
+// leave a service running without reading its stream.
+func KeepConsuming(ctx context.Context, log *slog.Logger, consume func(context.Context) error) {
+	pause := time.Second
+	for {
+		err := consume(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Error("event consumer stopped; starting it again", "err", err, "in", pause.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
+}

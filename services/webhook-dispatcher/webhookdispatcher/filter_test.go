@@ -45,6 +45,34 @@ func TestTheDispatcherIsNotSentEventsWithoutAWebhookEvent(t *testing.T) {
 // `events.>` keeps delivering: the consumer is switched to the webhook
 // subjects, keeping its position.
 func TestAConsumerOfAnEarlierVersionIsTakenOver(t *testing.T) {
+	h, rcv, org := restartOnConsumer(t, jetstream.ConsumerConfig{
+		Durable: webhookdispatcher.Name, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "events.>",
+		DeliverPolicy: jetstream.DeliverAllPolicy, Description: "as an earlier version made it",
+	})
+	h.publish(org, "BOOKING_CREATED", map[string]any{"bookingId": "BK-7"})
+	testkit.Eventually(t, 10*time.Second, "the delivery after the upgrade", func() bool { return rcv.count() == 1 })
+}
+
+// A consumer that cannot be set up (here a consumer of the same name whose
+// deliver policy cannot be changed) is tried again until it can, instead of
+// leaving the dispatcher running without reading events.
+func TestTheEventConsumerIsSetUpAgainUntilItWorks(t *testing.T) {
+	h, rcv, org := restartOnConsumer(t, jetstream.ConsumerConfig{
+		Durable: webhookdispatcher.Name, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	h.publish(org, "BOOKING_CREATED", map[string]any{"bookingId": "BK-8"})
+	// The operator removes the conflicting consumer; the next try sets it up.
+	if err := h.nats.JS.DeleteConsumer(context.Background(), natsx.StreamEvents, webhookdispatcher.Name); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 15*time.Second, "the delivery", func() bool { return rcv.count() == 1 })
+}
+
+// restartOnConsumer starts a dispatcher with a webhook for BOOKING_CREATED
+// on a receiver, stops it, puts the consumer cfg in place of its own, and
+// starts it again.
+func restartOnConsumer(t *testing.T, cfg jetstream.ConsumerConfig) (*harness, *receiver, string) {
+	t.Helper()
 	h := newHarness(t, testConfig(t))
 	rcv := newReceiver(t)
 	org := testkit.UniqueID("org")
@@ -55,41 +83,9 @@ func TestAConsumerOfAnEarlierVersionIsTakenOver(t *testing.T) {
 	if err := h.nats.JS.DeleteConsumer(ctx, natsx.StreamEvents, webhookdispatcher.Name); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.nats.JS.CreateConsumer(ctx, natsx.StreamEvents, jetstream.ConsumerConfig{
-		Durable: webhookdispatcher.Name, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "events.>",
-		DeliverPolicy: jetstream.DeliverAllPolicy, Description: "as an earlier version made it",
-	}); err != nil {
+	if _, err := h.nats.JS.CreateConsumer(ctx, natsx.StreamEvents, cfg); err != nil {
 		t.Fatal(err)
 	}
 	h.start()
-	h.publish(org, "BOOKING_CREATED", map[string]any{"bookingId": "BK-7"})
-	testkit.Eventually(t, 10*time.Second, "the delivery after the upgrade", func() bool { return rcv.count() == 1 })
-}
-
-// A consumer that cannot be set up (here a consumer of the same name whose
-// deliver policy cannot be changed) is tried again until it can, instead of
-// leaving the dispatcher running without reading events.
-func TestTheEventConsumerIsSetUpAgainUntilItWorks(t *testing.T) {
-	h := newHarness(t, testConfig(t))
-	rcv := newReceiver(t)
-	org := testkit.UniqueID("org")
-	h.createWebhook(token(t, org, "ADMIN"), rcv.srv.URL, "BOOKING_CREATED")
-	h.stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := h.nats.JS.DeleteConsumer(ctx, natsx.StreamEvents, webhookdispatcher.Name); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.nats.JS.CreateConsumer(ctx, natsx.StreamEvents, jetstream.ConsumerConfig{
-		Durable: webhookdispatcher.Name, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	h.start()
-	h.publish(org, "BOOKING_CREATED", map[string]any{"bookingId": "BK-8"})
-	// The operator removes the conflicting consumer; the next try sets it up.
-	if err := h.nats.JS.DeleteConsumer(ctx, natsx.StreamEvents, webhookdispatcher.Name); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Eventually(t, 15*time.Second, "the delivery", func() bool { return rcv.count() == 1 })
+	return h, rcv, org
 }

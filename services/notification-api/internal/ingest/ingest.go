@@ -102,20 +102,8 @@ func New(js jetstream.JetStream, st Inserter, cfg Config, log *slog.Logger, reg 
 // A consumer that cannot be set up, or whose iterator ends, is set up again
 // after a growing pause: ingest never stops silently while the API serves.
 func (c *Consumer) Run(ctx context.Context) error {
-	pause := time.Second
-	for {
-		err := c.consume(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		c.log.Error("event consumer stopped; starting it again", "err", err, "in", pause.String())
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 30*time.Second)
-	}
+	natsx.KeepConsuming(ctx, c.log, c.consume)
+	return nil
 }
 
 // consume runs the consumer once, until ctx ends or its iterator does.

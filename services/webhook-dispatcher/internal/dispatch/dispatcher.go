@@ -76,7 +76,7 @@ func (d *Dispatcher) InFlight() int { return d.sched.InFlight() }
 func (d *Dispatcher) Run(ctx context.Context) error {
 	go d.rec.Run(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { d.consumeUntilDone(ctx) })
+	wg.Go(func() { natsx.KeepConsuming(ctx, d.log, d.consume) })
 	wg.Go(func() { d.poll(ctx) })
 	wg.Go(func() { d.sweep(ctx) })
 	wg.Wait()
@@ -91,27 +91,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	d.sender.Close()
 	return nil
-}
-
-// consumeUntilDone runs the event consumer until ctx ends, starting it again
-// with a growing pause whenever it stops: a consumer that cannot be set up
-// or whose iterator ends must not leave the dispatcher running without
-// reading events.
-func (d *Dispatcher) consumeUntilDone(ctx context.Context) {
-	pause := time.Second
-	for {
-		err := d.consume(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		d.log.Error("event consumer stopped; starting it again", "err", err, "in", pause.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 30*time.Second)
-	}
 }
 
 // consume reads EVENTS and records one delivery per (event, matching
