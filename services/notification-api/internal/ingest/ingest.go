@@ -52,7 +52,6 @@ type Consumer struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
-	turns   *turns
 }
 
 type metrics struct {
@@ -131,7 +130,6 @@ func (c *Consumer) consume(ctx context.Context) error {
 	go natsx.Feed(ctx, iter, msgs, c.log)
 	free := make(chan struct{}, c.cfg.Workers)
 	batches := make(chan batch, c.cfg.Workers)
-	c.turns = newTurns()
 	go c.form(msgs, free, batches)
 	var wg sync.WaitGroup
 	for range c.cfg.Workers {
@@ -156,21 +154,23 @@ func (c *Consumer) work(free chan<- struct{}, batches <-chan batch) {
 }
 
 // batch is a run of events in stream order; seq numbers the batches in the
-// order they were formed.
+// order they were formed, and turns lets them publish in that order.
 type batch struct {
-	seq  uint64
-	msgs []jetstream.Msg
+	seq   uint64
+	msgs  []jetstream.Msg
+	turns *turns
 }
 
 // form cuts the messages into batches, in order, each when a worker is free
 // for it, and closes out once msgs is closed and drained.
 func (c *Consumer) form(msgs <-chan jetstream.Msg, free <-chan struct{}, out chan<- batch) {
 	defer close(out)
+	order := newTurns()
 	var seq uint64
 	for range free {
 		b, open := c.nextBatch(msgs)
 		if len(b) > 0 {
-			out <- batch{seq: seq, msgs: b}
+			out <- batch{seq: seq, msgs: b, turns: order}
 			seq++
 		}
 		if !open {
@@ -259,12 +259,12 @@ func (c *Consumer) handle(ctx context.Context, b batch) {
 	if len(good) > 0 {
 		stored, err = c.store.InsertBatch(ctx, rows)
 	}
-	c.turns.take(b.seq)
+	b.turns.take(b.seq)
 	var futures []jetstream.PubAckFuture
 	if err == nil {
 		futures, err = c.publish(stored)
 	}
-	c.turns.pass()
+	b.turns.pass()
 	if len(good) == 0 {
 		return
 	}

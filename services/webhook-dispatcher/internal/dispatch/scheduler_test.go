@@ -84,14 +84,12 @@ func TestSchedulerCloseReturnsQueuedJobs(t *testing.T) {
 	started.Wait()
 	// The running jobs finish only once Close has taken the queue: released
 	// earlier, they would start queued jobs before Close sees them.
-	go func() {
-		for !s.isClosed() {
-			time.Sleep(time.Millisecond)
-		}
-		close(release)
-	}()
-	if left := s.Close(); len(left) != 8 {
-		t.Fatalf("Close returned %d queued jobs, want 8", len(left))
+	left := make(chan []store.Job, 1)
+	go func() { left <- s.Close() }()
+	testkit.Eventually(t, 5*time.Second, "Close to take the queue", s.isClosed)
+	close(release)
+	if got := <-left; len(got) != 8 {
+		t.Fatalf("Close returned %d queued jobs, want 8", len(got))
 	}
 }
 
