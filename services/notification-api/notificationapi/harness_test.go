@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -43,6 +44,11 @@ func start(t testing.TB) *harness {
 
 func startOn(t testing.TB, n *testkit.NATS, dbURL string) *harness {
 	t.Helper()
+	return startLogging(t, n, dbURL, testkit.Logger())
+}
+
+func startLogging(t testing.TB, n *testkit.NATS, dbURL string, log *slog.Logger) *harness {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,7 +61,7 @@ func startOn(t testing.TB, n *testkit.NATS, dbURL string) *harness {
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, app.Options{
-			Name: "test", Common: common, Log: testkit.Logger(), NeedDB: true,
+			Name: "test", Common: common, Log: log, NeedDB: true,
 			Services: []app.Builder{notificationapi.New(cfg)}, Listener: ln, ShutdownGrace: 5 * time.Second,
 		})
 	}()
