@@ -3,6 +3,7 @@ package notificationapi_test
 import (
 	"bytes"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -69,5 +70,57 @@ func TestCursorsTheAPINeverReturnedAnswer400WithoutLoggingAnError(t *testing.T) 
 	}
 	if lines := logs.errors(); lines != "" {
 		t.Fatalf("bad cursors logged errors:\n%s", lines)
+	}
+}
+
+// chunked sends a body of n bytes without a Content-Length (chunked
+// transfer encoding) and returns the response.
+func chunked(t testing.TB, method, url, tok string, n int) response {
+	t.Helper()
+	body := io.MultiReader(strings.NewReader(`{"x":"`), strings.NewReader(strings.Repeat("a", n)), strings.NewReader(`"}`))
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1 // unknown: net/http sends it chunked
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: b}
+}
+
+// A body over the limit answers 413 on every route, also when it comes
+// chunked (no Content-Length): the routes that take no body used to answer
+// as if there were none.
+func TestOverLimitChunkedBodiesAnswer413OnEveryRoute(t *testing.T) {
+	h := start(t)
+	rows := h.seed("big", 2)
+	tok := token(t, "big")
+	for _, rt := range [][2]string{
+		{"PATCH", "/api/v1/notifications/read-all"},
+		{"PATCH", "/api/v1/notifications/" + rows[0].ID.String() + "/read"},
+		{"DELETE", "/api/v1/notifications/" + rows[1].ID.String()},
+		{"GET", "/api/v1/notifications"},
+	} {
+		r := chunked(t, rt[0], h.base+rt[1], tok, 100<<10)
+		checkAgainstOpenAPI(t, rt[0], rt[1], r)
+		if r.Status != http.StatusRequestEntityTooLarge || !strings.HasPrefix(r.ContentType, "application/problem+json") {
+			t.Errorf("%s %s with a chunked 100 KiB body: %d %s, want 413 problem+json", rt[0], rt[1], r.Status, r.ContentType)
+		}
+	}
+	// Under the limit, chunked bodies are read and ignored as before.
+	if r := chunked(t, "PATCH", h.base+"/api/v1/notifications/"+rows[0].ID.String()+"/read", tok, 1<<10); r.Status != http.StatusOK {
+		t.Fatalf("a small chunked body: %d %s", r.Status, r.Body)
+	}
+	if n := h.unread(tok); n != 1 {
+		t.Fatalf("unread %d after the refused requests and one read, want 1", n)
 	}
 }

@@ -43,7 +43,7 @@ func New(st *store.Store, pub Publisher, log *slog.Logger) *Handler {
 // document.
 func (h *Handler) Register(e *echo.Echo, v *auth.Verifier) {
 	e.GET("/api/v1/openapi.json", serveOpenAPI)
-	g := e.Group("/api/v1/notifications", httpx.RequireAuth(v))
+	g := e.Group("/api/v1/notifications", httpx.RequireAuth(v), httpx.BufferBody)
 	g.GET("", h.list)
 	g.GET("/unread-count", h.unreadCount)
 	g.PATCH("/read-all", h.readAll)

@@ -63,7 +63,7 @@ func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *dispa
 
 // Register adds the routes behind authentication.
 func (a *API) Register(e *echo.Echo, v *auth.Verifier) {
-	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg)
+	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg, httpx.BufferBody)
 	g.GET("", a.list)
 	g.POST("", a.create, a.requireWriter)
 	g.GET("/:id", a.get)
@@ -494,11 +494,7 @@ func checkDescription(s string) error {
 func decode(c *echo.Context, v any) error {
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return problem.New(http.StatusRequestEntityTooLarge, "request body is over the size limit")
-		}
+	if err := dec.Decode(v); err != nil { // BufferBody has refused an over-limit body
 		return problem.BadRequest("body: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {
