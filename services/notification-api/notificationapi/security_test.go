@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ func (b *logBuffer) errors() string {
 func startWithLogs(t testing.TB) (*harness, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
-	return startLogging(t, testkit.StartNATS(t), testkit.Database(t), logx.New(logs, "debug")), logs
+	return startWith(t, testkit.StartNATS(t), testkit.Database(t), logx.New(logs, "debug"), nil), logs
 }
 
 // A cursor the API never returned (a negative or absurd time, another
@@ -123,4 +124,68 @@ func TestOverLimitChunkedBodiesAnswer413OnEveryRoute(t *testing.T) {
 	if n := h.unread(tok); n != 1 {
 		t.Fatalf("unread %d after the refused requests and one read, want 1", n)
 	}
+}
+
+// Each user's changes are rate limited: past the burst, 429 with
+// Retry-After, while another user is not affected and reads stay open.
+func TestChangesAreRateLimitedPerUser(t *testing.T) {
+	h := startWith(t, testkit.StartNATS(t), testkit.Database(t), testkit.Logger(), map[string]string{"API_WRITES_PER_MINUTE": "1", "API_WRITE_BURST": "3"})
+	rows := h.seed("busy", 4)
+	tok := token(t, "busy")
+	for i, rt := range [][2]string{
+		{"PATCH", "/api/v1/notifications/" + rows[0].ID.String() + "/read"},
+		{"PATCH", "/api/v1/notifications/read-all"},
+		{"DELETE", "/api/v1/notifications/" + rows[1].ID.String()},
+	} {
+		if r := h.do(rt[0], rt[1], tok, ""); r.Status >= 300 {
+			t.Fatalf("change %d of the burst: %d %s", i+1, r.Status, r.Body)
+		}
+	}
+	for _, rt := range [][2]string{
+		{"PATCH", "/api/v1/notifications/" + rows[2].ID.String() + "/read"},
+		{"PATCH", "/api/v1/notifications/read-all"},
+		{"DELETE", "/api/v1/notifications/" + rows[3].ID.String()},
+	} {
+		resp := rawDo(t, rt[0], h.base+rt[1], tok)
+		r := response{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: resp.body}
+		checkAgainstOpenAPI(t, rt[0], rt[1], r)
+		secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if r.Status != http.StatusTooManyRequests || !strings.HasPrefix(r.ContentType, "application/problem+json") || err != nil || secs < 1 || secs > 60 {
+			t.Errorf("%s %s past the burst: %d %s Retry-After %q, want 429 problem+json with Retry-After", rt[0], rt[1], r.Status, r.ContentType, resp.Header.Get("Retry-After"))
+		}
+	}
+	if h.count("SELECT count(*) FROM notifications WHERE user_id = 'busy'") != 3 {
+		t.Fatal("a refused DELETE deleted")
+	}
+	if l := h.list(tok, ""); len(l.Data) != 3 {
+		t.Fatalf("reads are limited too: %d rows", len(l.Data))
+	}
+	other := h.seed("other", 1)
+	if r := h.do("PATCH", "/api/v1/notifications/"+other[0].ID.String()+"/read", token(t, "other"), ""); r.Status != http.StatusOK {
+		t.Fatalf("another user is limited by the first one's changes: %d", r.Status)
+	}
+}
+
+type rawResponse struct {
+	*http.Response
+	body []byte
+}
+
+func rawDo(t testing.TB, method, url, tok string) rawResponse {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rawResponse{Response: resp, body: b}
 }
