@@ -242,9 +242,9 @@ const keySamples = 3
 // key behind it (a typo, or a key replaced under the same id): every
 // signing with it would fail, so the service should not take traffic; the
 // answer names the ids, never a key. A key id the ring does not hold at all
-// is only logged: its webhooks fail with a reason and can be given a new
-// secret through the API, which must stay up for that. err is a failure to
-// read the database.
+// is not counted (reencryptSecrets logs each of its secrets): its webhooks
+// fail with a reason and can be given a new secret through the API, which
+// must stay up for that. err is a failure to read the database.
 func checkKeys(ctx context.Context, st *store.Store, keys *secrets.Keyring) (wrong, err error) {
 	rows, err := st.SecretSamples(ctx, keySamples)
 	if err != nil {
