@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -80,7 +81,7 @@ func TestKeysAreBounded(t *testing.T) {
 			t.Fatalf("%d keys after %d, want at most 100", n, i)
 		}
 	}
-	c.advance(10 * time.Second) // every bucket but busy's... all full again
+	c.advance(10 * time.Second) // every bucket is full again, so idle
 	allow(l, "fresh")
 	if n := l.Keys(); n > 2 {
 		t.Fatalf("%d keys left after the idle sweep, want at most 2", n)
@@ -91,7 +92,7 @@ func TestMiddlewareAnswers429WithRetryAfter(t *testing.T) {
 	c := newClock()
 	l := ratelimit.New(ratelimit.Limit{PerMinute: 6, Burst: 1}, 0, c.now)
 	e := echo.New()
-	e.HTTPErrorHandler = problem.ErrorHandler(nil)
+	e.HTTPErrorHandler = problem.ErrorHandler(slog.New(slog.DiscardHandler))
 	e.POST("/x", func(c *echo.Context) error { return c.NoContent(http.StatusNoContent) }, l.Middleware("tests", func(*echo.Context) string { return "org" }))
 	do := func() *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
