@@ -48,6 +48,12 @@ type Service interface {
 	Run(ctx context.Context) error
 }
 
+// Checker is a Service with readiness checks of its own, which /readyz
+// runs beside the connections'.
+type Checker interface {
+	Checks() []httpx.Check
+}
+
 // Builder builds a service from the shared dependencies.
 type Builder func(ctx context.Context, d Deps) (Service, error)
 
@@ -128,8 +134,6 @@ func Run(ctx context.Context, o Options) (err error) {
 	if db != nil {
 		checks = append(checks, httpx.Check{Name: "postgres", Fn: db.PingContext})
 	}
-	httpx.RegisterOps(e, reg, checks...)
-
 	services := make([]Service, 0, len(o.Services))
 	for _, build := range o.Services {
 		s, err := build(setupCtx, deps)
@@ -137,8 +141,12 @@ func Run(ctx context.Context, o Options) (err error) {
 			return err
 		}
 		s.Register(e)
+		if c, ok := s.(Checker); ok {
+			checks = append(checks, c.Checks()...)
+		}
 		services = append(services, s)
 	}
+	httpx.RegisterOps(e, reg, checks...)
 	if o.Extra != nil {
 		o.Extra(e, deps)
 	}

@@ -130,8 +130,8 @@ func reason(err error) string {
 }
 
 // DevSecret is the HS256 secret notifyd and notifyctl use in development
-// mode when JWT_SECRET is not set. It is public: never use it in production.
-const DevSecret = "xpeditis-notify-development-secret-do-not-use-in-production"
+// mode when JWT_SECRET is not set. It is public: production refuses it.
+const DevSecret = config.DevJWTSecret
 
 // MintOptions describe a development token.
 type MintOptions struct {

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -14,8 +15,9 @@ import (
 
 // Env reads typed values from a lookup function and remembers what was wrong.
 type Env struct {
-	lookup func(string) (string, bool)
-	errs   []error
+	lookup      func(string) (string, bool)
+	errs        []error
+	development bool
 }
 
 // FromOS reads the process environment.
@@ -32,6 +34,15 @@ func (e *Env) WithDefaults(defaults map[string]string) *Env {
 		v, ok := defaults[k]
 		return v, ok
 	}}
+}
+
+// ForDevelopment marks e as notifyd's development mode, where the public
+// development JWT secret is accepted. Nothing else marks an Env: every
+// service binary, and notifyd in production mode, holds JWT_SECRET to the
+// production rules (CheckJWTSecret).
+func (e *Env) ForDevelopment() *Env {
+	e.development = true
+	return e
 }
 
 // FromMap reads a fixed map (tests).
@@ -182,8 +193,8 @@ func ReadCommon(e *Env, needDB, needNATS bool) Common {
 	if c.JWT.Secret == "" && c.JWT.JWKSURL == "" {
 		e.Check(errors.New("JWT_SECRET or JWT_JWKS_URL is required"))
 	}
-	if c.JWT.Secret != "" && len(c.JWT.Secret) < 32 {
-		e.Check(errors.New("JWT_SECRET must be at least 32 characters"))
+	if c.JWT.Secret != "" {
+		e.Check(checkJWTSecret(c.JWT.Secret, e.development))
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
@@ -191,4 +202,72 @@ func ReadCommon(e *Env, needDB, needNATS bool) Common {
 		e.Check(fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel))
 	}
 	return c
+}
+
+// DevJWTSecret is the HS256 secret notifyd and notifyctl use in development
+// mode when JWT_SECRET is not set. It is public: production refuses it.
+const DevJWTSecret = "xpeditis-notify-development-secret-do-not-use-in-production"
+
+// Rules of a production JWT_SECRET. The entropy estimate is the secret's
+// length times the Shannon entropy of its own characters: it catches one
+// character repeated, a tiny alphabet or a word padded out, while 32 random
+// hex characters (the weakest secret the length rule lets through, 128 real
+// bits) never estimate below about 92 bits.
+const (
+	MinJWTSecretBytes       = 32
+	MinJWTSecretEntropyBits = 80
+)
+
+// CheckJWTSecret applies the production rules to an HS256 secret: at least
+// MinJWTSecretBytes bytes, not the public development secret, not a shorter
+// pattern repeated, and an estimated entropy of at least
+// MinJWTSecretEntropyBits. The error says which rule failed, never the
+// secret, and how to make a good one.
+func CheckJWTSecret(secret string) error { return checkJWTSecret(secret, false) }
+
+func checkJWTSecret(secret string, development bool) error {
+	const howTo = "; make one with `openssl rand -base64 48`"
+	switch {
+	case len(secret) < MinJWTSecretBytes:
+		return fmt.Errorf("JWT_SECRET must be at least %d bytes (it has %d)%s", MinJWTSecretBytes, len(secret), howTo)
+	case development:
+		return nil
+	case secret == DevJWTSecret:
+		return errors.New("JWT_SECRET is the public development secret, with which anyone can mint tokens" + howTo)
+	}
+	if p := period(secret); p > 0 {
+		return fmt.Errorf("JWT_SECRET is a %d-byte pattern repeated%s", p, howTo)
+	}
+	if bits := entropyBits(secret); bits < MinJWTSecretEntropyBits {
+		return fmt.Errorf("JWT_SECRET has too little entropy (about %.0f bits estimated from its characters, at least %d needed)%s", bits, MinJWTSecretEntropyBits, howTo)
+	}
+	return nil
+}
+
+// period returns the length of the shortest pattern whose repetition (the
+// last one possibly cut short) makes s, when it repeats at least twice, else 0.
+func period(s string) int {
+	for p := 1; p <= len(s)/2; p++ {
+		if s[p:] == s[:len(s)-p] {
+			return p
+		}
+	}
+	return 0
+}
+
+// entropyBits estimates the entropy of s as its length times the Shannon
+// entropy of its byte distribution.
+func entropyBits(s string) float64 {
+	var counts [256]int
+	for i := 0; i < len(s); i++ {
+		counts[s[i]]++
+	}
+	perByte := 0.0
+	for _, n := range counts {
+		if n > 0 {
+			p := float64(n) / float64(len(s))
+			perByte -= p * math.Log2(p)
+		}
+	}
+	return perByte * float64(len(s))
 }

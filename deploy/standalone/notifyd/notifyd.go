@@ -63,7 +63,7 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 			"WEBHOOK_SECRETS_KEYS":          webhookKey,
 			"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
 			"GATEWAY_ALLOWED_ORIGINS":       "*",
-		})
+		}).ForDevelopment()
 	}
 	cfg := Config{Mode: mode, DataDir: dataDir, NATSListen: env.String("NATS_LISTEN", "127.0.0.1:4223")}
 	if mode != "development" && mode != "production" {

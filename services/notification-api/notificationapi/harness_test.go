@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -43,6 +45,13 @@ func start(t testing.TB) *harness {
 
 func startOn(t testing.TB, n *testkit.NATS, dbURL string) *harness {
 	t.Helper()
+	return startWith(t, n, dbURL, testkit.Logger(), nil)
+}
+
+// startWith starts the service logging to log, with settings over the
+// test defaults.
+func startWith(t testing.TB, n *testkit.NATS, dbURL string, log *slog.Logger, settings map[string]string) *harness {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,11 +60,13 @@ func startOn(t testing.TB, n *testkit.NATS, dbURL string) *harness {
 	common := config.ReadCommon(config.FromMap(map[string]string{
 		"DATABASE_URL": dbURL, "NATS_URL": n.URL, "JWT_SECRET": testkit.JWTSecret,
 	}), true, true)
-	cfg := notificationapi.ReadConfig(config.FromMap(map[string]string{"INGEST_MAX_WAIT": "5ms", "INGEST_ACK_WAIT": testAckWait.String()}))
+	env := map[string]string{"INGEST_MAX_WAIT": "5ms", "INGEST_ACK_WAIT": testAckWait.String()}
+	maps.Copy(env, settings)
+	cfg := notificationapi.ReadConfig(config.FromMap(env))
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, app.Options{
-			Name: "test", Common: common, Log: testkit.Logger(), NeedDB: true,
+			Name: "test", Common: common, Log: log, NeedDB: true,
 			Services: []app.Builder{notificationapi.New(cfg)}, Listener: ln, ShutdownGrace: 5 * time.Second,
 		})
 	}()

@@ -17,6 +17,7 @@ import (
 	"github.com/xpeditis/notify/pkg/config"
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/postgres"
+	"github.com/xpeditis/notify/pkg/ratelimit"
 	"github.com/xpeditis/notify/services/notification-api/internal/api"
 	"github.com/xpeditis/notify/services/notification-api/internal/ingest"
 	"github.com/xpeditis/notify/services/notification-api/internal/store"
@@ -41,6 +42,9 @@ type Config struct {
 	AckWait time.Duration
 	// IngestWorkers is how many batches are stored at once (INGEST_WORKERS).
 	IngestWorkers int
+	// Writes limits each user's PATCH and DELETE requests, per replica
+	// (API_WRITES_PER_MINUTE, API_WRITE_BURST).
+	Writes ratelimit.Limit
 }
 
 // ReadConfig reads the service's settings.
@@ -50,6 +54,10 @@ func ReadConfig(e *config.Env) Config {
 		IngestMaxWait: e.Duration("INGEST_MAX_WAIT", 2*time.Millisecond),
 		AckWait:       e.Duration("INGEST_ACK_WAIT", 30*time.Second),
 		IngestWorkers: e.Int("INGEST_WORKERS", 4),
+		Writes:        ratelimit.Limit{PerMinute: e.Int("API_WRITES_PER_MINUTE", 120), Burst: e.Int("API_WRITE_BURST", 30)},
+	}
+	if c.Writes.PerMinute < 0 || c.Writes.Burst < 1 {
+		e.Check(fmt.Errorf("API_WRITES_PER_MINUTE must be 0 (no limit) or more and API_WRITE_BURST at least 1"))
 	}
 	if c.IngestWorkers < 1 || c.IngestWorkers > 64 {
 		e.Check(fmt.Errorf("INGEST_WORKERS must be between 1 and 64, not %d", c.IngestWorkers))
@@ -81,7 +89,7 @@ func New(cfg Config) app.Builder {
 			AckWait: cfg.AckWait,
 			Workers: cfg.IngestWorkers,
 		}, d.Log, d.Metrics)
-		return &Service{api: api.New(st, d.JS, d.Log), ingest: consumer, verifier: d.Verifier}, nil
+		return &Service{api: api.New(st, d.JS, d.Log, cfg.Writes), ingest: consumer, verifier: d.Verifier}, nil
 	}
 }
 

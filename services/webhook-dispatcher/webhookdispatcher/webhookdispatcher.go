@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,8 +20,10 @@ import (
 
 	"github.com/xpeditis/notify/pkg/app"
 	"github.com/xpeditis/notify/pkg/config"
+	"github.com/xpeditis/notify/pkg/httpx"
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/postgres"
+	"github.com/xpeditis/notify/pkg/ratelimit"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/api"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/dispatch"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
@@ -44,6 +47,9 @@ type Config struct {
 	AllowPrivateTargets bool
 	AllowTargets        []netip.Prefix
 	WriteRoles          []string
+	MaxPerOrganization  int
+	Writes              ratelimit.Limit // per user: create, change, delete
+	Sends               ratelimit.Limit // per organization: test, retry
 
 	MaxAttempts        int
 	FailureThreshold   int
@@ -76,6 +82,9 @@ func ReadConfig(e *config.Env) Config {
 		SecretKeys:          e.Required("WEBHOOK_SECRETS_KEYS"),
 		AllowPrivateTargets: e.Bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", false),
 		WriteRoles:          e.List("WEBHOOK_WRITE_ROLES", []string{"ADMIN", "MANAGER"}),
+		MaxPerOrganization:  e.Int("WEBHOOK_MAX_PER_ORGANIZATION", 50),
+		Writes:              ratelimit.Limit{PerMinute: e.Int("WEBHOOK_WRITES_PER_MINUTE", 60), Burst: e.Int("WEBHOOK_WRITE_BURST", 20)},
+		Sends:               ratelimit.Limit{PerMinute: e.Int("WEBHOOK_TESTS_PER_MINUTE", 10), Burst: e.Int("WEBHOOK_TEST_BURST", 5)},
 
 		MaxAttempts:        e.Int("WEBHOOK_MAX_ATTEMPTS", 3),
 		FailureThreshold:   e.Int("WEBHOOK_FAILURE_THRESHOLD", 3),
@@ -122,6 +131,9 @@ func (c Config) Validate() error {
 		check(err == nil, "WEBHOOK_SECRETS_KEYS: %v", err)
 	}
 	check(len(c.WriteRoles) > 0, "WEBHOOK_WRITE_ROLES: name at least one role")
+	check(c.MaxPerOrganization >= 1, "WEBHOOK_MAX_PER_ORGANIZATION must be at least 1")
+	check(c.Writes.PerMinute >= 0 && c.Writes.Burst >= 1, "WEBHOOK_WRITES_PER_MINUTE must be 0 (no limit) or more and WEBHOOK_WRITE_BURST at least 1")
+	check(c.Sends.PerMinute >= 0 && c.Sends.Burst >= 1, "WEBHOOK_TESTS_PER_MINUTE must be 0 (no limit) or more and WEBHOOK_TEST_BURST at least 1")
 	check(c.MaxAttempts >= 1 && c.MaxAttempts <= 20, "WEBHOOK_MAX_ATTEMPTS must be 1 to 20")
 	check(c.FailureThreshold >= 1, "WEBHOOK_FAILURE_THRESHOLD must be at least 1")
 	check(c.RetryBase > 0 && c.RetryMax >= c.RetryBase, "WEBHOOK_RETRY_BASE must be positive and at most WEBHOOK_RETRY_MAX")
@@ -160,6 +172,10 @@ type Service struct {
 	keys *secrets.Keyring
 	sub  *nats.Subscription
 	log  *slog.Logger
+	// keysErr says which keys of WEBHOOK_SECRETS_KEYS do not open the
+	// secrets sealed under their id, found at start; the service is not
+	// ready while it is set.
+	keysErr error
 }
 
 // New migrates the database and builds the service.
@@ -196,13 +212,66 @@ func New(cfg Config) app.Builder {
 			},
 		}, st, cache, sender, d.JS, ann, metrics, log)
 		s.disp = disp
-		s.api = api.New(st, keys, cfg.Guard(), sender, ann, cfg.WriteRoles)
+		s.api = api.New(st, keys, cfg.Guard(), sender, ann, api.Options{
+			WriteRoles: cfg.WriteRoles, MaxPerOrganization: cfg.MaxPerOrganization, Writes: cfg.Writes, Sends: cfg.Sends,
+		})
+		if s.keysErr, err = checkKeys(ctx, st, keys); err != nil {
+			return nil, err
+		}
+		if s.keysErr != nil {
+			log.Error("not ready until restarted with the right keys", "err", s.keysErr)
+		}
 		return s, nil
 	}
 }
 
 // Register adds the REST routes.
 func (s *Service) Register(e *echo.Echo) { s.api.Register(e, s.deps.Verifier) }
+
+// Checks are the service's readiness checks.
+func (s *Service) Checks() []httpx.Check {
+	return []httpx.Check{{Name: "webhook_secrets_keys", Fn: func(context.Context) error { return s.keysErr }}}
+}
+
+// keySamples is how many secrets checkKeys tries under each key id: one
+// that opens is enough, so one damaged row does not fail a good key.
+const keySamples = 3
+
+// checkKeys tries every key id that seals a stored secret on a few of its
+// secrets. A key id the ring holds that opens none of them has the wrong
+// key behind it (a typo, or a key replaced under the same id): every
+// signing with it would fail, so the service should not take traffic; the
+// answer names the ids, never a key. A key id the ring does not hold at all
+// is not counted (reencryptSecrets logs each of its secrets): its webhooks
+// fail with a reason and can be given a new secret through the API, which
+// must stay up for that. err is a failure to read the database.
+func checkKeys(ctx context.Context, st *store.Store, keys *secrets.Keyring) (wrong, err error) {
+	rows, err := st.SecretSamples(ctx, keySamples)
+	if err != nil {
+		return nil, fmt.Errorf("%s: check WEBHOOK_SECRETS_KEYS: %w", Name, err)
+	}
+	opened := map[string]bool{}
+	var order []string
+	for _, r := range rows {
+		if _, seen := opened[r.KeyID]; !seen {
+			order = append(order, r.KeyID)
+			opened[r.KeyID] = false
+		}
+		if _, err := keys.Open(r.KeyID, r.Ciphertext, r.ID[:]); err == nil {
+			opened[r.KeyID] = true
+		}
+	}
+	var bad []string
+	for _, id := range order {
+		if !opened[id] && keys.Has(id) {
+			bad = append(bad, fmt.Sprintf("%q", id))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("WEBHOOK_SECRETS_KEYS: the key behind id %s does not open the webhook secrets sealed under that id; restore the key that sealed them", strings.Join(bad, ", ")), nil
+	}
+	return nil, nil
+}
 
 // Run delivers until ctx ends.
 func (s *Service) Run(ctx context.Context) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/httpx"
 	"github.com/xpeditis/notify/pkg/problem"
+	"github.com/xpeditis/notify/pkg/ratelimit"
 	"github.com/xpeditis/notify/services/notification-api/internal/store"
 )
 
@@ -29,26 +30,29 @@ type Publisher interface {
 
 // Handler holds the routes' dependencies.
 type Handler struct {
-	store *store.Store
-	pub   Publisher
-	log   *slog.Logger
+	store  *store.Store
+	pub    Publisher
+	log    *slog.Logger
+	writes *ratelimit.Limiter // per user: marking read and deleting
 }
 
-// New returns the handler.
-func New(st *store.Store, pub Publisher, log *slog.Logger) *Handler {
-	return &Handler{store: st, pub: pub, log: log}
+// New returns the handler; writes limits each user's PATCH and DELETE
+// requests.
+func New(st *store.Store, pub Publisher, log *slog.Logger, writes ratelimit.Limit) *Handler {
+	return &Handler{store: st, pub: pub, log: log, writes: ratelimit.New(writes, 0, nil)}
 }
 
 // Register adds the routes under /api/v1/notifications, and the OpenAPI
 // document.
 func (h *Handler) Register(e *echo.Echo, v *auth.Verifier) {
 	e.GET("/api/v1/openapi.json", serveOpenAPI)
-	g := e.Group("/api/v1/notifications", httpx.RequireAuth(v))
+	g := e.Group("/api/v1/notifications", httpx.RequireAuth(v), httpx.BufferBody)
 	g.GET("", h.list)
 	g.GET("/unread-count", h.unreadCount)
-	g.PATCH("/read-all", h.readAll)
-	g.PATCH("/:id/read", h.read)
-	g.DELETE("/:id", h.delete)
+	limit := h.writes.Middleware("changes", func(c *echo.Context) string { return httpx.Claims(c).UserID })
+	g.PATCH("/read-all", h.readAll, limit)
+	g.PATCH("/:id/read", h.read, limit)
+	g.DELETE("/:id", h.delete, limit)
 }
 
 type listResponse struct {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"slices"
 	"sort"
@@ -187,16 +188,37 @@ func splitValues(vals []string) []string {
 	return out
 }
 
-// A cursor is the position of the last row of a page, opaque to clients.
+// A cursor is the position of the last row of a page, opaque to clients:
+// base64url("<created_at in Unix microseconds, base 36>.<notification id>").
 func encodeCursor(c store.Cursor) string {
 	raw := strconv.FormatInt(c.CreatedAt.UnixMicro(), 36) + "." + c.ID.String()
 	return base64.RawURLEncoding.EncodeToString([]byte(raw))
 }
 
+// Bounds of a cursor's time. Rows are stamped with the time JetStream
+// stored their event, so no cursor the API hands out lies outside them; a
+// time beyond PostgreSQL's range would otherwise fail the query (a 500).
+var (
+	minCursorTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxCursorTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// maxCursorLength is the longest cursor encodeCursor makes, with room.
+const maxCursorLength = 80
+
+// errBadCursor is every reason a cursor is refused; which one does not
+// matter to a client, which should pass back a nextCursor unchanged.
+var errBadCursor = errors.New("not a cursor this API returned")
+
+// decodeCursor accepts exactly what encodeCursor makes: anything else (an
+// altered time, another shape, a time outside the bounds) is refused.
 func decodeCursor(s string) (store.Cursor, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if len(s) > maxCursorLength {
+		return store.Cursor{}, errBadCursor
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
-		return store.Cursor{}, err
+		return store.Cursor{}, errBadCursor
 	}
 	ts, id, ok := strings.Cut(string(raw), ".")
 	if !ok {
@@ -204,13 +226,20 @@ func decodeCursor(s string) (store.Cursor, error) {
 	}
 	micros, err := strconv.ParseInt(ts, 36, 64)
 	if err != nil {
-		return store.Cursor{}, err
+		return store.Cursor{}, errBadCursor
 	}
 	u, err := uuid.Parse(id)
 	if err != nil {
-		return store.Cursor{}, err
+		return store.Cursor{}, errBadCursor
 	}
-	return store.Cursor{CreatedAt: time.UnixMicro(micros).UTC(), ID: u}, nil
+	c := store.Cursor{CreatedAt: time.UnixMicro(micros).UTC(), ID: u}
+	if c.CreatedAt.Before(minCursorTime) || !c.CreatedAt.Before(maxCursorTime) {
+		return store.Cursor{}, errBadCursor
+	}
+	// Only the canonical spelling: no sign or leading zeros in the time, a
+	// lower-case hyphenated id.
+	if encodeCursor(c) != s {
+		return store.Cursor{}, errBadCursor
+	}
+	return c, nil
 }
-
-var errBadCursor = problem.BadRequest("bad cursor")

@@ -23,6 +23,7 @@ import (
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/httpx"
 	"github.com/xpeditis/notify/pkg/problem"
+	"github.com/xpeditis/notify/pkg/ratelimit"
 	"github.com/xpeditis/notify/pkg/webhook"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/dispatch"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
@@ -46,32 +47,47 @@ const TestEvent = "WEBHOOK_TEST"
 // Announcer tells every replica that an organization's webhooks changed.
 type Announcer interface{ Announce(org string) }
 
+// Options are the API's rules.
+type Options struct {
+	WriteRoles         []string        // roles that may create, change, delete, test and retry
+	MaxPerOrganization int             // most webhooks an organization may have
+	Writes             ratelimit.Limit // per user: create, change, delete
+	Sends              ratelimit.Limit // per organization: test and retry, which send a request now
+}
+
 // API is the webhook REST API.
 type API struct {
-	st         *store.Store
-	keys       *secrets.Keyring
-	guard      ssrf.Guard
-	sender     *dispatch.Sender
-	ann        Announcer
-	writeRoles []string
+	st     *store.Store
+	keys   *secrets.Keyring
+	guard  ssrf.Guard
+	sender *dispatch.Sender
+	ann    Announcer
+	opts   Options
+	writes *ratelimit.Limiter
+	sends  *ratelimit.Limiter
 }
 
 // New builds the API.
-func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *dispatch.Sender, ann Announcer, writeRoles []string) *API {
-	return &API{st: st, keys: keys, guard: guard, sender: sender, ann: ann, writeRoles: writeRoles}
+func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *dispatch.Sender, ann Announcer, o Options) *API {
+	return &API{
+		st: st, keys: keys, guard: guard, sender: sender, ann: ann, opts: o,
+		writes: ratelimit.New(o.Writes, 0, nil), sends: ratelimit.New(o.Sends, 0, nil),
+	}
 }
 
 // Register adds the routes behind authentication.
 func (a *API) Register(e *echo.Echo, v *auth.Verifier) {
-	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg)
+	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg, httpx.BufferBody)
+	write := a.writes.Middleware("webhook changes", func(c *echo.Context) string { return org(c) + "\x00" + httpx.Claims(c).UserID })
+	send := a.sends.Middleware("webhook tests and retries by the organization", org)
 	g.GET("", a.list)
-	g.POST("", a.create, a.requireWriter)
+	g.POST("", a.create, a.requireWriter, write)
 	g.GET("/:id", a.get)
-	g.PATCH("/:id", a.update, a.requireWriter)
-	g.DELETE("/:id", a.delete, a.requireWriter)
-	g.POST("/:id/test", a.test, a.requireWriter)
+	g.PATCH("/:id", a.update, a.requireWriter, write)
+	g.DELETE("/:id", a.delete, a.requireWriter, write)
+	g.POST("/:id/test", a.test, a.requireWriter, send)
 	g.GET("/:id/deliveries", a.deliveries)
-	g.POST("/:id/deliveries/:deliveryId/retry", a.retry, a.requireWriter)
+	g.POST("/:id/deliveries/:deliveryId/retry", a.retry, a.requireWriter, send)
 }
 
 func requireOrg(next echo.HandlerFunc) echo.HandlerFunc {
@@ -86,8 +102,8 @@ func requireOrg(next echo.HandlerFunc) echo.HandlerFunc {
 func (a *API) requireWriter(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		role := httpx.Claims(c).Role
-		if !slices.ContainsFunc(a.writeRoles, func(r string) bool { return strings.EqualFold(r, role) }) {
-			return problem.Forbidden(fmt.Sprintf("role %q cannot manage webhooks (allowed: %s)", role, strings.Join(a.writeRoles, ", ")))
+		if !slices.ContainsFunc(a.opts.WriteRoles, func(r string) bool { return strings.EqualFold(r, role) }) {
+			return problem.Forbidden(fmt.Sprintf("role %q cannot manage webhooks (allowed: %s)", role, strings.Join(a.opts.WriteRoles, ", ")))
 		}
 		return next(c)
 	}
@@ -168,7 +184,10 @@ func (a *API) create(c *echo.Context) error {
 		Status: store.StatusActive, CreatedAt: now, UpdatedAt: now,
 	}
 	a.setSecret(&w, secret)
-	if err := a.st.CreateWebhook(c.Request().Context(), w); err != nil {
+	var limit *store.LimitError
+	if err := a.st.CreateWebhook(c.Request().Context(), w, a.opts.MaxPerOrganization); errors.As(err, &limit) {
+		return problem.New(http.StatusConflict, "%s (WEBHOOK_MAX_PER_ORGANIZATION); delete one before creating another", limit.Error())
+	} else if err != nil {
 		return err
 	}
 	a.ann.Announce(w.OrgID)
@@ -494,11 +513,7 @@ func checkDescription(s string) error {
 func decode(c *echo.Context, v any) error {
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return problem.New(http.StatusRequestEntityTooLarge, "request body is over the size limit")
-		}
+	if err := dec.Decode(v); err != nil { // BufferBody has refused an over-limit body
 		return problem.BadRequest("body: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {

@@ -78,6 +78,9 @@ func NewKeySpec(id string) string {
 	return id + ":" + base64.StdEncoding.EncodeToString(key)
 }
 
+// Has reports whether the ring holds a key with this id.
+func (k *Keyring) Has(keyID string) bool { _, ok := k.aeads[keyID]; return ok }
+
 // Current is the id of the key that encrypts.
 func (k *Keyring) Current() string { return k.current }
 

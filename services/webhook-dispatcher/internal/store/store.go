@@ -107,14 +107,35 @@ func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 const webhookColumns = `id, org_id, url, events, description, secret_ciphertext, secret_key_id, secret_hint, status, failure_count, created_at, updated_at`
 
-// CreateWebhook inserts w.
-func (s *Store) CreateWebhook(ctx context.Context, w Webhook) error {
-	_, err := s.db.NamedExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`)
-		VALUES (:id, :org_id, :url, :events, :description, :secret_ciphertext, :secret_key_id, :secret_hint, :status, :failure_count, :created_at, :updated_at)`, w)
-	if err != nil {
-		return fmt.Errorf("insert webhook: %w", err)
-	}
-	return nil
+// LimitError says that an organization holds as many webhooks as allowed.
+type LimitError struct{ Max int }
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("the organization has %d webhooks, the most allowed", e.Max)
+}
+
+// CreateWebhook inserts w unless its organization already has max webhooks
+// (a *LimitError). The count and the insert run under a transaction lock
+// on the organization, so that concurrent creates cannot pass the limit
+// together.
+func (s *Store) CreateWebhook(ctx context.Context, w Webhook, max int) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('webhooks/' || $1, 0))`, w.OrgID); err != nil {
+			return fmt.Errorf("lock organization: %w", err)
+		}
+		var n int
+		if err := tx.GetContext(ctx, &n, `SELECT count(*) FROM webhooks WHERE org_id = $1`, w.OrgID); err != nil {
+			return fmt.Errorf("count webhooks: %w", err)
+		}
+		if n >= max {
+			return &LimitError{Max: max}
+		}
+		if _, err := tx.NamedExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`)
+			VALUES (:id, :org_id, :url, :events, :description, :secret_ciphertext, :secret_key_id, :secret_hint, :status, :failure_count, :created_at, :updated_at)`, w); err != nil {
+			return fmt.Errorf("insert webhook: %w", err)
+		}
+		return nil
+	})
 }
 
 // ListWebhooks returns up to limit webhooks of org, newest first, after the
@@ -502,6 +523,18 @@ func (s *Store) SecretsNotUnder(ctx context.Context, keyID string, after uuid.UU
 	if err := s.db.SelectContext(ctx, &out, `SELECT id, secret_key_id, secret_ciphertext FROM webhooks
 		WHERE secret_key_id <> $1 AND id > $2 ORDER BY id LIMIT $3`, keyID, after, limit); err != nil {
 		return nil, fmt.Errorf("list secrets to re-encrypt: %w", err)
+	}
+	return out, nil
+}
+
+// SecretSamples returns, for every key id that seals a stored secret, up to
+// perKey of the secrets it seals.
+func (s *Store) SecretSamples(ctx context.Context, perKey int) ([]SecretRow, error) {
+	var out []SecretRow
+	if err := s.db.SelectContext(ctx, &out, `SELECT id, secret_key_id, secret_ciphertext FROM (
+			SELECT id, secret_key_id, secret_ciphertext, row_number() OVER (PARTITION BY secret_key_id ORDER BY id) AS n FROM webhooks
+		) s WHERE n <= $1 ORDER BY secret_key_id, id`, perKey); err != nil {
+		return nil, fmt.Errorf("sample secrets by key: %w", err)
 	}
 	return out, nil
 }

@@ -26,7 +26,7 @@ func activeWebhook(t *testing.T, s *Store, org string) Webhook {
 	now := time.Now().UTC()
 	w := Webhook{ID: uuid.Must(uuid.NewV7()), OrgID: org, URL: "https://example.com/h", Events: []string{"BOOKING_CREATED"},
 		SecretCiphertext: []byte{1}, SecretKeyID: "k", SecretHint: "…abcd", Status: StatusActive, CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateWebhook(t.Context(), w); err != nil {
+	if err := s.CreateWebhook(t.Context(), w, 1000); err != nil {
 		t.Fatal(err)
 	}
 	return w
