@@ -87,9 +87,11 @@ func (o Outcome) Success() bool { return o.StatusCode >= 200 && o.StatusCode < 3
 
 // Send signs body and POSTs it to url.
 func (s *Sender) Send(ctx context.Context, url, secret string, d webhook.Delivery, body []byte) Outcome {
+	// start precedes the deadline, so that a request cut by the timeout
+	// lasted the timeout.
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return Outcome{Err: "invalid request: " + err.Error()}
