@@ -346,3 +346,24 @@ func TestADeadEndpointGetsExactlyThreeRequestsFromABurst(t *testing.T) {
 		t.Fatalf("%d requests reached the dead endpoint, failureCount %d; want 3 and 3", dead.count(), got.FailureCount)
 	}
 }
+
+// An answer with NUL bytes (which PostgreSQL's jsonb cannot store) is
+// recorded with them replaced, instead of failing its batch of results and
+// leaving the deliveries in it unrecorded.
+func TestAnAnswerWithNULBytesIsRecorded(t *testing.T) {
+	h := newHarness(t, testConfig(t))
+	rcv := newReceiver(t)
+	rcv.setAnswer(func(int) (int, string) { return http.StatusOK, "ok\x00done" })
+	org := testkit.UniqueID("org")
+	admin := token(t, org, "ADMIN")
+	w := h.createWebhook(admin, rcv.srv.URL, "BOOKING_CREATED")
+	h.publish(org, "BOOKING_CREATED", nil)
+	var ds []deliveryOut
+	testkit.Eventually(t, 5*time.Second, "the delivery to be recorded as SUCCEEDED", func() bool {
+		ds = h.deliveries(admin, w.ID)
+		return len(ds) == 1 && ds[0].Status == "SUCCEEDED"
+	})
+	if got := ds[0].Attempts[0].ResponseExcerpt; got != "ok\uFFFDdone" {
+		t.Fatalf("excerpt %q", got)
+	}
+}
