@@ -303,6 +303,7 @@ func encode(v any) ([]byte, error) {
 func (d *Dispatcher) poll(ctx context.Context) {
 	t := time.NewTicker(d.o.PollInterval)
 	defer t.Stop()
+	failing := outage{what: "claim due deliveries", log: d.log}
 	for {
 		select {
 		case <-ctx.Done():
@@ -317,10 +318,11 @@ func (d *Dispatcher) poll(ctx context.Context) {
 			jobs, err := d.st.ClaimDue(ctx, d.lease.holder, room)
 			if err != nil {
 				if ctx.Err() == nil {
-					d.log.Error("claim due deliveries", "err", err)
+					failing.failed(err)
 				}
 				break
 			}
+			failing.ok()
 			d.sched.Submit(jobs)
 			if len(jobs) < room {
 				break

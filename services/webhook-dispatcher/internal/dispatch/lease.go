@@ -52,12 +52,11 @@ func (l *lease) Covers(claimedAt time.Time) bool {
 	return !l.since.IsZero() && !claimedAt.Before(l.since) && time.Now().Before(l.until)
 }
 
-// Run renews the lease until ctx ends. A failing renewal is reported once
-// when it starts failing and once when it succeeds again.
+// Run renews the lease until ctx ends.
 func (l *lease) Run(ctx context.Context) {
 	t := time.NewTicker(l.ttl / 3)
 	defer t.Stop()
-	var failingSince time.Time
+	failing := outage{what: "renew the delivery lease (if it runs out, other replicas take over this one's deliveries)", log: l.log}
 	for {
 		start := time.Now()
 		r, err := l.st.RenewLease(ctx, l.holder, l.ttl)
@@ -65,15 +64,9 @@ func (l *lease) Run(ctx context.Context) {
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil:
-			if failingSince.IsZero() {
-				failingSince = start
-				l.log.Warn("renew the delivery lease; if it runs out, other replicas take over this one's deliveries", "holder", l.holder, "err", err)
-			}
+			failing.failed(err, "holder", l.holder)
 		default:
-			if !failingSince.IsZero() {
-				l.log.Info("delivery lease renewed again", "holder", l.holder, "failing_for", time.Since(failingSince).Round(time.Millisecond).String())
-				failingSince = time.Time{}
-			}
+			failing.ok()
 			l.renewed(start, r)
 		}
 		select {

@@ -97,26 +97,17 @@ func (r *Recorder) Run(ctx context.Context) {
 // ends.
 func (r *Recorder) write(ctx context.Context, buf []store.Result) {
 	wait := 50 * time.Millisecond
-	var failingSince, reported time.Time
+	failing := outage{what: "record webhook attempts", log: r.log}
 	for {
 		disabled, err := r.st.Complete(context.WithoutCancel(ctx), buf, r.threshold)
 		if err == nil {
-			if !failingSince.IsZero() {
-				r.log.Info("recorded webhook attempts again", "results", len(buf), "failing_for", time.Since(failingSince).Round(time.Millisecond).String())
-			}
+			failing.ok()
 			if len(disabled) > 0 {
 				r.onDisabled(disabled)
 			}
 			return
 		}
-		if now := time.Now(); failingSince.IsZero() || now.Sub(reported) >= 30*time.Second {
-			if failingSince.IsZero() {
-				failingSince = now
-			}
-			reported = now
-			r.log.Warn("record webhook attempts; retrying until they are written", "results", len(buf),
-				"failing_for", now.Sub(failingSince).Round(time.Millisecond).String(), "err", err)
-		}
+		failing.failed(err, "results", len(buf))
 		time.Sleep(wait) // the results are held in memory; nothing to poll for
 		wait = min(2*wait, 5*time.Second)
 	}
