@@ -83,7 +83,7 @@ func TestDeliveryIsSignedAndVerifiesLikeTheIntegratorsCode(t *testing.T) {
 	if ds[0].ID != got.Header.Get("X-Webhook-Id") || ds[0].ID != got.Header.Get("webhook-id") || ds[0].EventID != eventID {
 		t.Fatalf("delivery %+v does not match headers %v", ds[0], got.Header)
 	}
-	if a := ds[0].Attempts; len(a) != 1 || a[0].StatusCode != 200 || a[0].ResponseExcerpt != "ok" || a[0].Number != 1 {
+	if a := ds[0].Attempts; len(a) != 1 || a[0].StatusCode != 200 || a[0].ResponseExcerpt != "ok" || a[0].Number != 1 || a[0].Outcome != "success" {
 		t.Fatalf("attempts = %+v", a)
 	}
 
@@ -271,7 +271,7 @@ func TestPendingRetrySurvivesARestart(t *testing.T) {
 	first := h.publish(org, "CARRIER_ACCEPTED", nil)
 	testkit.Eventually(t, 5*time.Second, "the first attempt to be recorded with a retry scheduled", func() bool {
 		ds := h.deliveries(admin, w.ID)
-		return len(ds) == 1 && len(ds[0].Attempts) == 1 && ds[0].Status == "PENDING"
+		return len(ds) == 1 && len(ds[0].Attempts) == 1 && ds[0].Attempts[0].Outcome == "http_error" && ds[0].Status == "PENDING"
 	})
 
 	h.stop()
@@ -344,5 +344,26 @@ func TestADeadEndpointGetsExactlyThreeRequestsFromABurst(t *testing.T) {
 	})
 	if got := h.webhook(admin, w.ID); got.FailureCount != 3 || dead.count() != 3 {
 		t.Fatalf("%d requests reached the dead endpoint, failureCount %d; want 3 and 3", dead.count(), got.FailureCount)
+	}
+}
+
+// An answer with NUL bytes (which PostgreSQL's jsonb cannot store) is
+// recorded with them replaced, instead of failing its batch of results and
+// leaving the deliveries in it unrecorded.
+func TestAnAnswerWithNULBytesIsRecorded(t *testing.T) {
+	h := newHarness(t, testConfig(t))
+	rcv := newReceiver(t)
+	rcv.setAnswer(func(int) (int, string) { return http.StatusOK, "ok\x00done" })
+	org := testkit.UniqueID("org")
+	admin := token(t, org, "ADMIN")
+	w := h.createWebhook(admin, rcv.srv.URL, "BOOKING_CREATED")
+	h.publish(org, "BOOKING_CREATED", nil)
+	var ds []deliveryOut
+	testkit.Eventually(t, 5*time.Second, "the delivery to be recorded as SUCCEEDED", func() bool {
+		ds = h.deliveries(admin, w.ID)
+		return len(ds) == 1 && ds[0].Status == "SUCCEEDED"
+	})
+	if got := ds[0].Attempts[0].ResponseExcerpt; got != "ok\uFFFDdone" {
+		t.Fatalf("excerpt %q", got)
 	}
 }

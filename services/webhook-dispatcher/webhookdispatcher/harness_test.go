@@ -43,7 +43,6 @@ func testConfig(t testing.TB) webhookdispatcher.Config {
 		"WEBHOOK_RETRY_MAX":       "5s",
 		"WEBHOOK_CONNECT_TIMEOUT": "1s",
 		"WEBHOOK_TIMEOUT":         "2s",
-		"WEBHOOK_LEASE":           "12s",
 		"WEBHOOK_ACK_WAIT":        "7s",
 		"WEBHOOK_POLL_INTERVAL":   "20ms",
 	})
@@ -200,6 +199,7 @@ type attemptOut struct {
 	Number          int       `json:"number"`
 	At              time.Time `json:"at"`
 	DurationMs      int64     `json:"durationMs"`
+	Outcome         string    `json:"outcome"`
 	StatusCode      int       `json:"statusCode"`
 	Error           string    `json:"error"`
 	ResponseExcerpt string    `json:"responseExcerpt"`

@@ -100,7 +100,7 @@ func ReadConfig(e *config.Env) Config {
 		MaxInFlightPerWebhook: e.Int("WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK", 16),
 		QueuePerWebhook:       e.Int("WEBHOOK_QUEUE_PER_WEBHOOK", 2000),
 
-		Lease:        e.Duration("WEBHOOK_LEASE", 60*time.Second),
+		Lease:        e.Duration("WEBHOOK_LEASE", 6*time.Second),
 		PollInterval: e.Duration("WEBHOOK_POLL_INTERVAL", 250*time.Millisecond),
 		AckWait:      e.Duration("WEBHOOK_ACK_WAIT", 30*time.Second),
 		Batch:        e.Int("WEBHOOK_BATCH", 256),
@@ -142,7 +142,7 @@ func (c Config) Validate() error {
 	check(c.MaxInFlight >= 1 && c.MaxInFlightPerWebhook >= 1 && c.MaxInFlightPerWebhook <= c.MaxInFlight,
 		"WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK must be 1 to WEBHOOK_MAX_IN_FLIGHT")
 	check(c.QueuePerWebhook >= 1, "WEBHOOK_QUEUE_PER_WEBHOOK must be at least 1")
-	check(c.Lease >= c.Timeout+10*time.Second, "WEBHOOK_LEASE must be at least WEBHOOK_TIMEOUT + 10s")
+	check(c.Lease >= time.Second, "WEBHOOK_LEASE must be at least 1s")
 	check(c.AckWait >= c.Timeout+5*time.Second, "WEBHOOK_ACK_WAIT must be at least WEBHOOK_TIMEOUT + 5s")
 	check(c.PollInterval > 0, "WEBHOOK_POLL_INTERVAL must be positive")
 	check(c.Batch >= 1 && c.Batch <= 5000, "WEBHOOK_BATCH must be 1 to 5000")
@@ -205,7 +205,7 @@ func New(cfg Config) app.Builder {
 		s := &Service{deps: d, st: st, keys: keys, sub: sub, log: log}
 		disp = dispatch.New(dispatch.Options{
 			Consumer: Name, AckWait: cfg.AckWait, Batch: cfg.Batch, Lease: cfg.Lease, PollInterval: cfg.PollInterval,
-			Timeout: cfg.Timeout, Policy: cfg.Policy(),
+			Policy: cfg.Policy(),
 			Limits: dispatch.Limits{
 				MaxInFlight: cfg.MaxInFlight, PerWebhook: cfg.MaxInFlightPerWebhook,
 				QueuePerWebhook: cfg.QueuePerWebhook, MaxQueued: 20 * cfg.MaxInFlight, StartPerWebhook: 1,
@@ -341,7 +341,14 @@ func Main(ctx context.Context, _ []string) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := logx.New(os.Stderr, common.LogLevel).With("service", Name)
-	return app.Run(ctx, app.Options{Name: Name, Common: common, Log: log, NeedDB: true, Services: []app.Builder{New(cfg)}})
+	return app.Run(ctx, app.Options{Name: Name, Common: common, Log: log, NeedDB: true, Services: []app.Builder{New(cfg)},
+		ShutdownGrace: cfg.ShutdownGrace()})
+}
+
+// ShutdownGrace is how long a graceful stop may take: requests in flight
+// are let finish, each within WEBHOOK_TIMEOUT, and their results recorded.
+func (c Config) ShutdownGrace() time.Duration {
+	return max(20*time.Second, c.Timeout+10*time.Second)
 }
 
 // NewSecretKeySpec returns a fresh WEBHOOK_SECRETS_KEYS entry "id:base64key"

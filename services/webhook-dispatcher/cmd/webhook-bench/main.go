@@ -116,7 +116,6 @@ func run(ctx context.Context, o options) error {
 		"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", // the receiver is on 127.0.0.1
 		"WEBHOOK_TIMEOUT":               o.timeout.String(),
 		"WEBHOOK_ACK_WAIT":              (o.timeout + 20*time.Second).String(),
-		"WEBHOOK_LEASE":                 (2*o.timeout + 30*time.Second).String(),
 	})
 	cfg := webhookdispatcher.ReadConfig(env)
 	if err := env.Err(); err != nil {

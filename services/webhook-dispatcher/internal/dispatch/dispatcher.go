@@ -26,9 +26,8 @@ type Options struct {
 	Consumer     string        // durable consumer name on EVENTS
 	AckWait      time.Duration // JetStream ack deadline of an event
 	Batch        int           // events per fetch, and results per write
-	Lease        time.Duration // how long a claim keeps a delivery from others
+	Lease        time.Duration // how long this process's claims outlive its last lease renewal
 	PollInterval time.Duration // how often due retries are looked for
-	Timeout      time.Duration // whole request
 	Policy       Policy
 	Limits       Limits
 }
@@ -36,9 +35,10 @@ type Options struct {
 // deliveryStore is what the dispatcher needs of the database.
 type deliveryStore interface {
 	completer
-	InsertDeliveries(ctx context.Context, rows []store.NewDelivery, lease time.Duration) ([]store.Job, error)
-	ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]store.Job, error)
-	ReleaseClaims(ctx context.Context, jobs []store.Job) error
+	leaseStore
+	InsertDeliveries(ctx context.Context, holder uuid.UUID, rows []store.NewDelivery) ([]store.Job, error)
+	ClaimDue(ctx context.Context, holder uuid.UUID, limit int) ([]store.Job, error)
+	ReleaseClaims(ctx context.Context, jobs []store.Job, delay time.Duration) error
 }
 
 // Announcer tells every replica that an organization's webhooks changed.
@@ -54,6 +54,7 @@ type Dispatcher struct {
 	sender  *Sender
 	sched   *Scheduler
 	rec     *Recorder
+	lease   *lease
 	js      jetstream.JetStream
 	ann     Announcer
 	metrics *Metrics
@@ -63,34 +64,64 @@ type Dispatcher struct {
 // New wires a dispatcher.
 func New(o Options, st deliveryStore, cache *Cache, sender *Sender, js jetstream.JetStream, ann Announcer, metrics *Metrics, log *slog.Logger) *Dispatcher {
 	d := &Dispatcher{o: o, st: st, cache: cache, sender: sender, js: js, ann: ann, metrics: metrics, log: log}
-	d.sched = NewScheduler(o.Limits, d.deliver, func() { metrics.Dropped.Inc() })
+	d.sched = NewScheduler(o.Limits, d.deliver, func(jobs []store.Job) {
+		for _, j := range jobs {
+			d.handBack(j, deferDelay)
+		}
+	})
 	d.rec = NewRecorder(st, o.Batch, o.Policy.FailureThreshold, d.disabled, log)
+	d.lease = newLease(st, o.Lease, func(n int) { metrics.TakenOver.Add(float64(n)) }, log)
 	return d
 }
 
 // InFlight is the number of requests in flight.
 func (d *Dispatcher) InFlight() int { return d.sched.InFlight() }
 
-// Run consumes events and sends deliveries until ctx ends, then lets the
-// requests in flight finish, records them, and hands unsent claims back.
+// Run consumes events and sends deliveries until ctx ends, then drains the
+// delivery side (drainDeliveries) and gives its lease up.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	go d.rec.Run(ctx)
+	// The lease is renewed until the drain is over: requests still in
+	// flight keep their deliveries from other replicas.
+	leaseCtx, endLease := context.WithCancel(context.WithoutCancel(ctx))
+	leaseDone := make(chan struct{})
+	go func() { defer close(leaseDone); d.lease.Run(leaseCtx) }()
 	var wg sync.WaitGroup
 	wg.Go(func() { natsx.KeepConsuming(ctx, d.log, d.consume) })
 	wg.Go(func() { d.poll(ctx) })
 	wg.Go(func() { d.sweep(ctx) })
 	wg.Wait()
 
-	left := d.sched.Close()
-	d.rec.Close()
-	<-d.rec.Done()
-	releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := d.st.ReleaseClaims(releaseCtx, left); err != nil {
-		d.log.Warn("release queued deliveries; they are taken again when their claims run out", "jobs", len(left), "err", err)
-	}
+	d.drainDeliveries(ctx)
+	endLease()
+	<-leaseDone
+	d.lease.End(ctx)
 	d.sender.Close()
 	return nil
+}
+
+// drainDeliveries ends the delivery side of a graceful stop, once nothing
+// claims any more: queued jobs are handed back at once, due now, so that
+// another replica sends them within its poll interval; requests in flight
+// finish (each within WEBHOOK_TIMEOUT: cutting one short would turn an
+// answer about to arrive into an interrupted attempt and a second request)
+// and their results are recorded.
+func (d *Dispatcher) drainDeliveries(ctx context.Context) {
+	queued := d.sched.Stop()
+	if len(queued) > 0 {
+		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := d.st.ReleaseClaims(releaseCtx, queued, 0)
+		cancel()
+		if err != nil {
+			d.log.Warn("hand back queued deliveries; other replicas take them over when this one's lease runs out", "jobs", len(queued), "err", err)
+		} else {
+			d.metrics.Dropped.Add(float64(len(queued)))
+			d.log.Info("handed queued deliveries back for other replicas", "jobs", len(queued), "in_flight", d.sched.InFlight())
+		}
+	}
+	d.sched.Wait()
+	d.rec.Close()
+	<-d.rec.Done()
 }
 
 // consume reads EVENTS and records one delivery per (event, matching
@@ -197,7 +228,7 @@ func (d *Dispatcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		done = append(done, m)
 	}
-	jobs, err := d.st.InsertDeliveries(ctx, rows, d.o.Lease)
+	jobs, err := d.st.InsertDeliveries(ctx, d.lease.holder, rows)
 	if err != nil {
 		d.log.Error("insert deliveries", "events", len(done), "err", err)
 		for _, m := range done {
@@ -272,6 +303,7 @@ func encode(v any) ([]byte, error) {
 func (d *Dispatcher) poll(ctx context.Context) {
 	t := time.NewTicker(d.o.PollInterval)
 	defer t.Stop()
+	failing := outage{what: "claim due deliveries", log: d.log}
 	for {
 		select {
 		case <-ctx.Done():
@@ -283,13 +315,14 @@ func (d *Dispatcher) poll(ctx context.Context) {
 			if room == 0 {
 				break
 			}
-			jobs, err := d.st.ClaimDue(ctx, room, d.o.Lease)
+			jobs, err := d.st.ClaimDue(ctx, d.lease.holder, room)
 			if err != nil {
 				if ctx.Err() == nil {
-					d.log.Error("claim due deliveries", "err", err)
+					failing.failed(err)
 				}
 				break
 			}
+			failing.ok()
 			d.sched.Submit(jobs)
 			if len(jobs) < room {
 				break
@@ -311,27 +344,39 @@ func (d *Dispatcher) sweep(ctx context.Context) {
 	}
 }
 
-// leaseMargin is kept between the end of a request and the end of its
-// claim, so that no other worker can take the delivery while it is sent.
-const leaseMargin = 5 * time.Second
+// deferDelay is how long a job this process could not run now (a full
+// lane, a failed webhook lookup) waits in the queue before it is claimed
+// again, so that such jobs do not go round between the poller and the
+// scheduler.
+const deferDelay = 5 * time.Second
+
+// handBack gives a claimed job that was not sent back to the queue, due
+// after delay, through the recorder; the attempt its claim started is taken
+// back.
+func (d *Dispatcher) handBack(j store.Job, delay time.Duration) {
+	d.metrics.Dropped.Inc()
+	d.rec.Add(store.Result{Job: j, Unsent: true, RetryIn: delay})
+}
 
 // deliver makes one automatic attempt and hands its result to the
 // recorder. A failed attempt's result is written before deliver returns, so
 // that the scheduler's next attempt to the webhook finds it disabled once
 // the threshold is reached.
 func (d *Dispatcher) deliver(j store.Job) outcome {
-	if time.Until(j.LeaseUntil) < d.o.Timeout+leaseMargin {
-		d.metrics.Dropped.Inc() // waited too long in its lane: let the poller claim it afresh
+	if !d.lease.Covers(j.ClaimedAt) {
+		d.handBack(j, 0) // the lease ran out since the claim: another replica may be sending it
 		return notSent
 	}
 	ctx := context.Background() // requests in flight finish during shutdown, bounded by the timeout
 	hook, ok, err := d.cache.Hook(ctx, j.OrgID, j.WebhookID)
 	if err != nil {
 		d.log.Error("load webhook", "webhook_id", j.WebhookID, "delivery_id", j.DeliveryID, "err", err)
+		d.handBack(j, deferDelay)
 		return notSent
 	}
 	if !ok {
-		return notSent // no longer ACTIVE: its pending rows were stopped with it
+		d.handBack(j, deferDelay) // no longer ACTIVE: its pending rows were stopped with it
+		return notSent
 	}
 	if hook.SecretErr != nil {
 		d.failUnsigned(j, hook.SecretErr)
@@ -340,13 +385,16 @@ func (d *Dispatcher) deliver(j store.Job) outcome {
 	out := d.sender.Send(ctx, hook.URL, hook.Secret, webhook.Delivery{ID: j.DeliveryID.String(), Event: j.Event, Timestamp: time.Now(), Attempt: j.Attempt}, j.Body)
 	res := store.Result{Job: j, Attempt: AttemptOf(j.Attempt, out, false)}
 	d.metrics.AttemptDuration.Observe(out.Duration.Seconds())
-	d.metrics.Attempts.WithLabelValues(outcomeLabel(out)).Inc()
+	d.metrics.Attempts.WithLabelValues(res.Attempt.Outcome).Inc()
+	// Attempts whose answer was never recorded (their dispatcher died) do
+	// not use up the budget: the receiver may not have seen them.
+	tries := j.Attempt - j.Interrupted
 	switch {
 	case out.Success():
 		res.Status = store.DeliverySucceeded
 		d.metrics.Deliveries.WithLabelValues(res.Status).Inc()
-	case j.Attempt < d.o.Policy.MaxAttempts:
-		res.Status, res.RetryIn = store.DeliveryPending, d.o.Policy.Delay(j.Attempt, out.RetryAfter)
+	case tries < d.o.Policy.MaxAttempts:
+		res.Status, res.RetryIn = store.DeliveryPending, d.o.Policy.Delay(tries, out.RetryAfter)
 		d.metrics.Retries.Inc()
 	default:
 		res.Status = store.DeliveryFailed
@@ -374,7 +422,7 @@ func (d *Dispatcher) failUnsigned(j store.Job, reason error) {
 	d.log.Warn("webhook delivery not sent", "webhook_id", j.WebhookID, "delivery_id", j.DeliveryID, "event_id", j.EventID, "reason", reason.Error())
 	d.rec.Add(store.Result{
 		Job:     j,
-		Attempt: store.Attempt{Number: j.Attempt, At: time.Now().UTC(), Error: reason.Error()},
+		Attempt: store.Attempt{Number: j.Attempt, At: time.Now().UTC(), Outcome: store.OutcomeNotSent, Error: reason.Error()},
 		Status:  store.DeliveryFailed, NotCounted: true,
 	})
 }
@@ -382,23 +430,24 @@ func (d *Dispatcher) failUnsigned(j store.Job, reason error) {
 // AttemptOf is the log record of an outcome.
 func AttemptOf(n int, out Outcome, manual bool) store.Attempt {
 	return store.Attempt{
-		Number: n, At: time.Now().Add(-out.Duration).UTC(), DurationMs: out.Duration.Milliseconds(),
+		Number: n, At: time.Now().Add(-out.Duration).UTC(), DurationMs: out.Duration.Milliseconds(), Outcome: outcomeOf(out),
 		StatusCode: out.StatusCode, Error: out.Err, ResponseExcerpt: out.Excerpt, Manual: manual,
 	}
 }
 
-func outcomeLabel(o Outcome) string {
+// outcomeOf is the log outcome (and metric label) of a request.
+func outcomeOf(o Outcome) string {
 	switch {
 	case o.Success():
-		return "success"
+		return store.OutcomeSuccess
 	case o.StatusCode != 0:
-		return "http_error"
+		return store.OutcomeHTTPError
 	case strings.HasPrefix(o.Err, "refused"):
-		return "refused"
+		return store.OutcomeRefused
 	case strings.HasPrefix(o.Err, "timeout"):
-		return "timeout"
+		return store.OutcomeTimeout
 	default:
-		return "network_error"
+		return store.OutcomeNetworkError
 	}
 }
 

@@ -9,7 +9,8 @@ type Metrics struct {
 	AttemptDuration prometheus.Histogram
 	Retries         prometheus.Counter
 	Disabled        prometheus.Counter
-	Dropped         prometheus.Counter // jobs left to the poller (full lane, stale claim)
+	Dropped         prometheus.Counter // claimed jobs handed back unsent (full lane, lapsed lease, shutdown)
+	TakenOver       prometheus.Counter // deliveries taken over from replicas whose lease ran out
 	DeadLettered    prometheus.Counter
 	SecretErrors    prometheus.Counter // secrets that could not be decrypted, once per webhook per cache load
 	InFlight        prometheus.GaugeFunc
@@ -28,9 +29,14 @@ func NewMetrics(reg prometheus.Registerer, inFlight func() float64) *Metrics {
 			Name: "webhook_attempt_duration_seconds", Help: "Duration of webhook delivery attempts.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
-		Retries:      prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_retries_scheduled_total", Help: "Automatic retries scheduled."}),
-		Disabled:     prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_disabled_total", Help: "Webhooks turned FAILED by failed attempts."}),
-		Dropped:      prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_jobs_deferred_total", Help: "Claimed jobs left for the poller (full per-webhook queue or stale claim)."}),
+		Retries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_retries_scheduled_total", Help: "Automatic retries scheduled."}),
+		Disabled: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_disabled_total", Help: "Webhooks turned FAILED by failed attempts."}),
+		Dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhook_jobs_deferred_total", Help: "Claimed jobs handed back to the queue unsent (full per-webhook queue, lapsed lease, webhook lookup failure, shutdown).",
+		}),
+		TakenOver: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhook_deliveries_taken_over_total", Help: "Deliveries taken over from dispatcher replicas whose lease ran out (they died or lost PostgreSQL).",
+		}),
 		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_events_dead_lettered_total", Help: "Events set aside as undecodable or invalid."}),
 		SecretErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "webhook_secret_errors_total",
@@ -38,6 +44,6 @@ func NewMetrics(reg prometheus.Registerer, inFlight func() float64) *Metrics {
 		}),
 		InFlight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "webhook_requests_in_flight", Help: "Webhook requests in flight."}, inFlight),
 	}
-	reg.MustRegister(m.Attempts, m.Deliveries, m.AttemptDuration, m.Retries, m.Disabled, m.Dropped, m.DeadLettered, m.SecretErrors, m.InFlight)
+	reg.MustRegister(m.Attempts, m.Deliveries, m.AttemptDuration, m.Retries, m.Disabled, m.Dropped, m.TakenOver, m.DeadLettered, m.SecretErrors, m.InFlight)
 	return m
 }

@@ -56,9 +56,7 @@ func (r *Recorder) Close() { close(r.in) }
 // Done is closed when Run has returned.
 func (r *Recorder) Done() <-chan struct{} { return r.done }
 
-// Run writes batches until Close. A failed write is retried with a capped
-// backoff: the results only exist in memory, and the claims they complete
-// run out if they are never written, which would send them again.
+// Run writes batches until Close.
 func (r *Recorder) Run(ctx context.Context) {
 	defer close(r.done)
 	batch := make([]entry, 0, r.batch)
@@ -90,21 +88,26 @@ func (r *Recorder) Run(ctx context.Context) {
 	}
 }
 
+// write writes one batch, retrying with a capped backoff until it is
+// written: the results exist only here, and the deliveries they complete
+// stay held by this process until then (a process that cannot reach
+// PostgreSQL also stops renewing its lease, and other replicas take them
+// over). Meanwhile Add blocks, which stops the senders. The failure is
+// logged when it starts, at most every 30 s while it lasts, and when it
+// ends.
 func (r *Recorder) write(ctx context.Context, buf []store.Result) {
 	wait := 50 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	failing := outage{what: "record webhook attempts", log: r.log}
+	for {
 		disabled, err := r.st.Complete(context.WithoutCancel(ctx), buf, r.threshold)
 		if err == nil {
+			failing.ok()
 			if len(disabled) > 0 {
 				r.onDisabled(disabled)
 			}
 			return
 		}
-		r.log.Error("record webhook attempts", "results", len(buf), "attempt", attempt, "err", err)
-		if attempt >= 20 {
-			r.log.Error("giving up on recording webhook attempts; their deliveries will be sent again when their claims run out", "results", len(buf))
-			return
-		}
+		failing.failed(err, "results", len(buf))
 		time.Sleep(wait) // the results are held in memory; nothing to poll for
 		wait = min(2*wait, 5*time.Second)
 	}

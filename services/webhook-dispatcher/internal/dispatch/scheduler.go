@@ -29,7 +29,7 @@ type Limits struct {
 type outcome int
 
 const (
-	notSent  outcome = iota // nothing reached the endpoint (webhook gone, claim too short, secret unreadable)
+	notSent  outcome = iota // nothing reached the endpoint (webhook gone, lease lapsed, secret unreadable)
 	answered                // the endpoint answered 2xx
 	failed                  // the attempt failed; its result is recorded when run returns
 )
@@ -38,9 +38,9 @@ const (
 // webhook. Each webhook has its own queue ("lane"); lanes take turns for
 // free workers, and a lane at its cap waits without holding a worker, so a
 // slow or dead endpoint occupies at most PerWebhook workers while healthy
-// lanes keep going. A job a full lane cannot take is dropped from memory: its
-// row stays claimed in PostgreSQL and the poller takes it again when the
-// claim runs out, so nothing is lost.
+// lanes keep going. A job a full lane cannot take is handed to deferred,
+// which gives its claim back to the queue in PostgreSQL, so nothing is lost
+// and nothing waits for a lease.
 type Scheduler struct {
 	lim Limits
 	run func(store.Job) outcome
@@ -58,7 +58,7 @@ type Scheduler struct {
 	closed  bool
 	wg      sync.WaitGroup
 
-	dropped func() // counts a job left to the poller
+	deferred func([]store.Job) // jobs not taken, called without the lock
 }
 
 type lane struct {
@@ -69,12 +69,14 @@ type lane struct {
 	inRunnable bool
 }
 
-// NewScheduler returns a scheduler that runs each job with run.
-func NewScheduler(lim Limits, run func(store.Job) outcome, dropped func()) *Scheduler {
+// NewScheduler returns a scheduler that runs each job with run and hands
+// the jobs it cannot take (a full lane, or submitted after Stop) to
+// deferred.
+func NewScheduler(lim Limits, run func(store.Job) outcome, deferred func([]store.Job)) *Scheduler {
 	if lim.StartPerWebhook <= 0 || lim.StartPerWebhook > lim.PerWebhook {
 		lim.StartPerWebhook = lim.PerWebhook
 	}
-	s := &Scheduler{lim: lim, run: run, dropped: dropped, lanes: map[uuid.UUID]*lane{}, known: map[uuid.UUID]*store.Job{}}
+	s := &Scheduler{lim: lim, run: run, deferred: deferred, lanes: map[uuid.UUID]*lane{}, known: map[uuid.UUID]*store.Job{}}
 	s.room = sync.NewCond(&s.mu)
 	return s
 }
@@ -83,12 +85,18 @@ func NewScheduler(lim Limits, run func(store.Job) outcome, dropped func()) *Sche
 // claim ran out) replaces the queued copy, so that its newer claim is the
 // one completed.
 func (s *Scheduler) Submit(jobs []store.Job) {
+	if left := s.submit(jobs); len(left) > 0 {
+		s.deferred(left)
+	}
+}
+
+func (s *Scheduler) submit(jobs []store.Job) (left []store.Job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range jobs {
 		j := jobs[i]
 		if s.closed {
-			return
+			return append(left, jobs[i:]...)
 		}
 		if q, ok := s.known[j.DeliveryID]; ok {
 			*q = j
@@ -100,7 +108,7 @@ func (s *Scheduler) Submit(jobs []store.Job) {
 			s.lanes[j.WebhookID] = l
 		}
 		if len(l.queue) >= s.lim.QueuePerWebhook {
-			s.dropped()
+			left = append(left, j)
 			continue
 		}
 		s.stalled -= s.stalledIn(l)
@@ -111,6 +119,7 @@ func (s *Scheduler) Submit(jobs []store.Job) {
 		s.markRunnable(l)
 	}
 	s.pump()
+	return left
 }
 
 // WaitForRoom blocks while MaxQueued jobs are waiting, at most for max, so
@@ -207,9 +216,10 @@ func (s *Scheduler) exec(l *lane, j store.Job) {
 	s.pump()
 }
 
-// Close stops starting jobs, waits for those in flight, and returns the jobs
-// that were still queued (their claims can be released).
-func (s *Scheduler) Close() []store.Job {
+// Stop stops starting jobs and returns those that were queued, so that
+// their claims can be handed back at once; Wait then waits for the jobs
+// running.
+func (s *Scheduler) Stop() []store.Job {
 	s.mu.Lock()
 	s.closed = true
 	var left []store.Job
@@ -223,6 +233,8 @@ func (s *Scheduler) Close() []store.Job {
 	s.queued, s.stalled = 0, 0
 	s.room.Broadcast()
 	s.mu.Unlock()
-	s.wg.Wait()
 	return left
 }
+
+// Wait returns once the jobs started before Stop have finished.
+func (s *Scheduler) Wait() { s.wg.Wait() }

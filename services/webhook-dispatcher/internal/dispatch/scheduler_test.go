@@ -49,7 +49,7 @@ func TestSchedulerIsolatesSlowWebhooks(t *testing.T) {
 			return
 		}
 		healthyDone.Add(1)
-	}), func() { dropped.Add(1) })
+	}), func(jobs []store.Job) { dropped.Add(int64(len(jobs))) })
 
 	s.Submit(jobsFor(slow, 60)) // 50 queue, 10 more are left to the poller
 	s.Submit(jobsFor(healthy, 200))
@@ -59,37 +59,45 @@ func TestSchedulerIsolatesSlowWebhooks(t *testing.T) {
 	if slowMax.Load() > 3 {
 		t.Fatalf("%d requests in flight to one webhook, cap 3", slowMax.Load())
 	}
-	// Lanes hold 50 jobs: 10 slow and 150 healthy ones were left to the poller.
+	// Lanes hold 50 jobs: 10 slow and 150 healthy ones were deferred.
 	if dropped.Load() != 10+150 {
-		t.Fatalf("%d jobs left to the poller, want 160", dropped.Load())
+		t.Fatalf("%d jobs deferred, want 160", dropped.Load())
 	}
-	// Every queued job either ran or is handed back by Close.
-	go close(release)
-	if left := s.Close(); int64(len(left))+slowStarted.Load() != 50 {
-		t.Fatalf("Close returned %d queued slow jobs and %d ran, want 50 in all", len(left), slowStarted.Load())
+	// Every queued job either ran or is handed back by Stop.
+	left := s.Stop()
+	close(release)
+	s.Wait()
+	if int64(len(left))+slowStarted.Load() != 50 {
+		t.Fatalf("Stop returned %d queued slow jobs and %d ran, want 50 in all", len(left), slowStarted.Load())
 	}
 }
 
-// Close hands back what was queued and waits for what runs.
-func TestSchedulerCloseReturnsQueuedJobs(t *testing.T) {
+// Stop hands back what was queued at once, while jobs still run; jobs
+// submitted afterwards are deferred; Wait waits for the running ones.
+func TestSchedulerStopReturnsQueuedJobsWhileJobsRun(t *testing.T) {
 	hook := uuid.New()
 	release := make(chan struct{})
 	var started sync.WaitGroup
 	started.Add(2)
+	var finished, deferred atomic.Int64
 	s := NewScheduler(Limits{MaxInFlight: 2, PerWebhook: 2, QueuePerWebhook: 100, MaxQueued: 100}, unpaced(func(store.Job) {
 		started.Done()
 		<-release
-	}), func() {})
+		finished.Add(1)
+	}), func(jobs []store.Job) { deferred.Add(int64(len(jobs))) })
 	s.Submit(jobsFor(hook, 10))
 	started.Wait()
-	// The running jobs finish only once Close has taken the queue: released
-	// earlier, they would start queued jobs before Close sees them.
-	left := make(chan []store.Job, 1)
-	go func() { left <- s.Close() }()
-	testkit.Eventually(t, 5*time.Second, "Close to take the queue", s.isClosed)
+	if got := s.Stop(); len(got) != 8 {
+		t.Fatalf("Stop returned %d queued jobs, want 8", len(got))
+	}
+	s.Submit(jobsFor(hook, 3))
+	if deferred.Load() != 3 {
+		t.Fatalf("%d jobs submitted after Stop were deferred, want 3", deferred.Load())
+	}
 	close(release)
-	if got := <-left; len(got) != 8 {
-		t.Fatalf("Close returned %d queued jobs, want 8", len(got))
+	s.Wait()
+	if finished.Load() != 2 {
+		t.Fatalf("%d jobs ran, want the 2 started before Stop", finished.Load())
 	}
 }
 
@@ -104,7 +112,7 @@ func TestSchedulerReplacesReclaimedJobs(t *testing.T) {
 		<-release
 		ran.Store(j.DeliveryID, j.Claim)
 		runs.Add(1)
-	}), func() {})
+	}), func([]store.Job) {})
 	jobs := jobsFor(hook, 2)
 	s.Submit(jobs)
 	again := jobs[1]
@@ -112,19 +120,14 @@ func TestSchedulerReplacesReclaimedJobs(t *testing.T) {
 	s.Submit([]store.Job{again})
 	close(release)
 	testkit.Eventually(t, 5*time.Second, "both jobs to run", func() bool { return runs.Load() == 2 })
-	s.Close()
+	s.Stop()
+	s.Wait()
 	if runs.Load() != 2 {
 		t.Fatalf("%d runs, want 2", runs.Load())
 	}
 	if c, _ := ran.Load(jobs[1].DeliveryID); c != 7 {
 		t.Fatalf("the re-claimed job ran with claim %v, want 7", c)
 	}
-}
-
-func (s *Scheduler) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 // Slow start: a webhook gets StartPerWebhook requests at once until it
@@ -146,7 +149,7 @@ func TestSchedulerPacesEachWebhookBySlowStart(t *testing.T) {
 		mu.Unlock()
 		<-r.release
 		return r.result
-	}, func() {})
+	}, func([]store.Job) {})
 	// next ends the jobs of the current round together with result and says
 	// how many the lane had started; those it starts meanwhile make the next
 	// round.
@@ -184,7 +187,8 @@ func TestSchedulerPacesEachWebhookBySlowStart(t *testing.T) {
 	mu.Lock()
 	close(cur.release)
 	mu.Unlock()
-	s.Close()
+	s.Stop()
+	s.Wait()
 	want := []int{1, 2, 4, 8, 8, 8, 1}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("requests in flight per round %v, want %v", got, want)

@@ -87,9 +87,11 @@ func (o Outcome) Success() bool { return o.StatusCode >= 200 && o.StatusCode < 3
 
 // Send signs body and POSTs it to url.
 func (s *Sender) Send(ctx context.Context, url, secret string, d webhook.Delivery, body []byte) Outcome {
+	// start precedes the deadline, so that a request cut by the timeout
+	// lasted the timeout.
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return Outcome{Err: "invalid request: " + err.Error()}
@@ -107,7 +109,7 @@ func (s *Sender) Send(ctx context.Context, url, secret string, d webhook.Deliver
 	o := Outcome{
 		StatusCode: resp.StatusCode,
 		Duration:   time.Since(start),
-		Excerpt:    strings.ToValidUTF8(string(excerpt), string(utf8.RuneError)),
+		Excerpt:    excerptOf(excerpt),
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 	switch {
@@ -121,6 +123,13 @@ func (s *Sender) Send(ctx context.Context, url, secret string, d webhook.Deliver
 		o.Excerpt += " [response body cut: " + describe(readErr, s.timeout) + "]"
 	}
 	return o
+}
+
+// excerptOf is the part of an answer kept in the delivery log, as valid
+// UTF-8 without NUL characters, which a jsonb document cannot hold: one such
+// answer would make its whole batch of results fail to record.
+func excerptOf(b []byte) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(string(b), string(utf8.RuneError)), "\x00", string(utf8.RuneError))
 }
 
 // describe turns a transport error into a short reason for the delivery log.

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,11 +56,28 @@ type Attempt struct {
 	Number          int       `json:"number"`
 	At              time.Time `json:"at"`
 	DurationMs      int64     `json:"durationMs"`
+	Outcome         string    `json:"outcome"` // one of the Outcome constants
 	StatusCode      int       `json:"statusCode,omitempty"`
 	Error           string    `json:"error,omitempty"`
 	ResponseExcerpt string    `json:"responseExcerpt"`
 	Manual          bool      `json:"manual,omitempty"`
 }
+
+// Outcomes of an attempt in the delivery log. An automatic attempt is
+// logged as started when its delivery is claimed, before the request goes
+// out, and gets its outcome when the answer is recorded; an attempt whose
+// dispatcher died before that stays interrupted: the receiver may or may not
+// have seen it.
+const (
+	OutcomeStarted      = "started"
+	OutcomeInterrupted  = "interrupted"
+	OutcomeSuccess      = "success"
+	OutcomeHTTPError    = "http_error"
+	OutcomeTimeout      = "timeout"
+	OutcomeRefused      = "refused"
+	OutcomeNetworkError = "network_error"
+	OutcomeNotSent      = "not_sent" // failed on our side before any request (an unreadable secret)
+)
 
 // Delivery is a row of webhook_deliveries.
 type Delivery struct {
@@ -78,20 +94,6 @@ type Delivery struct {
 	Claim         int             `db:"claim"`
 	CreatedAt     time.Time       `db:"created_at"`
 	UpdatedAt     time.Time       `db:"updated_at"`
-}
-
-// Job is a claimed delivery, ready to send.
-type Job struct {
-	DeliveryID uuid.UUID `db:"id"`
-	WebhookID  uuid.UUID `db:"webhook_id"`
-	OrgID      string    `db:"org_id"`
-	EventID    string    `db:"event_id"`
-	Event      string    `db:"event"`
-	Body       []byte    `db:"body"`
-	Attempt    int       `db:"attempt"` // number of the attempt about to be made
-	Claim      int       `db:"claim"`
-	// LeaseUntil is when the claim runs out, by this process's clock.
-	LeaseUntil time.Time `db:"-"`
 }
 
 // Store wraps the database.
@@ -216,222 +218,6 @@ func (s *Store) DeleteWebhook(ctx context.Context, org string, id uuid.UUID) err
 		return ErrNotFound
 	}
 	return nil
-}
-
-// NewDelivery is a delivery to insert.
-type NewDelivery struct {
-	ID        uuid.UUID
-	WebhookID uuid.UUID
-	OrgID     string
-	EventID   string
-	Event     string
-	Body      []byte
-}
-
-const jobColumns = `d.id, d.webhook_id, d.org_id, d.event_id, d.event, d.body, d.attempt_count + 1 AS attempt, d.claim`
-
-// InsertDeliveries inserts the deliveries that do not exist yet, claimed by
-// the caller for lease, and returns them as jobs. Rows for webhooks that are
-// gone or no longer ACTIVE are skipped.
-func (s *Store) InsertDeliveries(ctx context.Context, rows []NewDelivery, lease time.Duration) ([]Job, error) {
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	n := len(rows)
-	ids, hooks := make([]string, n), make([]string, n)
-	orgs, events, names := make([]string, n), make([]string, n), make([]string, n)
-	bodies := make([][]byte, n)
-	for i, r := range rows {
-		ids[i], hooks[i], orgs[i], events[i], names[i], bodies[i] = r.ID.String(), r.WebhookID.String(), r.OrgID, r.EventID, r.Event, r.Body
-	}
-	start := time.Now()
-	var jobs []Job
-	// The webhooks are locked FOR SHARE (in id order, as Complete and
-	// UpdateWebhook lock them, so no deadlock): a webhook being turned
-	// FAILED or INACTIVE at this moment is then either seen as changed and
-	// skipped, or changed after this commits, when stopping its pending
-	// deliveries sees these rows. A plain check would read the old status
-	// and leave new rows PENDING on a disabled webhook.
-	err := s.db.SelectContext(ctx, &jobs, `WITH hooks AS (
-		SELECT w.id FROM webhooks w WHERE w.id = ANY($2::uuid[]) AND w.status = 'ACTIVE' ORDER BY w.id FOR SHARE),
-		ins AS (
-		INSERT INTO webhook_deliveries AS d (id, webhook_id, org_id, event_id, event, body, status, next_attempt_at, claim, created_at, updated_at)
-		SELECT v.id, v.webhook_id, v.org_id, v.event_id, v.event, v.body, 'PENDING', now() + $7 * interval '1 millisecond', 1, now(), now()
-		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[]) AS v(id, webhook_id, org_id, event_id, event, body)
-		WHERE v.webhook_id IN (SELECT id FROM hooks)
-		ON CONFLICT (event_id, webhook_id) DO NOTHING
-		RETURNING `+jobColumns+`)
-		SELECT * FROM ins`,
-		pq.Array(ids), pq.Array(hooks), pq.Array(orgs), pq.Array(events), pq.Array(names), pq.ByteaArray(bodies), lease.Milliseconds())
-	if err != nil {
-		return nil, fmt.Errorf("insert deliveries: %w", err)
-	}
-	setLease(jobs, start.Add(lease))
-	return jobs, nil
-}
-
-// ClaimDue claims up to limit due deliveries of ACTIVE webhooks for lease.
-func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]Job, error) {
-	start := time.Now()
-	var jobs []Job
-	err := s.db.SelectContext(ctx, &jobs, `UPDATE webhook_deliveries d
-		SET next_attempt_at = now() + $2 * interval '1 millisecond', claim = d.claim + 1, updated_at = now()
-		FROM (SELECT dd.id FROM webhook_deliveries dd JOIN webhooks w ON w.id = dd.webhook_id
-		      WHERE dd.status = 'PENDING' AND dd.next_attempt_at <= now() AND w.status = 'ACTIVE'
-		      ORDER BY dd.next_attempt_at LIMIT $1
-		      FOR UPDATE OF dd SKIP LOCKED) due
-		WHERE d.id = due.id
-		RETURNING `+jobColumns, limit, lease.Milliseconds())
-	if err != nil {
-		return nil, fmt.Errorf("claim due deliveries: %w", err)
-	}
-	setLease(jobs, start.Add(lease))
-	return jobs, nil
-}
-
-func setLease(jobs []Job, until time.Time) {
-	for i := range jobs {
-		jobs[i].LeaseUntil = until
-	}
-}
-
-// ReleaseClaims makes claimed but unsent jobs due now, so that a restart
-// (or another replica) takes them without waiting for the lease.
-func (s *Store) ReleaseClaims(ctx context.Context, jobs []Job) error {
-	if len(jobs) == 0 {
-		return nil
-	}
-	ids, claims := make([]string, len(jobs)), make([]int64, len(jobs))
-	for i, j := range jobs {
-		ids[i], claims[i] = j.DeliveryID.String(), int64(j.Claim)
-	}
-	_, err := s.db.ExecContext(ctx, `UPDATE webhook_deliveries d SET next_attempt_at = now()
-		FROM unnest($1::uuid[], $2::int[]) AS v(id, claim)
-		WHERE d.id = v.id AND d.claim = v.claim AND d.status = 'PENDING'`, pq.Array(ids), pq.Array(claims))
-	if err != nil {
-		return fmt.Errorf("release claims: %w", err)
-	}
-	return nil
-}
-
-// Result is the outcome of one automatic attempt.
-type Result struct {
-	Job     Job
-	Attempt Attempt
-	// Status is the delivery's status after the attempt: SUCCEEDED, PENDING
-	// (retry after RetryIn) or FAILED.
-	Status  string
-	RetryIn time.Duration
-	// NotCounted leaves the webhook's failureCount alone: the attempt
-	// failed on our side (an unreadable secret), not at the endpoint.
-	NotCounted bool
-}
-
-// Disabled is a webhook that a batch of results turned FAILED.
-type Disabled struct {
-	ID           uuid.UUID `db:"id"`
-	OrgID        string    `db:"org_id"`
-	FailureCount int       `db:"failure_count"`
-}
-
-// Complete records a batch of attempt results in one transaction: the
-// attempts and the new delivery states, the webhooks' failure counts (reset
-// by a success, FAILED at threshold), and stops the pending deliveries of
-// webhooks that are no longer ACTIVE. It returns the webhooks it disabled.
-func (s *Store) Complete(ctx context.Context, results []Result, threshold int) ([]Disabled, error) {
-	if len(results) == 0 {
-		return nil, nil
-	}
-	n := len(results)
-	ids, claims, statuses := make([]string, n), make([]int64, n), make([]string, n)
-	retries, attempts := make([]int64, n), make([]string, n)
-	type count struct {
-		reset bool
-		inc   int
-	}
-	counts := map[uuid.UUID]*count{}
-	var order []uuid.UUID
-	var retrying []uuid.UUID
-	for i, r := range results {
-		a, err := json.Marshal(r.Attempt)
-		if err != nil {
-			return nil, fmt.Errorf("encode attempt: %w", err)
-		}
-		ids[i], claims[i], statuses[i], retries[i], attempts[i] = r.Job.DeliveryID.String(), int64(r.Job.Claim), r.Status, r.RetryIn.Milliseconds(), string(a)
-		if r.NotCounted {
-			continue
-		}
-		c, ok := counts[r.Job.WebhookID]
-		if !ok {
-			c = &count{}
-			counts[r.Job.WebhookID] = c
-			order = append(order, r.Job.WebhookID)
-		}
-		if r.Status == DeliverySucceeded {
-			c.reset, c.inc = true, 0
-		} else {
-			c.inc++
-		}
-		if r.Status == DeliveryPending {
-			retrying = append(retrying, r.Job.WebhookID)
-		}
-	}
-	// A stable order of row locks keeps concurrent batches of replicas from
-	// deadlocking on the same webhooks.
-	slices.SortFunc(order, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
-	hookIDs, resets, incs := make([]string, len(order)), make([]bool, len(order)), make([]int64, len(order))
-	for i, id := range order {
-		hookIDs[i], resets[i], incs[i] = id.String(), counts[id].reset, int64(counts[id].inc)
-	}
-
-	var disabled []Disabled
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries d SET
-			attempts = d.attempts || v.attempt,
-			attempt_count = d.attempt_count + 1,
-			status = CASE WHEN d.claim = v.claim THEN v.status ELSE d.status END,
-			next_attempt_at = CASE WHEN d.claim <> v.claim THEN d.next_attempt_at
-			                       WHEN v.status = 'PENDING' THEN now() + v.retry_ms * interval '1 millisecond' END,
-			updated_at = now()
-			FROM unnest($1::uuid[], $2::int[], $3::text[], $4::bigint[], $5::jsonb[]) AS v(id, claim, status, retry_ms, attempt)
-			WHERE d.id = v.id`,
-			pq.Array(ids), pq.Array(claims), pq.Array(statuses), pq.Array(retries), pq.Array(attempts)); err != nil {
-			return fmt.Errorf("record attempts: %w", err)
-		}
-		// Up to PerWebhook attempts of one webhook are in flight at once, so
-		// one batch can hold several failures of a webhook about to reach the
-		// threshold: the count stops there (the documented "FAILED at 3"),
-		// and only ACTIVE webhooks are counted, so that attempts finishing
-		// after the webhook turned FAILED add nothing.
-		var touched []Disabled
-		if err := tx.SelectContext(ctx, &touched, `WITH v AS (
-				SELECT * FROM unnest($1::uuid[], $2::bool[], $3::int[]) AS v(id, reset, inc)),
-			locked AS (
-				SELECT w.id FROM webhooks w JOIN v ON v.id = w.id
-				WHERE w.status = 'ACTIVE' AND (v.inc > 0 OR w.failure_count > 0)
-				ORDER BY w.id FOR UPDATE OF w)
-			UPDATE webhooks w SET
-				failure_count = LEAST(CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END, $4),
-				status = CASE WHEN (CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END) >= $4 THEN 'FAILED' ELSE w.status END,
-				updated_at = now()
-			FROM v, locked WHERE w.id = v.id AND w.id = locked.id AND w.status = 'ACTIVE'
-			RETURNING w.id, w.org_id, w.failure_count`,
-			pq.Array(hookIDs), pq.Array(resets), pq.Array(incs), threshold); err != nil {
-			return fmt.Errorf("update failure counts: %w", err)
-		}
-		stop := slices.Clone(retrying)
-		for _, t := range touched {
-			if t.FailureCount >= threshold {
-				disabled = append(disabled, t)
-				stop = append(stop, t.ID)
-			}
-		}
-		return stopPending(ctx, tx, stop)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return disabled, nil
 }
 
 // stopPending fails the pending deliveries of those webhooks that are not

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,50 +35,190 @@ func activeWebhook(t *testing.T, s *Store, org string) Webhook {
 	return w
 }
 
-// A worker that dies holding a claim loses it when the lease runs out: the
-// row is claimed again, and a late completion of the old claim records its
-// attempt without changing the delivery's state.
-func TestExpiredClaimsAreTakenAgainAndStaleCompletionsChangeNothing(t *testing.T) {
+// liveHolder is a holder with a live lease of ttl.
+func liveHolder(t *testing.T, s *Store, ttl time.Duration) uuid.UUID {
+	t.Helper()
+	h := uuid.New()
+	if _, err := s.RenewLease(t.Context(), h, ttl); err != nil {
+		t.Fatalf("lease: %v", err)
+	}
+	return h
+}
+
+func newDelivery(w Webhook, eventID string) NewDelivery {
+	return NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: w.OrgID, EventID: eventID, Event: "BOOKING_CREATED", Body: []byte(`{}`)}
+}
+
+// attemptsOf decodes the delivery log of d.
+func attemptsOf(t *testing.T, d Delivery) []Attempt {
+	t.Helper()
+	var out []Attempt
+	if err := json.Unmarshal(d.Attempts, &out); err != nil {
+		t.Fatalf("attempts %s: %v", d.Attempts, err)
+	}
+	return out
+}
+
+func logOf(as []Attempt) string {
+	var b strings.Builder
+	for _, a := range as {
+		fmt.Fprintf(&b, "%d:%s ", a.Number, a.Outcome)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// A holder that stops renewing its lease loses its deliveries to the next
+// renewal of another holder: the attempt it had started is logged as
+// interrupted, the next claim starts attempt 2, and a late completion of the
+// old claim fills in its own entry without changing the delivery's state.
+func TestADeadHoldersDeliveriesAreTakenOverWithTheirAttemptInterrupted(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
 	w := activeWebhook(t, s, "org-1")
-	row := NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-1", EventID: "evt-1", Event: "BOOKING_CREATED", Body: []byte(`{}`)}
-	jobs, err := s.InsertDeliveries(ctx, []NewDelivery{row}, 300*time.Millisecond)
+	dying, survivor := liveHolder(t, s, 300*time.Millisecond), liveHolder(t, s, time.Minute)
+	row := newDelivery(w, "evt-1")
+	jobs, err := s.InsertDeliveries(ctx, dying, []NewDelivery{row})
 	if err != nil || len(jobs) != 1 || jobs[0].Claim != 1 || jobs[0].Attempt != 1 {
 		t.Fatalf("insert: %+v %v", jobs, err)
 	}
-	again, err := s.InsertDeliveries(ctx, []NewDelivery{{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-1", EventID: "evt-1", Event: "BOOKING_CREATED", Body: []byte(`{}`)}}, time.Minute)
-	if err != nil || len(again) != 0 {
+	d, _ := s.GetDelivery(ctx, "org-1", w.ID, row.ID)
+	if got := logOf(attemptsOf(t, d)); got != "1:started" || d.AttemptCount != 1 {
+		t.Fatalf("after the claim: log %q, attempt_count %d; want the first attempt started", got, d.AttemptCount)
+	}
+	if again, err := s.InsertDeliveries(ctx, dying, []NewDelivery{newDelivery(w, "evt-1")}); err != nil || len(again) != 0 {
 		t.Fatalf("the same (event, webhook) inserted again: %+v %v", again, err)
 	}
-	if due, _ := s.ClaimDue(ctx, 10, time.Minute); len(due) != 0 {
-		t.Fatalf("a claimed row was claimed again before its lease ran out: %+v", due)
+	if due, _ := s.ClaimDue(ctx, survivor, 10); len(due) != 0 {
+		t.Fatalf("a held delivery was claimed by another holder: %+v", due)
 	}
-	var reclaimed []Job
-	testkit.Eventually(t, 5*time.Second, "the lease to run out", func() bool {
-		reclaimed, err = s.ClaimDue(ctx, 10, time.Minute)
-		return err == nil && len(reclaimed) == 1
+	testkit.Eventually(t, 5*time.Second, "the survivor's renewal to take the delivery over", func() bool {
+		r, err := s.RenewLease(ctx, survivor, time.Minute)
+		return err == nil && r.TakenOver == 1 && !r.Lapsed
 	})
-	if reclaimed[0].Claim != 2 || reclaimed[0].DeliveryID != row.ID {
-		t.Fatalf("reclaimed %+v", reclaimed[0])
+	d, _ = s.GetDelivery(ctx, "org-1", w.ID, row.ID)
+	if got := logOf(attemptsOf(t, d)); got != "1:interrupted" || d.Status != DeliveryPending {
+		t.Fatalf("after the takeover: log %q, status %s", got, d.Status)
+	}
+	reclaimed, err := s.ClaimDue(ctx, survivor, 10)
+	if err != nil || len(reclaimed) != 1 {
+		t.Fatalf("claim after the takeover: %+v %v", reclaimed, err)
+	}
+	if j := reclaimed[0]; j.Claim != 2 || j.Attempt != 2 || j.Interrupted != 1 || j.DeliveryID != row.ID {
+		t.Fatalf("reclaimed %+v; want claim 2, attempt 2, 1 interrupted", j)
 	}
 
-	// The first worker comes back late with a success: logged, no state change.
-	if _, err := s.Complete(ctx, []Result{{Job: jobs[0], Attempt: Attempt{Number: 1, StatusCode: 200}, Status: DeliverySucceeded}}, 3); err != nil {
+	// The dead holder's request was answered after all: logged, no state change.
+	if _, err := s.Complete(ctx, []Result{{Job: jobs[0], Attempt: Attempt{Number: 1, Outcome: OutcomeSuccess, StatusCode: 200}, Status: DeliverySucceeded}}, 3); err != nil {
 		t.Fatal(err)
 	}
-	d, err := s.GetDelivery(ctx, "org-1", w.ID, row.ID)
-	if err != nil || d.Status != DeliveryPending || d.AttemptCount != 1 {
-		t.Fatalf("after a stale completion: %+v %v", d, err)
+	d, _ = s.GetDelivery(ctx, "org-1", w.ID, row.ID)
+	if got := logOf(attemptsOf(t, d)); got != "1:success 2:started" || d.Status != DeliveryPending || d.AttemptCount != 2 {
+		t.Fatalf("after a stale completion: log %q, status %s, attempt_count %d", got, d.Status, d.AttemptCount)
 	}
 	// The current claim's failure schedules the retry and counts.
-	if _, err := s.Complete(ctx, []Result{{Job: reclaimed[0], Attempt: Attempt{Number: 2, StatusCode: 500}, Status: DeliveryPending, RetryIn: time.Hour}}, 3); err != nil {
+	if _, err := s.Complete(ctx, []Result{{Job: reclaimed[0], Attempt: Attempt{Number: 2, Outcome: OutcomeHTTPError, StatusCode: 500}, Status: DeliveryPending, RetryIn: time.Hour}}, 3); err != nil {
 		t.Fatal(err)
 	}
 	d, _ = s.GetDelivery(ctx, "org-1", w.ID, row.ID)
 	got, _ := s.GetWebhook(ctx, "org-1", w.ID)
 	if d.Status != DeliveryPending || !d.NextAttemptAt.Valid || time.Until(d.NextAttemptAt.Time) < 50*time.Minute || got.FailureCount != 1 {
 		t.Fatalf("after the current claim failed: delivery %+v, failureCount %d", d, got.FailureCount)
+	}
+	if log := logOf(attemptsOf(t, d)); log != "1:success 2:http_error" {
+		t.Fatalf("final log %q", log)
+	}
+}
+
+// A holder claims nothing without a live lease: its new deliveries are
+// inserted unclaimed and due at once, for any replica, with no attempt
+// started; once it renews, it claims them.
+func TestNothingIsClaimedWithoutALiveLease(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	w := activeWebhook(t, s, "org-5")
+	holder := uuid.New() // never renewed
+	row := newDelivery(w, "evt-5")
+	jobs, err := s.InsertDeliveries(ctx, holder, []NewDelivery{row})
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("insert without a lease handed out %+v (%v)", jobs, err)
+	}
+	d, _ := s.GetDelivery(ctx, "org-5", w.ID, row.ID)
+	if d.Status != DeliveryPending || !d.NextAttemptAt.Valid || d.AttemptCount != 0 || len(attemptsOf(t, d)) != 0 {
+		t.Fatalf("inserted without a lease: %+v", d)
+	}
+	if due, err := s.ClaimDue(ctx, holder, 10); err != nil || len(due) != 0 {
+		t.Fatalf("claimed without a lease: %+v %v", due, err)
+	}
+	if r, err := s.RenewLease(ctx, holder, time.Minute); err != nil || !r.Lapsed {
+		t.Fatalf("first renewal: %+v %v; want it reported as a new lease", r, err)
+	}
+	due, err := s.ClaimDue(ctx, holder, 10)
+	if err != nil || len(due) != 1 || due[0].Attempt != 1 || due[0].Interrupted != 0 {
+		t.Fatalf("claim under a live lease: %+v %v", due, err)
+	}
+}
+
+// A job handed back unsent gives its attempt number back: the log loses the
+// started entry and the next claim makes the same attempt. Handing back a
+// claim that was taken over since changes nothing.
+func TestHandingBackAnUnsentJobTakesItsAttemptBack(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	w := activeWebhook(t, s, "org-6")
+	holder := liveHolder(t, s, time.Minute)
+	rows := []NewDelivery{newDelivery(w, "a"), newDelivery(w, "b")}
+	jobs, err := s.InsertDeliveries(ctx, holder, rows)
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("insert: %+v %v", jobs, err)
+	}
+	if err := s.ReleaseClaims(ctx, jobs[:1], 0); err != nil {
+		t.Fatal(err)
+	}
+	// The other one through the recorder's path, due in an hour.
+	if _, err := s.Complete(ctx, []Result{{Job: jobs[1], Unsent: true, RetryIn: time.Hour}}, 3); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rows {
+		d, _ := s.GetDelivery(ctx, "org-6", w.ID, r.ID)
+		if d.AttemptCount != 0 || len(attemptsOf(t, d)) != 0 || d.Status != DeliveryPending || !d.NextAttemptAt.Valid {
+			t.Fatalf("delivery %d handed back: %+v", i, d)
+		}
+		if wait := time.Until(d.NextAttemptAt.Time); (i == 0) != (wait < time.Minute) {
+			t.Fatalf("delivery %d handed back due in %s", i, wait)
+		}
+	}
+	due, err := s.ClaimDue(ctx, holder, 10)
+	if err != nil || len(due) != 1 || due[0].Attempt != 1 || due[0].Claim != 2 {
+		t.Fatalf("claim after the hand-back: %+v %v; want attempt 1 again, claim 2", due, err)
+	}
+	// A hand-back of the old claim finds another claim: nothing changes.
+	if err := s.ReleaseClaims(ctx, jobs[:1], 0); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := s.GetDelivery(ctx, "org-6", w.ID, rows[0].ID)
+	if got := logOf(attemptsOf(t, d)); got != "1:started" || d.AttemptCount != 1 {
+		t.Fatalf("after a stale hand-back: log %q, attempt_count %d", got, d.AttemptCount)
+	}
+}
+
+// A holder that ends its lease (a graceful stop) has what it still held
+// taken over by the very next renewal of another holder.
+func TestAnEndedLeaseIsTakenOverAtTheNextRenewal(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	w := activeWebhook(t, s, "org-7")
+	leaving, staying := liveHolder(t, s, time.Minute), liveHolder(t, s, time.Minute)
+	if jobs, err := s.InsertDeliveries(ctx, leaving, []NewDelivery{newDelivery(w, "x")}); err != nil || len(jobs) != 1 {
+		t.Fatalf("insert: %+v %v", jobs, err)
+	}
+	if r, err := s.RenewLease(ctx, staying, time.Minute); err != nil || r.TakenOver != 0 {
+		t.Fatalf("renewal while the other lease is live: %+v %v", r, err)
+	}
+	if err := s.EndLease(ctx, leaving); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.RenewLease(ctx, staying, time.Minute); err != nil || r.TakenOver != 1 {
+		t.Fatalf("renewal after the other lease ended: %+v %v; want 1 delivery taken over", r, err)
 	}
 }
 
@@ -89,7 +232,7 @@ func TestCompleteCountsFailuresAndDisables(t *testing.T) {
 	for i := range 4 {
 		rows = append(rows, NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-2", EventID: "e" + string(rune('a'+i)), Event: "BOOKING_CREATED", Body: []byte(`{}`)})
 	}
-	jobs, err := s.InsertDeliveries(ctx, rows, time.Minute)
+	jobs, err := s.InsertDeliveries(ctx, liveHolder(t, s, time.Minute), rows)
 	if err != nil || len(jobs) != 4 {
 		t.Fatal(err)
 	}
@@ -117,7 +260,7 @@ func TestCompleteCountsFailuresAndDisables(t *testing.T) {
 	if len(pending) != 0 {
 		t.Fatalf("%d deliveries still pending on a FAILED webhook", len(pending))
 	}
-	if more, _ := s.InsertDeliveries(ctx, []NewDelivery{{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-2", EventID: "late", Event: "BOOKING_CREATED", Body: []byte(`{}`)}}, time.Minute); len(more) != 0 {
+	if more, _ := s.InsertDeliveries(ctx, liveHolder(t, s, time.Minute), []NewDelivery{newDelivery(w, "late")}); len(more) != 0 {
 		t.Fatal("a delivery was inserted for a FAILED webhook")
 	}
 }
@@ -133,7 +276,7 @@ func TestFailureCountStopsAtTheThreshold(t *testing.T) {
 	for i := range 12 {
 		rows = append(rows, NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-3", EventID: "c" + string(rune('a'+i)), Event: "BOOKING_CREATED", Body: []byte(`{}`)})
 	}
-	jobs, err := s.InsertDeliveries(ctx, rows, time.Minute)
+	jobs, err := s.InsertDeliveries(ctx, liveHolder(t, s, time.Minute), rows)
 	if err != nil || len(jobs) != 12 {
 		t.Fatalf("insert: %d jobs, %v", len(jobs), err)
 	}
@@ -194,8 +337,9 @@ func TestDeliveriesInsertedWhileAWebhookIsDisabledAreNotLeftPending(t *testing.T
 		err  error
 	}
 	done := make(chan inserted, 1)
+	holder := liveHolder(t, s, time.Minute)
 	go func() {
-		jobs, err := s.InsertDeliveries(context.Background(), []NewDelivery{{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-4", EventID: "racing", Event: "BOOKING_CREATED", Body: []byte(`{}`)}}, time.Minute)
+		jobs, err := s.InsertDeliveries(context.Background(), holder, []NewDelivery{newDelivery(w, "racing")})
 		done <- inserted{jobs, err}
 	}()
 	testkit.Eventually(t, 5*time.Second, "the insert to wait for the disabling transaction", func() bool {
