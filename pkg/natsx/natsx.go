@@ -63,7 +63,11 @@ func Connect(url string, auth config.NATSAuth, name string, log *slog.Logger, ex
 	if err != nil {
 		return nil, fmt.Errorf("connect nats %s (auth %s): %w", RedactURL(url), auth.Method(), err)
 	}
-	log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "auth", auth.Method(), "tls", auth.TLS(), "inbox", InboxPrefix(name))
+	where := nc.ConnectedUrlRedacted()
+	if nc.Opts.InProcessServer != nil {
+		where = "in-process"
+	}
+	log.Info("nats connected", "url", where, "auth", auth.Method(), "tls", auth.TLS(), "inbox", InboxPrefix(name))
 	return nc, nil
 }
 

@@ -127,7 +127,7 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 			if auth != nil {
 				how = "producer NKeys (may publish events.> only)"
 			}
-			log.Info("embedded NATS listening for producers", "url", "nats://"+listen, "auth", how)
+			log.Info("embedded NATS listening for producers", "url", srv.ClientURL(), "auth", how)
 		}
 	}
 	return app.Run(ctx, app.Options{
