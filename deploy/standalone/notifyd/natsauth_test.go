@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +105,11 @@ func startLeastPrivilegeNATS(t *testing.T) *lpNATS {
 		t.Fatal("nats not ready")
 	}
 	n.url = srv.ClientURL()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("permission violations the server reported:\n%s", strings.Join(n.violations.all(), "\n"))
+		}
+	})
 	nc, err := nats.Connect(n.url, nats.UserInfo("test-observer", observerPassword))
 	if err != nil {
 		t.Fatal(err)
@@ -387,5 +393,31 @@ func TestServicesWorkWithLeastPrivilegePermissions(t *testing.T) {
 	forbiddenPublish(gateway, gatewayErrs, natsx.StreamNotify, contract.NotifySubject("y"))
 	if v := n.violations.all(); len(v) < 6 {
 		t.Fatalf("the server logged %d violations for 6 forbidden actions: %v", len(v), v)
+	}
+}
+
+// notifyd's embedded NATS gives its producers the PRODUCER permissions of
+// the documented file, so that a producer moves between the two unchanged.
+func TestEmbeddedProducersHaveTheDocumentedPermissions(t *testing.T) {
+	for _, env := range []string{"NATS_PRODUCER_PASSWORD", "NATS_NOTIFICATION_API_PASSWORD", "NATS_WEBHOOK_DISPATCHER_PASSWORD", "NATS_REALTIME_GATEWAY_PASSWORD"} {
+		t.Setenv(env, "unused")
+	}
+	opts, err := server.ProcessConfigFile(permissionsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented *server.Permissions
+	for _, u := range opts.Users {
+		if u.Username == "producer" {
+			documented = u.Permissions
+		}
+	}
+	if documented == nil || documented.Publish == nil || documented.Subscribe == nil {
+		t.Fatalf("%s: no publish and subscribe permissions for the producer user", permissionsFile)
+	}
+	embedded := natsx.ProducerPermissions()
+	if !slices.Equal(documented.Publish.Allow, embedded.Publish.Allow) || !slices.Equal(documented.Subscribe.Allow, embedded.Subscribe.Allow) ||
+		documented.Publish.Deny != nil || documented.Subscribe.Deny != nil || documented.Response != nil {
+		t.Fatalf("producer permissions: documented %+v %+v, embedded %+v %+v", documented.Publish, documented.Subscribe, embedded.Publish, embedded.Subscribe)
 	}
 }
