@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
@@ -61,20 +62,20 @@ func TestConnectSignsInWithEachMethod(t *testing.T) {
 	seed, _ := kp.Seed()
 	seedFile := writeFile(t, "user.nk", seed)
 
-	for _, tc := range []struct {
-		name   string
-		server func(*server.Options)
-		auth   config.NATSAuth
-	}{
-		{"user and password", func(o *server.Options) { o.Users = []*server.User{{Username: "svc", Password: "pw-0123456789"}} },
-			config.NATSAuth{User: "svc", Password: "pw-0123456789"}},
-		{"token", func(o *server.Options) { o.Authorization = "tok-0123456789" }, config.NATSAuth{Token: "tok-0123456789"}},
-		{"nkey seed file", func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} }, config.NATSAuth{NKeySeedFile: seedFile}},
+	for _, tc := range []signInCase{
+		{name: "user and password", server: func(o *server.Options) { o.Users = []*server.User{{Username: "svc", Password: "pw-0123456789"}} },
+			auth: config.NATSAuth{User: "svc", Password: "pw-0123456789"}},
+		{name: "token", server: func(o *server.Options) { o.Authorization = "tok-0123456789" }, auth: config.NATSAuth{Token: "tok-0123456789"}},
+		{name: "nkey seed file", server: func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} }, auth: config.NATSAuth{NKeySeedFile: seedFile}},
+		operatorMode(t),
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := &server.Options{}
 			tc.server(opts)
 			srv := startServer(t, opts)
+			if tc.started != nil {
+				tc.started(srv)
+			}
 			nc, err := natsx.Connect(srv.ClientURL(), tc.auth, "auth-test", testkit.Logger())
 			if err != nil {
 				t.Fatalf("connect with %s: %v", tc.auth, err)
@@ -87,6 +88,53 @@ func TestConnectSignsInWithEachMethod(t *testing.T) {
 				t.Fatalf("a client without credentials got in (err %v)", err)
 			}
 		})
+	}
+}
+
+type signInCase struct {
+	name    string
+	server  func(*server.Options)
+	auth    config.NATSAuth
+	started func(*server.Server)
+}
+
+// operatorMode is a server trusting an operator key, with one account and
+// a user of it whose JWT and seed are in a .creds file, as nsc makes them.
+func operatorMode(t testing.TB) signInCase {
+	t.Helper()
+	operator, _ := nkeys.CreateOperator()
+	operatorPub, _ := operator.PublicKey()
+	account, _ := nkeys.CreateAccount()
+	accountPub, _ := account.PublicKey()
+	accountJWT, err := jwt.NewAccountClaims(accountPub).Encode(operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, _ := nkeys.CreateUser()
+	userPub, _ := user.PublicKey()
+	userSeed, _ := user.Seed()
+	uc := jwt.NewUserClaims(userPub)
+	uc.IssuerAccount = accountPub
+	userJWT, err := uc.Encode(account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := jwt.FormatUserConfig(userJWT, userSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signInCase{
+		name: "creds file",
+		server: func(o *server.Options) {
+			o.TrustedKeys = []string{operatorPub}
+			o.AccountResolver = &server.MemAccResolver{}
+		},
+		started: func(srv *server.Server) {
+			if err := srv.AccountResolver().Store(accountPub, accountJWT); err != nil {
+				t.Fatal(err)
+			}
+		},
+		auth: config.NATSAuth{CredsFile: writeFile(t, "user.creds", creds)},
 	}
 }
 
