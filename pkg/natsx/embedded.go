@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -48,9 +49,14 @@ type EmbeddedAuth struct {
 // NewEmbeddedAuth lets in the producers with the given public user NKeys
 // ("U…").
 func NewEmbeddedAuth(producers []string) (*EmbeddedAuth, error) {
-	for _, p := range producers {
+	for i, p := range producers {
 		if !nkeys.IsValidPublicUserKey(p) {
-			return nil, fmt.Errorf("embedded nats: %q is not a public user NKey (one starting with U)", p)
+			// Not echoed: a pasted seed is a secret.
+			hint := ""
+			if strings.HasPrefix(p, "S") {
+				hint = "; it looks like a seed: give the public key and keep the seed secret"
+			}
+			return nil, fmt.Errorf("embedded nats: producer key %d is not a public user NKey (one starting with U)%s", i+1, hint)
 		}
 	}
 	kp, err := nkeys.CreateUser()

@@ -227,3 +227,16 @@ func TestDevelopmentNotifydListenerStaysOpen(t *testing.T) {
 		t.Errorf("development made a producer key (%v)", err)
 	}
 }
+
+// A producer key that is not a public user NKey stops start-up, named.
+func TestNotifydRefusesABadProducerKey(t *testing.T) {
+	env := config.FromMap(map[string]string{
+		"NOTIFY_MODE": "production", "DATA_DIR": t.TempDir(), "DATABASE_URL": "postgres://unused", "NATS_LISTEN": "127.0.0.1:-1",
+		"JWT_SECRET": testkit.JWTSecret, "WEBHOOK_SECRETS_KEYS": webhookdispatcher.NewSecretKeySpec("test1"),
+		"NATS_LISTEN_NKEYS": "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU",
+	})
+	err := notifyd.Run(context.Background(), env, &logBuffer{}, notifyd.RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "NATS_LISTEN_NKEYS") || strings.Contains(err.Error(), "SUAMLK2") {
+		t.Fatalf("start with a seed in NATS_LISTEN_NKEYS: %v, want an error naming the variable without echoing the secret", err)
+	}
+}

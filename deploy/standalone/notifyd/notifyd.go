@@ -187,7 +187,11 @@ func (c Config) embeddedAuth(listening bool, log *slog.Logger) (*natsx.EmbeddedA
 		} else {
 			log.Info("embedded NATS: producers sign in with the NKey seed in "+path, "seed_file", path, "public_key", pub)
 		}
-		producers = []string{pub}
+		return natsx.NewEmbeddedAuth([]string{pub})
 	}
-	return natsx.NewEmbeddedAuth(producers)
+	auth, err := natsx.NewEmbeddedAuth(producers)
+	if err != nil {
+		return nil, fmt.Errorf("NATS_LISTEN_NKEYS: %w", err)
+	}
+	return auth, nil
 }
