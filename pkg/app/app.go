@@ -82,7 +82,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.ShutdownGrace == 0 {
 		o.ShutdownGrace = 20 * time.Second
 	}
-	nc, err := natsx.Connect(o.Common.NATSURL, o.Name, log, o.NATSOpts...)
+	nc, err := natsx.Connect(o.Common.NATSURL, o.Common.NATSAuth, o.Name, log, o.NATSOpts...)
 	if err != nil {
 		return err
 	}

@@ -137,6 +137,7 @@ func (e *Env) Err() error { return errors.Join(e.errs...) }
 type Common struct {
 	DatabaseURL string // DATABASE_URL
 	NATSURL     string // NATS_URL
+	NATSAuth    NATSAuth
 	HTTPAddr    string // HTTP_ADDR
 	LogLevel    string // LOG_LEVEL
 	Streams     Streams
@@ -190,6 +191,7 @@ func ReadCommon(e *Env, needDB, needNATS bool) Common {
 	} else {
 		c.NATSURL = e.String("NATS_URL", "")
 	}
+	c.NATSAuth = ReadNATSAuth(e)
 	if c.JWT.Secret == "" && c.JWT.JWKSURL == "" {
 		e.Check(errors.New("JWT_SECRET or JWT_JWKS_URL is required"))
 	}

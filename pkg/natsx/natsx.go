@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,12 +26,21 @@ const (
 	StreamDeadLetter = "DEADLETTER"
 )
 
-// Connect dials url and keeps reconnecting forever: a service outlives a
-// NATS restart instead of exiting. Extra options (such as an in-process
+// Connect dials url with the credentials and TLS of auth and keeps
+// reconnecting forever: a service outlives a NATS restart instead of
+// exiting. Replies to the connection's requests (JetStream API answers,
+// publish acknowledgements, pulled messages) come on the inbox prefix
+// InboxPrefix(name), so that a server's permissions can give each service
+// its own replies and no one else's. Extra options (such as an in-process
 // connection) are applied last.
-func Connect(url, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+func Connect(url string, auth config.NATSAuth, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	authOpts, err := ClientOptions(auth)
+	if err != nil {
+		return nil, err
+	}
 	opts := []nats.Option{
 		nats.Name(name),
+		nats.CustomInboxPrefix(InboxPrefix(name)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
@@ -47,11 +58,84 @@ func Connect(url, name string, log *slog.Logger, extra ...nats.Option) (*nats.Co
 			log.Error("nats async error", "subject", subject, "err", err)
 		}),
 	}
-	nc, err := nats.Connect(url, append(opts, extra...)...)
+	opts = append(append(opts, authOpts...), extra...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect nats %s (auth %s): %w", RedactURL(url), auth.Method(), err)
 	}
+	where := nc.ConnectedUrlRedacted()
+	if nc.Opts.InProcessServer != nil {
+		where = "in-process"
+	}
+	log.Info("nats connected", "url", where, "auth", auth.Method(), "tls", auth.TLS(), "inbox", InboxPrefix(name))
 	return nc, nil
+}
+
+// InboxPrefix is the prefix of the reply subjects of the service called
+// name: "_INBOX_<name>". Each service's NATS user may subscribe to its own
+// prefix only (docs/operations.md); producers keep the default "_INBOX.",
+// which does not match it.
+func InboxPrefix(name string) string { return "_INBOX_" + name }
+
+// ClientOptions turns auth into nats.go options: one of a credentials file,
+// an NKey seed file, a user and password, or a token, and TLS with the
+// given CAs and client certificate. Files are read here, so that a bad one
+// is reported at start with its variable's name.
+func ClientOptions(auth config.NATSAuth) ([]nats.Option, error) {
+	type option struct {
+		variable string
+		opt      nats.Option
+	}
+	var list []option
+	switch {
+	case auth.CredsFile != "":
+		list = append(list, option{"NATS_CREDS", nats.UserCredentials(auth.CredsFile)})
+	case auth.NKeySeedFile != "":
+		opt, err := nats.NkeyOptionFromSeed(auth.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_NKEY_SEED %s: %w", auth.NKeySeedFile, err)
+		}
+		list = append(list, option{"NATS_NKEY_SEED", opt})
+	case auth.User != "":
+		list = append(list, option{"NATS_USER", nats.UserInfo(auth.User, auth.Password)})
+	case auth.Token != "":
+		list = append(list, option{"NATS_TOKEN", nats.Token(auth.Token)})
+	}
+	if auth.TLSCA != "" {
+		list = append(list, option{"NATS_TLS_CA", nats.RootCAs(auth.TLSCA)})
+	}
+	if auth.TLSCert != "" {
+		list = append(list, option{"NATS_TLS_CERT/NATS_TLS_KEY", nats.ClientCert(auth.TLSCert, auth.TLSKey)})
+	}
+	// The TLS options read and parse their files when applied: apply each
+	// once here, so that a bad file is named by its variable at start.
+	var probe nats.Options
+	opts := make([]nats.Option, 0, len(list))
+	for _, o := range list {
+		if err := o.opt(&probe); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.variable, err)
+		}
+		opts = append(opts, o.opt)
+	}
+	return opts, nil
+}
+
+// RedactURL hides the user information (password or token) of every URL of
+// a comma-separated NATS server list, for logs and errors.
+func RedactURL(servers string) string {
+	parts := strings.Split(servers, ",")
+	for i, p := range parts {
+		u, err := neturl.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "(unparsable url)"
+			continue
+		}
+		if u.User != nil {
+			u.User = neturl.User("redacted")
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }
 
 // StreamConfigs returns the configuration of the three streams for the

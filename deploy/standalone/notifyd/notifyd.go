@@ -32,7 +32,15 @@ type Config struct {
 	Mode       string // NOTIFY_MODE: development (default) or production
 	DataDir    string // DATA_DIR
 	NATSListen string // NATS_LISTEN; "off" listens nowhere
+	// NATSListenNKeys are the public NKeys of the producers allowed on
+	// NATS_LISTEN (NATS_LISTEN_NKEYS). Empty in production: one is made
+	// on first start, its seed kept in DATA_DIR (ProducerSeedFile).
+	NATSListenNKeys []string
 }
+
+// ProducerSeedFile is where production notifyd keeps the seed of the
+// producer NKey it made, under DATA_DIR.
+const ProducerSeedFile = "nats-producer.nk"
 
 // Development reports whether development conveniences are on.
 func (c Config) Development() bool { return c.Mode == "development" }
@@ -65,7 +73,7 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 			"GATEWAY_ALLOWED_ORIGINS":       "*",
 		}).ForDevelopment()
 	}
-	cfg := Config{Mode: mode, DataDir: dataDir, NATSListen: env.String("NATS_LISTEN", "127.0.0.1:4223")}
+	cfg := Config{Mode: mode, DataDir: dataDir, NATSListen: env.String("NATS_LISTEN", "127.0.0.1:4223"), NATSListenNKeys: env.List("NATS_LISTEN_NKEYS", nil)}
 	if mode != "development" && mode != "production" {
 		env.Check(fmt.Errorf("NOTIFY_MODE: %q is not development or production", mode))
 	}
@@ -92,19 +100,34 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 
 	natsOpts := []nats.Option{}
 	if common.NATSURL == "" {
+		if common.NATSAuth != (config.NATSAuth{}) {
+			log.Warn("NATS_URL is empty, so NATS is embedded: the NATS_CREDS, NATS_NKEY_SEED, NATS_USER, NATS_TOKEN and NATS_TLS_* client settings are ignored (producers on NATS_LISTEN use NATS_LISTEN_NKEYS)")
+			common.NATSAuth = config.NATSAuth{}
+		}
 		listen := cfg.NATSListen
 		if listen == "off" {
 			listen = ""
 		}
-		srv, err := natsx.RunEmbedded(natsx.EmbeddedOptions{StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Listen: listen, Name: "notifyd"})
+		auth, err := cfg.embeddedAuth(listen != "", log)
+		if err != nil {
+			return err
+		}
+		srv, err := natsx.RunEmbedded(natsx.EmbeddedOptions{StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Listen: listen, Name: "notifyd", Auth: auth})
 		if err != nil {
 			return err
 		}
 		defer srv.WaitForShutdown()
 		defer srv.Shutdown()
 		natsOpts = append(natsOpts, nats.InProcessServer(srv))
+		if auth != nil {
+			natsOpts = append(natsOpts, auth.InProcess())
+		}
 		if listen != "" {
-			log.Info("embedded NATS listening for producers", "url", "nats://"+listen)
+			how := "none (development)"
+			if auth != nil {
+				how = "producer NKeys (may publish events.> only)"
+			}
+			log.Info("embedded NATS listening for producers", "url", srv.ClientURL(), "auth", how)
 		}
 	}
 	return app.Run(ctx, app.Options{
@@ -139,4 +162,36 @@ func (c Config) extraRoutes(common config.Common, log *slog.Logger) func(e *echo
 		h.Register(e)
 		log.Info("demo page at / (development mode)")
 	}
+}
+
+// embeddedAuth decides who may connect to the embedded NATS server. In
+// development with no NATS_LISTEN_NKEYS it is open (nil): the listener is
+// meant for loopback. Otherwise the services of this process sign in with
+// a key held in memory, and producers with the NKeys of NATS_LISTEN_NKEYS
+// or, when none is given, with the one whose seed notifyd keeps in
+// DATA_DIR, made on first start. The seed is never logged: the operator is
+// told where the file is.
+func (c Config) embeddedAuth(listening bool, log *slog.Logger) (*natsx.EmbeddedAuth, error) {
+	producers := c.NATSListenNKeys
+	if c.Development() && len(producers) == 0 {
+		return nil, nil
+	}
+	if listening && len(producers) == 0 {
+		path := filepath.Join(c.DataDir, ProducerSeedFile)
+		pub, created, err := natsx.ProducerSeed(path)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
+		if created {
+			log.Warn("embedded NATS: made a producer NKey; producers connect with its seed, e.g. NATS_NKEY_SEED="+path+" notifyctl publish …; keep the file secret (mode 0600) or set NATS_LISTEN_NKEYS to your producers' public keys", "seed_file", path, "public_key", pub)
+		} else {
+			log.Info("embedded NATS: producers sign in with the NKey seed in "+path, "seed_file", path, "public_key", pub)
+		}
+		return natsx.NewEmbeddedAuth([]string{pub})
+	}
+	auth, err := natsx.NewEmbeddedAuth(producers)
+	if err != nil {
+		return nil, fmt.Errorf("NATS_LISTEN_NKEYS: %w", err)
+	}
+	return auth, nil
 }

@@ -14,7 +14,9 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/xpeditis/notify/pkg/config"
 	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/publisher"
 )
 
@@ -58,9 +60,20 @@ func runPublish(ctx context.Context, args []string) error {
 	}
 	ev.Data = st
 
-	nc, err := nats.Connect(*url, nats.Name("notifyctl"), nats.Timeout(5*time.Second))
+	// Credentials and TLS as the services take them (NATS_CREDS,
+	// NATS_NKEY_SEED, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_TLS_*).
+	env := config.FromOS()
+	natsAuth := config.ReadNATSAuth(env)
+	if err := env.Err(); err != nil {
+		return err
+	}
+	authOpts, err := natsx.ClientOptions(natsAuth)
 	if err != nil {
-		return fmt.Errorf("connect %s: %w", *url, err)
+		return err
+	}
+	nc, err := nats.Connect(*url, append(authOpts, nats.Name("notifyctl"), nats.Timeout(5*time.Second))...)
+	if err != nil {
+		return fmt.Errorf("connect %s (auth %s): %w", natsx.RedactURL(*url), natsAuth.Method(), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
