@@ -59,7 +59,7 @@ func TestNATSAuthUnreadableFileIsNamed(t *testing.T) {
 func TestNATSAuthPrintsNoSecret(t *testing.T) {
 	e := config.FromMap(map[string]string{
 		"NATS_USER": "notification-api", "NATS_PASSWORD": "hunter2-password",
-		"JWT_SECRET": strings.Repeat("s", 32), "DATABASE_URL": "postgres://x", "NATS_URL": "nats://n:4222",
+		"JWT_SECRET": "q7Vx2mR9kLp4sT8wZb3nJc6hYf1dGe5a", "DATABASE_URL": "postgres://x", "NATS_URL": "nats://n:4222",
 	})
 	c := config.ReadCommon(e, true, true)
 	if err := e.Err(); err != nil {
