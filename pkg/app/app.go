@@ -162,18 +162,30 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if nc.IsConnected() {
+		natsCond.OK()
+	}
 	closers = append(closers, func() {
 		if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
 			log.Warn("nats drain", "err", derr)
 		}
 	})
+	// Disconnections are reported by the handlers above; the watch keeps
+	// reminding while one lasts. Being connected does not end an outage a
+	// JetStream call reported: that call's success does.
 	wg.Go(func() {
-		natsCond.Watch(runCtx, time.Second, func(context.Context) error {
-			if nc.IsConnected() {
-				return nil
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
 			}
-			return fmt.Errorf("not connected (%s)", nc.Status())
-		})
+			if !nc.IsConnected() {
+				natsCond.Fail(fmt.Errorf("not connected (%s)", nc.Status()))
+			}
+		}
 	})
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -138,7 +138,8 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Condition is one dependency. Its methods are safe for concurrent use;
-// nothing else changes its state.
+// nothing else changes its state. A nil Condition ignores reports (tests
+// that run a component alone).
 type Condition struct {
 	r    *Registry
 	name string
@@ -158,6 +159,9 @@ func (c *Condition) Name() string { return c.name }
 
 // Err is nil while the condition is met, else why it is not.
 func (c *Condition) Err() error {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
@@ -167,6 +171,9 @@ func (c *Condition) Err() error {
 // failure of an outage is logged as a WARN, later ones as a reminder at
 // most every Remind; the rest are counted only.
 func (c *Condition) Fail(err error) {
+	if c == nil {
+		return
+	}
 	if err == nil {
 		err = errors.New("unavailable")
 	}
@@ -195,6 +202,9 @@ func (c *Condition) Fail(err error) {
 // OK reports that the dependency works. The end of an outage is logged
 // once, with its length.
 func (c *Condition) OK() {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	if c.err == nil {
 		c.mu.Unlock()

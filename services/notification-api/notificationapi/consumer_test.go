@@ -45,7 +45,7 @@ func TestNotificationsReachTheLiveStreamInEventOrder(t *testing.T) {
 	}
 	c := ingest.New(n.JS, store.New(db), ingest.Config{
 		Durable: "notification-api", Batch: 5, MaxWait: time.Millisecond, AckWait: 30 * time.Second, Workers: 4,
-	}, testkit.Logger(), prometheus.NewRegistry())
+	}, ingestHealth(), testkit.Logger(), prometheus.NewRegistry())
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(runCtx) }()

@@ -190,6 +190,7 @@ func New(cfg Config) app.Builder {
 		disp = dispatch.New(dispatch.Options{
 			Consumer: Name, AckWait: cfg.AckWait, Batch: cfg.Batch, Lease: cfg.Lease, PollInterval: cfg.PollInterval,
 			Timeout: cfg.Timeout, Policy: cfg.Policy(),
+			Health: dispatch.Health{Consumer: d.Health.Condition("consumer:" + Name), Postgres: d.Postgres},
 			Limits: dispatch.Limits{
 				MaxInFlight: cfg.MaxInFlight, PerWebhook: cfg.MaxInFlightPerWebhook,
 				QueuePerWebhook: cfg.QueuePerWebhook, MaxQueued: 20 * cfg.MaxInFlight, StartPerWebhook: 1,
