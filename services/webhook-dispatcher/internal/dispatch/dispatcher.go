@@ -88,11 +88,11 @@ func New(o Options, st deliveryStore, cache *Cache, sender *Sender, js jetstream
 			FilterSubjects: contract.WebhookEventSubjects(),
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
 		},
-		Batch:   o.Batch,
-		Workers: 1, // whatever has arrived joins the batch; nothing waits for more
-		Pull:    2 * o.Batch,
-		Retry:   backoff.Policy{Base: time.Second, Max: time.Minute, Jitter: 0.1},
-		Health:  o.Health.Consumer,
+		Batch:        o.Batch,
+		Workers:      1, // whatever has arrived joins the batch; nothing waits for more
+		Pull:         2 * o.Batch,
+		Retry:        backoff.Policy{Base: time.Second, Max: time.Minute, Jitter: 0.1},
+		Health:       o.Health.Consumer,
 		DeadLettered: func(error) { metrics.DeadLettered.Inc() },
 		Log:          log,
 	}, d.handle)
@@ -254,10 +254,11 @@ func (d *Dispatcher) poll(ctx context.Context) {
 			jobs, err := d.st.ClaimDue(ctx, room, d.o.Lease)
 			if err != nil {
 				if ctx.Err() == nil {
-					d.log.Error("claim due deliveries", "err", err)
+					d.o.Health.Postgres.Fail(err)
 				}
 				break
 			}
+			d.o.Health.Postgres.OK()
 			d.sched.Submit(jobs)
 			if len(jobs) < room {
 				break
@@ -295,7 +296,7 @@ func (d *Dispatcher) deliver(j store.Job) outcome {
 	ctx := context.Background() // requests in flight finish during shutdown, bounded by the timeout
 	hook, ok, err := d.cache.Hook(ctx, j.OrgID, j.WebhookID)
 	if err != nil {
-		d.log.Error("load webhook", "webhook_id", j.WebhookID, "delivery_id", j.DeliveryID, "err", err)
+		d.o.Health.Postgres.Fail(err)
 		return notSent
 	}
 	if !ok {

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/xpeditis/notify/pkg/backoff"
+
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
 )
 
@@ -90,8 +92,10 @@ func (r *Recorder) Run(ctx context.Context) {
 	}
 }
 
+// recordRetry spaces the attempts to write a batch of results.
+var recordRetry = backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}
+
 func (r *Recorder) write(ctx context.Context, buf []store.Result) {
-	wait := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		disabled, err := r.st.Complete(context.WithoutCancel(ctx), buf, r.threshold)
 		if err == nil {
@@ -105,7 +109,6 @@ func (r *Recorder) write(ctx context.Context, buf []store.Result) {
 			r.log.Error("giving up on recording webhook attempts; their deliveries will be sent again when their claims run out", "results", len(buf))
 			return
 		}
-		time.Sleep(wait) // the results are held in memory; nothing to poll for
-		wait = min(2*wait, 5*time.Second)
+		time.Sleep(recordRetry.Delay(attempt)) // the results are held in memory; nothing to poll for
 	}
 }
