@@ -164,6 +164,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if nc.IsConnected() {
 		natsCond.OK()
+	} else {
+		natsCond.Fail(errors.New("cannot connect yet; trying again"))
 	}
 	closers = append(closers, func() {
 		if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
