@@ -111,7 +111,7 @@ func Run(ctx context.Context, o Options) (err error) {
 			return fmt.Errorf("listen %s: %w", o.Common.HTTPAddr, err)
 		}
 	}
-	front := &frontHandler{starting: startingMux(hr, reg)}
+	front := &frontHandler{ops: opsMux(hr, reg), starting: startingHandler(hr)}
 	srv := &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, len(o.Services)+1)
 	go func() {
@@ -226,7 +226,6 @@ func Run(ctx context.Context, o Options) (err error) {
 	e := httpx.NewEcho(log, reg)
 	deps := Deps{Log: log, DB: db, NC: nc, JS: js, Metrics: reg, Verifier: verifier, Common: o.Common,
 		Health: hr, Postgres: pgCond, NATS: natsCond}
-	registerOps(e, hr, reg)
 
 	// Builders may wait (a bucket being set up): they get ctx, and a
 	// shutdown during set-up is no failure.
@@ -267,14 +266,21 @@ func Run(ctx context.Context, o Options) (err error) {
 	return err
 }
 
-// frontHandler serves the ops endpoints while the services are set up,
-// then everything through the services' Echo.
+// frontHandler serves the ops endpoints itself, from the first second and
+// outside the services' middleware (a probe answered 503 during an outage
+// is no request error to log), and the rest through the services' Echo
+// once they are built.
 type frontHandler struct {
+	ops      *http.ServeMux
 	starting http.Handler
 	full     atomic.Pointer[echo.Echo]
 }
 
 func (f *frontHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, pattern := f.ops.Handler(r); pattern != "" {
+		h.ServeHTTP(w, r)
+		return
+	}
 	if e := f.full.Load(); e != nil {
 		e.ServeHTTP(w, r)
 		return
@@ -282,14 +288,20 @@ func (f *frontHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.starting.ServeHTTP(w, r)
 }
 
-// startingMux answers the ops endpoints, and 503 with the reasons
-// elsewhere, until the services serve.
-func startingMux(hr *health.Registry, reg prometheus.Gatherer) http.Handler {
+// opsMux serves /healthz (alive), /readyz (every condition met) and
+// /metrics.
+func opsMux(hr *health.Registry, reg prometheus.Gatherer) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", health.Alive)
 	mux.HandleFunc("GET /readyz", hr.Ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+	return mux
+}
+
+// startingHandler answers 503 with what is waited for until the services
+// serve.
+func startingHandler(hr *health.Registry) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, status := hr.Status()
 		var waiting []string
 		for name, st := range status {
@@ -306,13 +318,4 @@ func startingMux(hr *health.Registry, reg prometheus.Gatherer) http.Handler {
 			"detail": "starting; waiting for " + strings.Join(waiting, ", "),
 		})
 	})
-	return mux
-}
-
-// registerOps adds /healthz (alive), /readyz (every condition met) and
-// /metrics to the services' Echo.
-func registerOps(e *echo.Echo, hr *health.Registry, reg prometheus.Gatherer) {
-	e.GET("/healthz", echo.WrapHandler(http.HandlerFunc(health.Alive)))
-	e.GET("/readyz", echo.WrapHandler(http.HandlerFunc(hr.Ready)))
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 }
