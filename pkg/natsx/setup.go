@@ -23,7 +23,7 @@ import (
 var SetupRetry = backoff.Policy{Base: 250 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.3}
 
 // setupAttempt bounds one JetStream API request of a set-up.
-const setupAttempt = 10 * time.Second
+const setupAttempt = 4 * time.Second
 
 // Ensure calls ensure until it succeeds or ctx ends, reporting each failure
 // to cond (which logs what the service waits for) and pausing with
