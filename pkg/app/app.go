@@ -150,7 +150,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	natsOpts := append(append([]nats.Option(nil), o.NATSOpts...),
 		nats.RetryOnFailedConnect(true),
 		nats.ConnectHandler(func(*nats.Conn) { natsCond.OK() }),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if c.IsClosed() || c.IsDraining() {
+				return // our own shutdown
+			}
 			if err == nil {
 				err = errors.New("disconnected")
 			}
