@@ -149,14 +149,12 @@ func TestStoppingOneReplicaMidFlowDelaysNoEvent(t *testing.T) {
 	h := &harness{t: t, nats: n, pub: newPublisher(n), db: openDB(t, dbURL)}
 
 	const count = 1000
-	ids := make([]string, 0, count)
 	tick := time.NewTicker(2 * time.Millisecond) // 500 events/s
 	defer tick.Stop()
 	for i := range count {
 		<-tick.C
 		ev := event("SYSTEM", fmt.Sprintf("drain-%d", i%10))
 		h.publish(ev)
-		ids = append(ids, ev.Id)
 		if i == count/2 {
 			go stopA()
 		}
