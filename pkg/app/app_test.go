@@ -221,3 +221,29 @@ func TestMoreReplicasThanServersIsAnErrorNamingBoth(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A NATS outage (the server stopped, then started again on its data) is
+// one WARN when it starts and one INFO when it ends, no ERROR, and /readyz
+// names nats meanwhile.
+func TestANATSOutageIsOneWarningAndOneEnd(t *testing.T) {
+	addr, dir := freeAddr(t), t.TempDir()
+	srv, err := natsx.RunEmbedded(natsx.EmbeddedOptions{StoreDir: dir, Listen: addr, Name: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := run(t, "nats://"+addr, 1)
+	p.waitReadyz(t, 10*time.Second, http.StatusOK)
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	p.waitReadyz(t, 5*time.Second, http.StatusServiceUnavailable, `"nats":"`)
+	srv, err = natsx.RunEmbedded(natsx.EmbeddedOptions{StoreDir: dir, Listen: addr, Name: "again"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	p.waitReadyz(t, 10*time.Second, http.StatusOK)
+	logs := p.logs.String()
+	if strings.Count(logs, `"msg":"waiting for nats"`) != 1 || strings.Count(logs, `"msg":"nats available"`) != 1 || strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("want one WARN, one INFO and no ERROR for the outage:\n%s", logs)
+	}
+}
