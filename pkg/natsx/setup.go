@@ -16,18 +16,18 @@ import (
 	"github.com/xpeditis/notify/pkg/health"
 )
 
-// SetupRetry is the pause between attempts to set something up: replicas
+// setupRetry is the pause between attempts to set something up: replicas
 // starting together, and a cluster electing its leaders, answer with
 // timeouts, "no responders" or races for a while; every failure is
 // retried.
-var SetupRetry = backoff.Policy{Base: 250 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.3}
+var setupRetry = backoff.Policy{Base: 250 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.3}
 
 // setupAttempt bounds one JetStream API request of a set-up.
 const setupAttempt = 4 * time.Second
 
 // Ensure calls ensure until it succeeds or ctx ends, reporting each failure
 // to cond (which logs what the service waits for) and pausing with
-// SetupRetry between attempts. It returns nil once ensure succeeded, else
+// setupRetry between attempts. It returns nil once ensure succeeded, else
 // ctx's error.
 func Ensure(ctx context.Context, cond *health.Condition, ensure func(context.Context) error) error {
 	for attempt := 1; ; attempt++ {
@@ -42,7 +42,7 @@ func Ensure(ctx context.Context, cond *health.Condition, ensure func(context.Con
 			return ctx.Err()
 		}
 		cond.Fail(err)
-		t := time.NewTimer(SetupRetry.Delay(attempt))
+		t := time.NewTimer(setupRetry.Delay(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
