@@ -1,6 +1,6 @@
 // Package httpx builds the Echo instance every service serves on: problem+json
-// errors, recovery, request logs, body limits, metrics, and the health
-// endpoints.
+// errors, recovery, request logs, body limits and metrics (the health
+// endpoints are pkg/app's).
 package httpx
 
 import (
@@ -16,7 +16,6 @@ import (
 	"github.com/labstack/echo/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/xpeditis/notify/pkg/auth"
 	"github.com/xpeditis/notify/pkg/problem"
@@ -61,34 +60,6 @@ func NewEcho(log *slog.Logger, reg prometheus.Registerer) *echo.Echo {
 	}))
 	e.Use(middleware.BodyLimit(MaxBodyBytes))
 	return e
-}
-
-// Check is one readiness dependency.
-type Check struct {
-	Name string
-	Fn   func(ctx context.Context) error
-}
-
-// RegisterOps adds /healthz (the process is alive), /readyz (every check
-// passes) and /metrics.
-func RegisterOps(e *echo.Echo, gatherer prometheus.Gatherer, checks ...Check) {
-	e.GET("/healthz", func(c *echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-	})
-	e.GET("/readyz", func(c *echo.Context) error {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		status, code := map[string]string{}, http.StatusOK
-		for _, ch := range checks {
-			if err := ch.Fn(ctx); err != nil {
-				status[ch.Name], code = err.Error(), http.StatusServiceUnavailable
-			} else {
-				status[ch.Name] = "ok"
-			}
-		}
-		return c.JSON(code, status)
-	})
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 }
 
 // RequireAuth verifies the bearer token and stores its claims in the request

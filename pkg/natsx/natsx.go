@@ -1,6 +1,7 @@
 // Package natsx is the NATS and JetStream plumbing shared by the services:
-// connecting, declaring the streams, the embedded server of the standalone
-// binary, and dead-lettering.
+// connecting, declaring the streams and buckets until they exist
+// (setup.go), the one event-consumer skeleton (consumer.go), dead-lettering,
+// and the embedded server of the standalone binary.
 package natsx
 
 import (
@@ -184,17 +185,6 @@ func StreamConfigs(s config.Streams) []jetstream.StreamConfig {
 	}
 }
 
-// EnsureStreams creates the streams or updates them to the configured
-// retention; it is safe to call from every replica at every start.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, s config.Streams) error {
-	for _, cfg := range StreamConfigs(s) {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
-		}
-	}
-	return nil
-}
-
 // Dead-letter headers.
 const (
 	HeaderDeadLetterReason   = "Notify-Dead-Letter-Reason"
@@ -237,11 +227,12 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, consumer string, ms
 }
 
 // Feed is the only reader of iter: it passes each message to out until the
-// iterator is stopped or ctx ends, then closes out. Consumers batch from out
-// with plain channel operations. Calling Next with short waits instead (from
-// several workers, to fill batches) left messages unprocessed until their
-// ack wait ran out: 2-31 events of 200,000 in 4 of 14 ingest runs at 10,000
-// events/s, none in 8 runs with Feed (BENCHMARKS.md).
+// iterator ends, then closes out. Consumers batch from out with plain
+// channel operations. Calling Next with short waits instead (from several
+// workers, to fill batches) left messages unprocessed until their ack wait
+// ran out (BENCHMARKS.md). Once ctx ends, the messages the iterator still
+// yields (drain it) are handed back at once with a Nak, so that another
+// replica takes them without waiting for their ack deadline.
 func Feed(ctx context.Context, iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Logger) {
 	defer close(out)
 	for {
@@ -250,34 +241,17 @@ func Feed(ctx context.Context, iter jetstream.MessagesContext, out chan<- jetstr
 			return
 		}
 		if err != nil {
-			log.Warn("next message", "err", err)
+			log.Debug("next message", "err", err)
+			continue
+		}
+		if ctx.Err() != nil {
+			_ = msg.Nak()
 			continue
 		}
 		select {
 		case out <- msg:
 		case <-ctx.Done():
-			return // not passed on: redelivered after the ack wait
+			_ = msg.Nak()
 		}
-	}
-}
-
-// KeepConsuming runs consume until ctx ends, and starts it again after a
-// pause growing from 1 s to 30 s whenever it returns before that, logging
-// why: a consumer that cannot be set up or whose iterator ends must not
-// leave a service running without reading its stream.
-func KeepConsuming(ctx context.Context, log *slog.Logger, consume func(context.Context) error) {
-	pause := time.Second
-	for {
-		err := consume(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		log.Error("event consumer stopped; starting it again", "err", err, "in", pause.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 30*time.Second)
 	}
 }

@@ -17,8 +17,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xpeditis/notify/pkg/config"
+	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/postgres"
@@ -59,7 +61,7 @@ func StartNATSIn(t testing.TB, dir string) *NATS {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := natsx.EnsureStreams(ctx, js, StreamsConfig()); err != nil {
+	if err := natsx.EnsureStreams(ctx, js, StreamsConfig(), health.New(logx.Discard(), prometheus.NewRegistry(), health.Remind)); err != nil {
 		t.Fatalf("streams: %v", err)
 	}
 	return &NATS{Server: srv, Conn: nc, JS: js, URL: srv.ClientURL()}

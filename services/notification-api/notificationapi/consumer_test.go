@@ -3,6 +3,8 @@ package notificationapi_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,7 +47,7 @@ func TestNotificationsReachTheLiveStreamInEventOrder(t *testing.T) {
 	}
 	c := ingest.New(n.JS, store.New(db), ingest.Config{
 		Durable: "notification-api", Batch: 5, MaxWait: time.Millisecond, AckWait: 30 * time.Second, Workers: 4,
-	}, testkit.Logger(), prometheus.NewRegistry())
+	}, ingestHealth(), testkit.Logger(), prometheus.NewRegistry())
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(runCtx) }()
@@ -71,7 +73,8 @@ func TestNotificationsReachTheLiveStreamInEventOrder(t *testing.T) {
 
 // A consumer that cannot be set up (here one of the same name whose deliver
 // policy cannot be changed) is tried again until it can: ingest does not
-// stop for good while the API keeps serving.
+// stop for good while the API keeps serving, and meanwhile the service is
+// not ready and says why.
 func TestTheIngestConsumerIsSetUpAgainUntilItWorks(t *testing.T) {
 	n := testkit.StartNATS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -81,7 +84,11 @@ func TestTheIngestConsumerIsSetUpAgainUntilItWorks(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	h := startOn(t, n, testkit.Database(t))
+	h := launch(t, n, testkit.Database(t))
+	testkit.Eventually(t, 10*time.Second, "/readyz naming the consumer", func() bool {
+		code, body := readyz(h.base)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, `"consumer:notification-api":"consumer notification-api:`)
+	})
 	ev := event("SYSTEM", "petra")
 	h.publish(ev)
 	if err := n.JS.DeleteConsumer(ctx, natsx.StreamEvents, "notification-api"); err != nil {
@@ -90,4 +97,24 @@ func TestTheIngestConsumerIsSetUpAgainUntilItWorks(t *testing.T) {
 	testkit.Eventually(t, 15*time.Second, "the notification stored", func() bool {
 		return h.count(`SELECT count(*) FROM notifications WHERE event_id = $1`, ev.Id) == 1
 	})
+	waitReady(t, h.base, 10*time.Second)
+}
+
+// A consumer deleted by an operator under a running service is noticed and
+// set up again within 30 s (here within the 5 s check and its restart).
+func TestAConsumerDeletedUnderARunningServiceIsSetUpAgain(t *testing.T) {
+	h := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := h.nats.JS.DeleteConsumer(ctx, natsx.StreamEvents, "notification-api"); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	ev := event("SYSTEM", "quentin")
+	h.publish(ev)
+	testkit.Eventually(t, 30*time.Second, "the event stored after the deletion", func() bool {
+		return h.count(`SELECT count(*) FROM notifications WHERE event_id = $1`, ev.Id) == 1
+	})
+	waitReady(t, h.base, 5*time.Second)
+	t.Logf("set up again and the event stored %s after the deletion", time.Since(deleted).Round(time.Millisecond))
 }

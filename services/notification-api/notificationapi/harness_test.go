@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,46 +46,30 @@ func start(t testing.TB) *harness {
 
 func startOn(t testing.TB, n *testkit.NATS, dbURL string) *harness {
 	t.Helper()
-	return startWith(t, n, dbURL, testkit.Logger(), nil)
+	h := launch(t, n, dbURL)
+	waitReady(t, h.base, 10*time.Second)
+	return h
 }
 
 // startWith starts the service logging to log, with settings over the
-// test defaults.
+// test defaults, and waits for it to be ready.
 func startWith(t testing.TB, n *testkit.NATS, dbURL string, log *slog.Logger, settings map[string]string) *harness {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	common := config.ReadCommon(config.FromMap(map[string]string{
-		"DATABASE_URL": dbURL, "NATS_URL": n.URL, "JWT_SECRET": testkit.JWTSecret,
-	}), true, true)
-	env := map[string]string{"INGEST_MAX_WAIT": "5ms", "INGEST_ACK_WAIT": testAckWait.String()}
-	maps.Copy(env, settings)
-	cfg := notificationapi.ReadConfig(config.FromMap(env))
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{
-			Name: "test", Common: common, Log: log, NeedDB: true,
-			Services: []app.Builder{notificationapi.New(cfg)}, Listener: ln, ShutdownGrace: 5 * time.Second,
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("service stopped with: %v", err)
-		}
-	})
-	h := &harness{t: t, nats: n, base: "http://" + ln.Addr().String(), pub: publisher.New(n.JS)}
-	testkit.Eventually(t, 10*time.Second, "service ready", func() bool {
-		resp, err := http.Get(h.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	h := launchWith(t, n, dbURL, log, settings)
+	waitReady(t, h.base, 10*time.Second)
+	return h
+}
+
+// launch starts the service without waiting for it to be ready.
+func launch(t testing.TB, n *testkit.NATS, dbURL string) *harness {
+	t.Helper()
+	return launchWith(t, n, dbURL, testkit.Logger(), nil)
+}
+
+func launchWith(t testing.TB, n *testkit.NATS, dbURL string, log *slog.Logger, settings map[string]string) *harness {
+	t.Helper()
+	base, _ := runService(t, n.URL, dbURL, log, settings)
+	h := &harness{t: t, nats: n, base: base, pub: publisher.New(n.JS)}
 	db, err := postgres.Open(context.Background(), dbURL, 4)
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +77,67 @@ func startWith(t testing.TB, n *testkit.NATS, dbURL string, log *slog.Logger, se
 	t.Cleanup(func() { db.Close() })
 	h.db = db
 	return h
+}
+
+// runService runs one instance of notification-api as its binary does,
+// with the extra environment env, and returns its base URL and a function
+// that stops it and waits for it (also called at cleanup).
+func runService(t testing.TB, natsURL, dbURL string, log *slog.Logger, env map[string]string) (string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"DATABASE_URL": dbURL, "NATS_URL": natsURL, "JWT_SECRET": testkit.JWTSecret,
+		"INGEST_MAX_WAIT": "5ms", "INGEST_ACK_WAIT": testAckWait.String()}
+	maps.Copy(vars, env)
+	common := config.ReadCommon(config.FromMap(vars), true, true)
+	cfg := notificationapi.ReadConfig(config.FromMap(vars))
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Options{
+			Name: "test", Common: common, Log: log, NeedDB: true,
+			Services: []app.Builder{notificationapi.New(cfg)}, Listener: ln, ShutdownGrace: 5 * time.Second,
+		})
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("service stopped with: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + ln.Addr().String(), stop
+}
+
+// readyz returns the status and body of /readyz.
+func readyz(base string) (int, string) {
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func waitReady(t testing.TB, base string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := readyz(base)
+		if code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after %s: /readyz %d %s", timeout, code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func token(t testing.TB, user string) string {

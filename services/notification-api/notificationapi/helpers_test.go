@@ -10,9 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/postgres"
 	"github.com/xpeditis/notify/pkg/publisher"
@@ -26,6 +30,12 @@ import (
 // consumer and the service use the same value, as replicas of one
 // deployment would.
 const testAckWait = 2 * time.Second
+
+// ingestHealth is a consumer's conditions for tests that run ingest alone.
+func ingestHealth() ingest.Health {
+	hr := health.New(testkit.Logger(), prometheus.NewRegistry(), health.Remind)
+	return ingest.Health{Consumer: hr.Condition("consumer"), Postgres: hr.Condition("postgres"), NATS: hr.Condition("nats")}
+}
 
 func newPublisher(n *testkit.NATS) *publisher.Publisher { return publisher.New(n.JS) }
 
@@ -64,7 +74,7 @@ func crashAfterCommit(t testing.TB, n *testkit.NATS, dbURL string) {
 	st := crashingStore{Store: store.New(db), crashed: make(chan struct{}, 1)}
 	c := ingest.New(n.JS, st, ingest.Config{
 		Durable: "notification-api", Batch: 10, MaxWait: 5 * time.Millisecond, AckWait: testAckWait, Workers: 1,
-	}, testkit.Logger(), prometheus.NewRegistry())
+	}, ingestHealth(), testkit.Logger(), prometheus.NewRegistry())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	select {
@@ -126,4 +136,28 @@ func grepLines(b []byte, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func openDB(t testing.TB, dbURL string) *sqlx.DB {
+	t.Helper()
+	db, err := postgres.Open(context.Background(), dbURL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func clusterJS(t testing.TB, urls string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

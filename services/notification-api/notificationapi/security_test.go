@@ -1,31 +1,17 @@
 package notificationapi_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/testkit"
 )
-
-// logBuffer collects a service's JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
 
 // errors returns the ERROR lines logged so far.
 func (b *logBuffer) errors() string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -63,12 +64,15 @@ func startGateway(t testing.TB, n *testkit.NATS, cfg realtimegateway.Config) *ga
 		})
 	}
 	t.Cleanup(g.stop)
+	// Ready, not merely listening: the ops endpoints answer from the first
+	// second, the gateway's routes once its bucket is set up.
 	testkit.Eventually(t, 10*time.Second, "gateway ready", func() bool {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err == nil {
-			c.Close()
+		resp, err := http.Get(g.URL + "/readyz")
+		if err != nil {
+			return false
 		}
-		return err == nil
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 	return g
 }

@@ -95,7 +95,7 @@ type Service struct {
 // New builds the gateway: its recovery bucket, fan-out hub and server.
 func New(cfg Config) app.Builder {
 	return func(ctx context.Context, d app.Deps) (app.Service, error) {
-		store, err := recovery.Open(ctx, d.JS, cfg.RecoveryWindow, d.Common.Streams.Replicas)
+		store, err := recovery.Open(ctx, d.JS, cfg.RecoveryWindow, d.Common.Streams.Replicas, d.Health.Condition("bucket:"+recovery.Bucket))
 		if err != nil {
 			return nil, err
 		}

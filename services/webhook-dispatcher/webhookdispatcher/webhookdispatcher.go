@@ -20,7 +20,6 @@ import (
 
 	"github.com/xpeditis/notify/pkg/app"
 	"github.com/xpeditis/notify/pkg/config"
-	"github.com/xpeditis/notify/pkg/httpx"
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/postgres"
 	"github.com/xpeditis/notify/pkg/ratelimit"
@@ -206,6 +205,7 @@ func New(cfg Config) app.Builder {
 		disp = dispatch.New(dispatch.Options{
 			Consumer: Name, AckWait: cfg.AckWait, Batch: cfg.Batch, Lease: cfg.Lease, PollInterval: cfg.PollInterval,
 			Policy: cfg.Policy(),
+			Health: dispatch.Health{Consumer: d.Health.Condition("consumer:" + Name), Postgres: d.Postgres},
 			Limits: dispatch.Limits{
 				MaxInFlight: cfg.MaxInFlight, PerWebhook: cfg.MaxInFlightPerWebhook,
 				QueuePerWebhook: cfg.QueuePerWebhook, MaxQueued: 20 * cfg.MaxInFlight, StartPerWebhook: 1,
@@ -218,20 +218,15 @@ func New(cfg Config) app.Builder {
 		if s.keysErr, err = checkKeys(ctx, st, keys); err != nil {
 			return nil, err
 		}
-		if s.keysErr != nil {
-			log.Error("not ready until restarted with the right keys", "err", s.keysErr)
-		}
+		// A wrong key keeps the service not ready until it is restarted
+		// with the right one; the condition logs it once.
+		d.Health.Condition("webhook_secrets_keys").Report(s.keysErr)
 		return s, nil
 	}
 }
 
 // Register adds the REST routes.
 func (s *Service) Register(e *echo.Echo) { s.api.Register(e, s.deps.Verifier) }
-
-// Checks are the service's readiness checks.
-func (s *Service) Checks() []httpx.Check {
-	return []httpx.Check{{Name: "webhook_secrets_keys", Fn: func(context.Context) error { return s.keysErr }}}
-}
 
 // keySamples is how many secrets checkKeys tries under each key id: one
 // that opens is enough, so one damaged row does not fail a good key.

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,7 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/xpeditis/notify/pkg/backoff"
 	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/services/notification-api/internal/store"
 )
@@ -45,13 +46,15 @@ type Config struct {
 	MaxRetry time.Duration // cap of the redelivery delay after a failure
 }
 
-// Consumer is the ingest pipeline.
+// Consumer is the ingest pipeline: the handler of a natsx.Consumer.
 type Consumer struct {
-	js      jetstream.JetStream
-	store   Inserter
-	cfg     Config
-	log     *slog.Logger
-	metrics *metrics
+	js       jetstream.JetStream
+	store    Inserter
+	cfg      Config
+	postgres *health.Condition
+	nats     *health.Condition
+	metrics  *metrics
+	consumer *natsx.Consumer
 }
 
 type metrics struct {
@@ -85,204 +88,104 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// Health is where ingest reports: its consumer's condition, and those of
+// the dependencies a batch uses (a failure is reported there, not logged).
+type Health struct {
+	Consumer, Postgres, NATS *health.Condition
+}
+
 // New returns a consumer; Run starts it.
-func New(js jetstream.JetStream, st Inserter, cfg Config, log *slog.Logger, reg prometheus.Registerer) *Consumer {
-	if cfg.Workers < 1 {
-		cfg.Workers = 1
-	}
+func New(js jetstream.JetStream, st Inserter, cfg Config, hc Health, log *slog.Logger, reg prometheus.Registerer) *Consumer {
 	if cfg.MaxRetry == 0 {
 		cfg.MaxRetry = time.Minute
 	}
-	return &Consumer{js: js, store: st, cfg: cfg, log: log, metrics: newMetrics(reg)}
+	c := &Consumer{js: js, store: st, cfg: cfg, postgres: hc.Postgres, nats: hc.NATS, metrics: newMetrics(reg)}
+	c.consumer = natsx.NewConsumer(js, natsx.ConsumerConfig{
+		Stream: natsx.StreamEvents,
+		Consumer: jetstream.ConsumerConfig{
+			Durable:       cfg.Durable,
+			Description:   "notification-api: events to in-app notifications",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cfg.AckWait,
+			MaxDeliver:    -1, // transient failures are retried until they pass; poison is dead-lettered
+			MaxAckPending: cfg.Batch * max(cfg.Workers, 1) * 4,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		},
+		Batch:   cfg.Batch,
+		MaxWait: cfg.MaxWait,
+		Workers: cfg.Workers,
+		Pull:    cfg.Batch * max(cfg.Workers, 1) * 2,
+		Retry:   backoff.Policy{Base: time.Second, Max: cfg.MaxRetry, Jitter: 0.1},
+		Health:  hc.Consumer,
+		DeadLettered: func(cause error) {
+			c.metrics.deadLettered.WithLabelValues(reasonClass(cause)).Inc()
+			c.metrics.events.WithLabelValues("dead_lettered").Inc()
+		},
+		Log: log,
+	}, c.handle)
+	return c
 }
 
-// Run consumes until ctx ends, then finishes the batches in flight and
-// returns. Messages fetched but not processed are redelivered after AckWait.
-// A consumer that cannot be set up, or whose iterator ends, is set up again
-// after a growing pause: ingest never stops silently while the API serves.
+// Run consumes until ctx ends, then finishes the batches in hand, hands
+// back what was fetched but not started, and returns (natsx.Consumer).
 func (c *Consumer) Run(ctx context.Context) error {
-	natsx.KeepConsuming(ctx, c.log, c.consume)
+	c.consumer.Run(ctx)
 	return nil
 }
 
-// consume runs the consumer once, until ctx ends or its iterator does.
-func (c *Consumer) consume(ctx context.Context) error {
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cons, err := c.js.CreateOrUpdateConsumer(setup, natsx.StreamEvents, jetstream.ConsumerConfig{
-		Durable:       c.cfg.Durable,
-		Description:   "notification-api: events to in-app notifications",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.cfg.AckWait,
-		MaxDeliver:    -1, // transient failures are retried until they pass; poison is dead-lettered
-		MaxAckPending: c.cfg.Batch * c.cfg.Workers * 4,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("ingest consumer: %w", err)
-	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Batch * c.cfg.Workers * 2))
-	if err != nil {
-		return fmt.Errorf("ingest consumer: %w", err)
-	}
-	defer context.AfterFunc(ctx, iter.Stop)()
-	msgs := make(chan jetstream.Msg, c.cfg.Batch*c.cfg.Workers)
-	go natsx.Feed(ctx, iter, msgs, c.log)
-	free := make(chan struct{}, c.cfg.Workers)
-	batches := make(chan batch, c.cfg.Workers)
-	go c.form(msgs, free, batches)
-	var wg sync.WaitGroup
-	for range c.cfg.Workers {
-		wg.Go(func() { c.work(free, batches) })
-	}
-	wg.Wait()
-	return errors.New("the event iterator closed")
-}
-
-// work says it is free, handles the batch it gets, and again, until the
-// batches end.
-func (c *Consumer) work(free chan<- struct{}, batches <-chan batch) {
-	for {
-		free <- struct{}{} // never blocks: room for one token per worker
-		b, ok := <-batches
-		if !ok {
-			return
-		}
-		// In-flight work finishes even during shutdown.
-		c.handle(context.Background(), b)
-	}
-}
-
-// batch is a run of events in stream order; seq numbers the batches in the
-// order they were formed, and turns lets them publish in that order.
-type batch struct {
-	seq   uint64
-	msgs  []jetstream.Msg
-	turns *turns
-}
-
-// form cuts the messages into batches, in order, each when a worker is free
-// for it, and closes out once msgs is closed and drained.
-func (c *Consumer) form(msgs <-chan jetstream.Msg, free <-chan struct{}, out chan<- batch) {
-	defer close(out)
-	order := newTurns()
-	var seq uint64
-	for range free {
-		b, open := c.nextBatch(msgs)
-		if len(b) > 0 {
-			out <- batch{seq: seq, msgs: b, turns: order}
-			seq++
-		}
-		if !open {
-			return
-		}
-	}
-}
-
-// nextBatch blocks for one message, then takes what arrives within MaxWait,
-// up to Batch: under load the channel holds a backlog and batches fill at
-// once. It reports false once msgs is closed.
-func (c *Consumer) nextBatch(msgs <-chan jetstream.Msg) ([]jetstream.Msg, bool) {
-	first, ok := <-msgs
-	if !ok {
-		return nil, false
-	}
-	b := []jetstream.Msg{first}
-	linger := time.NewTimer(c.cfg.MaxWait)
-	defer linger.Stop()
-	for len(b) < c.cfg.Batch {
-		select {
-		case msg, ok := <-msgs:
-			if !ok {
-				return b, false
-			}
-			b = append(b, msg)
-		case <-linger.C:
-			return b, true
-		}
-	}
-	return b, true
-}
-
-// turns lets batches publish in the order they were formed: workers store
-// batches side by side, but a user's NOTIFY messages, which the gateway
-// pushes and replays in stream order, must follow the order of the events.
-type turns struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	next uint64
-}
-
-func newTurns() *turns {
-	t := &turns{}
-	t.cond = sync.NewCond(&t.mu)
-	return t
-}
-
-// take blocks until it is batch seq's turn.
-func (t *turns) take(seq uint64) {
-	t.mu.Lock()
-	for t.next != seq {
-		t.cond.Wait()
-	}
-	t.mu.Unlock()
-}
-
-// pass gives the turn to the next batch; every batch takes and passes its
-// turn exactly once, or the batches after it wait forever.
-func (t *turns) pass() {
-	t.mu.Lock()
-	t.next++
-	t.cond.Broadcast()
-	t.mu.Unlock()
-}
-
-// handle processes one batch to the end: every message is acked,
-// dead-lettered, or scheduled for redelivery. Its notifications are
-// published in its turn (publishing is asynchronous; acks are awaited after
-// the turn is passed on).
-func (c *Consumer) handle(ctx context.Context, b batch) {
+// handle processes one batch to the end: poison events are dead-lettered,
+// the others stored and published, then acked, or all retried when a
+// dependency failed. Its notifications are published in its turn
+// (publishing is asynchronous; acks are awaited after the turn is passed
+// on).
+func (c *Consumer) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 	start := time.Now()
+	out := make([]natsx.Outcome, len(b.Msgs))
 	var rows []store.Row
-	var good []jetstream.Msg
-	for _, msg := range b.msgs {
+	var good []int // indexes of the decoded events
+	for i, msg := range b.Msgs {
 		ev, err := contract.Decode(msg.Data())
 		if err != nil {
-			c.deadLetter(ctx, msg, err)
+			out[i] = natsx.Poison(err)
 			continue
 		}
-		good = append(good, msg)
+		out[i] = natsx.Ack()
+		good = append(good, i)
 		rows = append(rows, rowsFor(ev, msg)...)
 	}
-	var stored []store.Row
-	var err error
-	if len(good) > 0 {
-		stored, err = c.store.InsertBatch(ctx, rows)
-	}
-	b.turns.take(b.seq)
-	var futures []jetstream.PubAckFuture
-	if err == nil {
-		futures, err = c.publish(stored)
-	}
-	b.turns.pass()
 	if len(good) == 0 {
-		return
+		return out
 	}
+	stored, err := c.store.InsertBatch(ctx, rows)
+	c.postgres.Report(err)
+	dependency := c.nats
+	if err != nil {
+		dependency = c.postgres // already told
+	}
+	var futures []jetstream.PubAckFuture
+	b.InOrder(func() {
+		if err == nil {
+			futures, err = c.publish(stored)
+		}
+	})
 	if err == nil {
 		err = c.awaitAcks(ctx, futures)
 	}
-	if err != nil {
-		c.retryLater(good, err)
-		return
+	if dependency == c.nats {
+		c.nats.Report(err)
 	}
-	for _, msg := range good {
-		if err := msg.Ack(); err != nil {
-			c.log.Warn("ack failed; the event will be redelivered and de-duplicated", "subject", msg.Subject(), "err", err)
+	if err != nil {
+		c.metrics.failures.Inc()
+		c.metrics.events.WithLabelValues("retried").Add(float64(len(good)))
+		for _, i := range good {
+			out[i] = natsx.Retry(err)
 		}
+		return out
 	}
 	c.metrics.inserted.Add(float64(len(rows)))
 	c.metrics.events.WithLabelValues("processed").Add(float64(len(good)))
 	c.metrics.batchSeconds.Observe(time.Since(start).Seconds())
+	return out
 }
 
 // rowsFor builds the notifications of one event: one per recipient, none
@@ -392,49 +295,6 @@ func NotificationMessage(r store.Row) (*nats.Msg, error) {
 type notificationBody struct {
 	Event string                `json:"event"`
 	Data  contract.Notification `json:"data"`
-}
-
-func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, cause error) {
-	reason := cause.Error()
-	fresh, err := natsx.DeadLetter(ctx, c.js, c.cfg.Durable, msg, reason)
-	if err != nil {
-		// Not set aside: let it come back rather than lose it.
-		c.log.Error("dead-letter failed; event will be redelivered", "subject", msg.Subject(), "err", err)
-		_ = msg.NakWithDelay(c.cfg.MaxRetry)
-		return
-	}
-	if !fresh {
-		return // a redelivery of an event already set aside and counted
-	}
-	c.log.Warn("event dead-lettered", "subject", msg.Subject(), "reason", reason)
-	c.metrics.deadLettered.WithLabelValues(reasonClass(cause)).Inc()
-	c.metrics.events.WithLabelValues("dead_lettered").Inc()
-}
-
-// retryLater schedules redelivery with a delay that grows with the number
-// of deliveries, capped, so a database outage does not spin.
-func (c *Consumer) retryLater(msgs []jetstream.Msg, cause error) {
-	c.metrics.failures.Inc()
-	c.log.Error("batch failed; scheduled for redelivery", "events", len(msgs), "err", cause)
-	for _, msg := range msgs {
-		delay := time.Second
-		if md, err := msg.Metadata(); err == nil {
-			delay = Backoff(md.NumDelivered, time.Second, c.cfg.MaxRetry)
-		}
-		if err := msg.NakWithDelay(delay); err != nil {
-			c.log.Warn("nak failed; the event comes back after the ack wait", "err", err)
-		}
-	}
-	c.metrics.events.WithLabelValues("retried").Add(float64(len(msgs)))
-}
-
-// Backoff doubles base for each delivery after the first, up to limit.
-func Backoff(deliveries uint64, base, limit time.Duration) time.Duration {
-	d := base
-	for i := uint64(1); i < deliveries && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
 }
 
 func reasonClass(err error) string {

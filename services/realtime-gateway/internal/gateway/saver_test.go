@@ -22,7 +22,7 @@ func TestDisconnectBurstSavesEverySession(t *testing.T) {
 	const sessions = 6000
 	n := testkit.StartNATS(t)
 	ctx := context.Background()
-	store, err := recovery.Open(ctx, n.JS, time.Minute, 1)
+	store, err := recovery.Open(ctx, n.JS, time.Minute, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

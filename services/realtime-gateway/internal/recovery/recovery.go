@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
 )
@@ -33,9 +34,10 @@ type Store struct {
 	window time.Duration
 }
 
-// Open creates or updates the bucket with the window as its TTL.
-func Open(ctx context.Context, js jetstream.JetStream, window time.Duration, replicas int) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// Open creates or updates the bucket with the window as its TTL, retrying
+// until it exists (reporting to cond) or ctx ends.
+func Open(ctx context.Context, js jetstream.JetStream, window time.Duration, replicas int, cond *health.Condition) (*Store, error) {
+	kv, err := natsx.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:       Bucket,
 		Description:  "Disconnected Socket.IO sessions of the realtime gateway, kept for the recovery window",
 		TTL:          window,
@@ -43,7 +45,7 @@ func Open(ctx context.Context, js jetstream.JetStream, window time.Duration, rep
 		MaxValueSize: 1024,
 		Storage:      jetstream.FileStorage,
 		Replicas:     max(replicas, 1),
-	})
+	}, cond)
 	if err != nil {
 		return nil, fmt.Errorf("recovery bucket: %w", err)
 	}

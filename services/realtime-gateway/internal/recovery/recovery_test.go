@@ -30,7 +30,7 @@ func setup(t *testing.T) (*testkit.NATS, *recovery.Store) {
 	if _, err := n.JS.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	store, err := recovery.Open(ctx, n.JS, time.Minute, 1)
+	store, err := recovery.Open(ctx, n.JS, time.Minute, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -15,7 +14,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/xpeditis/notify/pkg/backoff"
 	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/webhook"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
@@ -30,6 +31,13 @@ type Options struct {
 	PollInterval time.Duration // how often due retries are looked for
 	Policy       Policy
 	Limits       Limits
+	Health       Health
+}
+
+// Health is where the dispatcher reports: its event consumer's condition
+// and PostgreSQL's (a failure is reported there, not logged).
+type Health struct {
+	Consumer, Postgres *health.Condition
 }
 
 // deliveryStore is what the dispatcher needs of the database.
@@ -59,6 +67,8 @@ type Dispatcher struct {
 	ann     Announcer
 	metrics *Metrics
 	log     *slog.Logger
+	events  *natsx.Consumer
+	room    func() // waits for room in the scheduler; set by consume
 }
 
 // New wires a dispatcher.
@@ -69,8 +79,29 @@ func New(o Options, st deliveryStore, cache *Cache, sender *Sender, js jetstream
 			d.handBack(j, deferDelay)
 		}
 	})
-	d.rec = NewRecorder(st, o.Batch, o.Policy.FailureThreshold, d.disabled, log)
-	d.lease = newLease(st, o.Lease, func(n int) { metrics.TakenOver.Add(float64(n)) }, log)
+	d.rec = NewRecorder(st, o.Batch, o.Policy.FailureThreshold, d.disabled, o.Health.Postgres, log)
+	d.lease = newLease(st, o.Lease, func(n int) { metrics.TakenOver.Add(float64(n)) }, o.Health.Postgres, log)
+	d.events = natsx.NewConsumer(js, natsx.ConsumerConfig{
+		Stream: natsx.StreamEvents,
+		Consumer: jetstream.ConsumerConfig{
+			Durable:       o.Consumer,
+			Description:   "webhook-dispatcher: fans events out to webhook deliveries",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       o.AckWait,
+			MaxAckPending: 20 * o.Batch,
+			// Only the types that produce a webhook delivery: the server does not
+			// send the others, which would be decoded and acked for nothing.
+			FilterSubjects: contract.WebhookEventSubjects(),
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+		},
+		Batch:        o.Batch,
+		Workers:      1, // whatever has arrived joins the batch; nothing waits for more
+		Pull:         2 * o.Batch,
+		Retry:        backoff.Policy{Base: time.Second, Max: time.Minute, Jitter: 0.1},
+		Health:       o.Health.Consumer,
+		DeadLettered: func(error) { metrics.DeadLettered.Inc() },
+		Log:          log,
+	}, d.handle)
 	return d
 }
 
@@ -87,7 +118,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	leaseDone := make(chan struct{})
 	go func() { defer close(leaseDone); d.lease.Run(leaseCtx) }()
 	var wg sync.WaitGroup
-	wg.Go(func() { natsx.KeepConsuming(ctx, d.log, d.consume) })
+	wg.Go(func() { d.consume(ctx) })
 	wg.Go(func() { d.poll(ctx) })
 	wg.Go(func() { d.sweep(ctx) })
 	wg.Wait()
@@ -124,89 +155,37 @@ func (d *Dispatcher) drainDeliveries(ctx context.Context) {
 	<-d.rec.Done()
 }
 
-// consume reads EVENTS and records one delivery per (event, matching
-// webhook) before acknowledging the events.
-func (d *Dispatcher) consume(ctx context.Context) error {
-	cons, err := d.js.CreateOrUpdateConsumer(ctx, natsx.StreamEvents, jetstream.ConsumerConfig{
-		Durable:       d.o.Consumer,
-		Description:   "webhook-dispatcher: fans events out to webhook deliveries",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       d.o.AckWait,
-		MaxAckPending: 20 * d.o.Batch,
-		// Only the types that produce a webhook delivery: the server does not
-		// send the others, which would be decoded and acked for nothing.
-		FilterSubjects: contract.WebhookEventSubjects(),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("consumer %s: %w", d.o.Consumer, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * d.o.Batch))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", d.o.Consumer, err)
-	}
-	defer it.Stop()
-	msgs := make(chan jetstream.Msg, d.o.Batch)
-	go natsx.Feed(ctx, it, msgs, d.log)
-	batch := make([]jetstream.Msg, 0, d.o.Batch)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case first, ok := <-msgs:
-			if !ok {
-				return errors.New("the event iterator closed")
-			}
-			batch = append(batch[:0], first)
-		}
-		// Whatever else has arrived joins the batch; nothing waits for more.
-	fill:
-		for len(batch) < d.o.Batch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, m)
-			default:
-				break fill
-			}
-		}
-		d.handle(ctx, batch)
-		d.sched.WaitForRoom(ctx, 2*time.Second)
-	}
+// consume reads EVENTS through the consumer skeleton, which hands back on
+// shutdown what it fetched and did not start; after each batch it waits
+// (up to 2 s, not past shutdown) for room in the scheduler, so that a
+// backlog of deliveries slows the reading of events.
+func (d *Dispatcher) consume(ctx context.Context) {
+	d.room = func() { d.sched.WaitForRoom(ctx, 2*time.Second) }
+	d.events.Run(ctx)
 }
 
-// handle fans out one batch of events.
-func (d *Dispatcher) handle(ctx context.Context, msgs []jetstream.Msg) {
+// handle fans out one batch of events: one delivery per (event, matching
+// webhook) is recorded before the events are acked. Its context is not
+// cancelled at shutdown, so an insert under way completes and is acked.
+func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
+	out := make([]natsx.Outcome, len(b.Msgs))
 	var rows []store.NewDelivery
-	done := make([]jetstream.Msg, 0, len(msgs))
-	for _, m := range msgs {
+	var done []int // indexes of the events whose deliveries are in rows
+	for i, m := range b.Msgs {
 		ev, err := contract.Decode(m.Data())
 		if err != nil {
-			fresh, dlErr := natsx.DeadLetter(ctx, d.js, d.o.Consumer, m, err.Error())
-			switch {
-			case dlErr != nil:
-				d.log.Error("dead-letter", "err", dlErr)
-				d.retryLater(m)
-			case fresh: // a redelivery of an event already set aside is not counted again
-				d.metrics.DeadLettered.Inc()
-				d.log.Warn("event dead-lettered", "subject", m.Subject(), "reason", err.Error())
-			}
+			out[i] = natsx.Poison(err)
 			continue
 		}
 		route, _ := contract.RouteOf(ev.GetType())
 		if route.Webhook == "" {
-			done = append(done, m)
+			out[i] = natsx.Ack()
 			continue
 		}
 		hooks, err := d.cache.Active(ctx, ev.GetOrganizationId())
+		d.o.Health.Postgres.Report(err)
 		if err != nil {
-			d.log.Error("load webhooks", "org", ev.GetOrganizationId(), "err", err)
-			d.retryLater(m)
+			out[i] = natsx.Retry(err)
 			continue
 		}
 		var body []byte
@@ -222,38 +201,27 @@ func (d *Dispatcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 			rows = append(rows, store.NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: h.ID, OrgID: h.OrgID, EventID: ev.GetId(), Event: route.Webhook, Body: body})
 		}
 		if err != nil {
-			d.log.Error("encode webhook body", "event_id", ev.GetId(), "err", err)
-			d.retryLater(m)
+			out[i] = natsx.Poison(fmt.Errorf("encode webhook body: %w", err))
 			continue
 		}
-		done = append(done, m)
+		done = append(done, i)
 	}
 	jobs, err := d.st.InsertDeliveries(ctx, d.lease.holder, rows)
-	if err != nil {
-		d.log.Error("insert deliveries", "events", len(done), "err", err)
-		for _, m := range done {
-			d.retryLater(m)
-		}
-		return
-	}
-	for _, m := range done {
-		if err := m.Ack(); err != nil {
-			d.log.Warn("ack event; its redelivery will add nothing", "err", err)
+	d.o.Health.Postgres.Report(err)
+	for _, i := range done {
+		if err != nil {
+			out[i] = natsx.Retry(err)
+		} else {
+			out[i] = natsx.Ack()
 		}
 	}
-	d.sched.Submit(jobs)
-}
-
-// retryLater asks JetStream to redeliver m after a backoff that grows with
-// its delivery count, capped, so that a lasting outage does not spin.
-func (d *Dispatcher) retryLater(m jetstream.Msg) {
-	delay := time.Second
-	if md, err := m.Metadata(); err == nil {
-		for i := uint64(1); i < md.NumDelivered && delay < time.Minute; i++ {
-			delay *= 2
-		}
+	if err == nil {
+		d.sched.Submit(jobs)
 	}
-	_ = m.NakWithDelay(min(delay, time.Minute))
+	if d.room != nil {
+		d.room()
+	}
+	return out
 }
 
 // webhookBody is what the integrator receives.
@@ -303,7 +271,6 @@ func encode(v any) ([]byte, error) {
 func (d *Dispatcher) poll(ctx context.Context) {
 	t := time.NewTicker(d.o.PollInterval)
 	defer t.Stop()
-	failing := outage{what: "claim due deliveries", log: d.log}
 	for {
 		select {
 		case <-ctx.Done():
@@ -318,11 +285,11 @@ func (d *Dispatcher) poll(ctx context.Context) {
 			jobs, err := d.st.ClaimDue(ctx, d.lease.holder, room)
 			if err != nil {
 				if ctx.Err() == nil {
-					failing.failed(err)
+					d.o.Health.Postgres.Fail(err)
 				}
 				break
 			}
-			failing.ok()
+			d.o.Health.Postgres.OK()
 			d.sched.Submit(jobs)
 			if len(jobs) < room {
 				break
@@ -370,7 +337,7 @@ func (d *Dispatcher) deliver(j store.Job) outcome {
 	ctx := context.Background() // requests in flight finish during shutdown, bounded by the timeout
 	hook, ok, err := d.cache.Hook(ctx, j.OrgID, j.WebhookID)
 	if err != nil {
-		d.log.Error("load webhook", "webhook_id", j.WebhookID, "delivery_id", j.DeliveryID, "err", err)
+		d.o.Health.Postgres.Fail(err)
 		d.handBack(j, deferDelay)
 		return notSent
 	}

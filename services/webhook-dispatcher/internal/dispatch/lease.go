@@ -2,12 +2,14 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
 )
 
@@ -28,6 +30,7 @@ type lease struct {
 	holder    uuid.UUID
 	ttl       time.Duration
 	takenOver func(n int)
+	pg        *health.Condition // where a failed renewal is reported
 	log       *slog.Logger
 
 	mu sync.Mutex
@@ -39,8 +42,8 @@ type lease struct {
 	since time.Time
 }
 
-func newLease(st leaseStore, ttl time.Duration, takenOver func(int), log *slog.Logger) *lease {
-	return &lease{st: st, holder: uuid.New(), ttl: ttl, takenOver: takenOver, log: log}
+func newLease(st leaseStore, ttl time.Duration, takenOver func(int), pg *health.Condition, log *slog.Logger) *lease {
+	return &lease{st: st, holder: uuid.New(), ttl: ttl, takenOver: takenOver, pg: pg, log: log}
 }
 
 // Covers reports whether the lease has been live without a break since a
@@ -56,7 +59,6 @@ func (l *lease) Covers(claimedAt time.Time) bool {
 func (l *lease) Run(ctx context.Context) {
 	t := time.NewTicker(l.ttl / 3)
 	defer t.Stop()
-	failing := outage{what: "renew the delivery lease (if it runs out, other replicas take over this one's deliveries)", log: l.log}
 	for {
 		start := time.Now()
 		r, err := l.st.RenewLease(ctx, l.holder, l.ttl)
@@ -64,9 +66,10 @@ func (l *lease) Run(ctx context.Context) {
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil:
-			failing.failed(err, "holder", l.holder)
+			// If it runs out, other replicas take this one's deliveries over.
+			l.pg.Fail(fmt.Errorf("renew the delivery lease: %w", err))
 		default:
-			failing.ok()
+			l.pg.OK()
 			l.renewed(start, r)
 		}
 		select {

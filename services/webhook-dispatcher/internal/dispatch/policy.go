@@ -1,8 +1,9 @@
 package dispatch
 
 import (
-	"math/rand/v2"
 	"time"
+
+	"github.com/xpeditis/notify/pkg/backoff"
 )
 
 // Policy is the retry policy: how many automatic attempts a delivery gets,
@@ -21,15 +22,7 @@ type Policy struct {
 // failing together do not come back together, and lengthened to the
 // receiver's Retry-After within RetryAfterMax.
 func (p Policy) Delay(n int, retryAfter time.Duration) time.Duration {
-	d := p.BaseDelay
-	for i := 1; i < n && d < p.MaxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, p.MaxDelay)
-	if p.JitterPercent > 0 && d > 0 {
-		spread := int64(d) * int64(p.JitterPercent) / 100
-		d += time.Duration(rand.Int64N(2*spread+1) - spread)
-	}
+	d := backoff.Policy{Base: p.BaseDelay, Max: p.MaxDelay, Jitter: float64(p.JitterPercent) / 100}.Delay(n)
 	if retryAfter > d {
 		d = min(retryAfter, max(p.RetryAfterMax, d))
 	}

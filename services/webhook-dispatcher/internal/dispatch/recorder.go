@@ -2,8 +2,12 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/xpeditis/notify/pkg/backoff"
+	"github.com/xpeditis/notify/pkg/health"
 
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
 )
@@ -21,6 +25,7 @@ type Recorder struct {
 	batch      int
 	threshold  int
 	onDisabled func([]store.Disabled)
+	pg         *health.Condition
 	log        *slog.Logger
 	done       chan struct{}
 }
@@ -32,9 +37,13 @@ type entry struct {
 	written chan struct{}
 }
 
-// NewRecorder returns a recorder; onDisabled hears of webhooks turned FAILED.
-func NewRecorder(st completer, batch, threshold int, onDisabled func([]store.Disabled), log *slog.Logger) *Recorder {
-	return &Recorder{st: st, in: make(chan entry, 4*batch), batch: batch, threshold: threshold, onDisabled: onDisabled, log: log, done: make(chan struct{})}
+// recordRetry spaces the attempts to write a batch of results.
+var recordRetry = backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}
+
+// NewRecorder returns a recorder; onDisabled hears of webhooks turned
+// FAILED; failures to write are reported to pg.
+func NewRecorder(st completer, batch, threshold int, onDisabled func([]store.Disabled), pg *health.Condition, log *slog.Logger) *Recorder {
+	return &Recorder{st: st, in: make(chan entry, 4*batch), batch: batch, threshold: threshold, onDisabled: onDisabled, pg: pg, log: log, done: make(chan struct{})}
 }
 
 // Add queues a result; it blocks while the queue is full, which slows the
@@ -93,22 +102,18 @@ func (r *Recorder) Run(ctx context.Context) {
 // stay held by this process until then (a process that cannot reach
 // PostgreSQL also stops renewing its lease, and other replicas take them
 // over). Meanwhile Add blocks, which stops the senders. The failure is
-// logged when it starts, at most every 30 s while it lasts, and when it
-// ends.
+// reported to PostgreSQL's condition, which logs the outage once.
 func (r *Recorder) write(ctx context.Context, buf []store.Result) {
-	wait := 50 * time.Millisecond
-	failing := outage{what: "record webhook attempts", log: r.log}
-	for {
+	for attempt := 1; ; attempt++ {
 		disabled, err := r.st.Complete(context.WithoutCancel(ctx), buf, r.threshold)
 		if err == nil {
-			failing.ok()
+			r.pg.OK()
 			if len(disabled) > 0 {
 				r.onDisabled(disabled)
 			}
 			return
 		}
-		failing.failed(err, "results", len(buf))
-		time.Sleep(wait) // the results are held in memory; nothing to poll for
-		wait = min(2*wait, 5*time.Second)
+		r.pg.Fail(fmt.Errorf("record %d webhook attempts: %w", len(buf), err))
+		time.Sleep(recordRetry.Delay(attempt)) // the results are held in memory; nothing to poll for
 	}
 }
