@@ -59,14 +59,21 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
 		}
 		since = &n
 	}
+	peer, ok := s.pending.acquire(r)
+	if !ok {
+		http.Error(w, "too many pending connections", http.StatusTooManyRequests)
+		return
+	}
 	ws, br, err := s.upgrade(w, r)
 	if err != nil {
+		s.pending.release(peer)
 		return
 	}
 	now := time.Now()
-	c := s.newConn(newID(), transportPlain, now)
+	c := s.newConn(newID(), transportPlain, peer, now)
 	c.ws = ws
 	ws.SetPongHandler(func(string) error { c.pong(time.Now()); return nil })
+	c.answerPings(ws)
 	s.track(c)
 	c.mu.Lock()
 	c.scheduleLocked()
@@ -108,7 +115,7 @@ func (s *Server) readPlain(c *conn, ws *websocket.Conn, br *bufio.Reader) {
 				s.plainConnect(c, in.Token, in.Since)
 			}
 		case "ping":
-			c.send([]byte(`{"type":"pong"}`))
+			c.clientPing(time.Now(), frame{data: []byte(`{"type":"pong"}`)})
 		default:
 			c.send(plainError("bad_frame", "unknown frame type"))
 		}
