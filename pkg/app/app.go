@@ -149,7 +149,7 @@ func Run(ctx context.Context, o Options) (err error) {
 			return fmt.Errorf("listen %s: %w", o.Common.HTTPAddr, err)
 		}
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := httpx.NewServer(e, o.Common.HTTP)
 	log.Info("serving", "name", o.Name, "addr", ln.Addr().String())
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())

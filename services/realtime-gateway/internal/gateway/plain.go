@@ -25,8 +25,22 @@ const (
 // plainIn is a frame from a /ws client.
 type plainIn struct {
 	Type  string  `json:"type"`
-	Token string  `json:"token"`
-	Since *uint64 `json:"since"`
+	Token string  `json:"token,omitempty"`
+	Since *uint64 `json:"since,omitempty"`
+}
+
+var errNoType = errors.New("a frame is a JSON object with a type")
+
+// decodePlain reads a /ws client frame.
+func decodePlain(data []byte) (plainIn, error) {
+	var in plainIn
+	if err := json.Unmarshal(data, &in); err != nil {
+		return plainIn{}, err
+	}
+	if in.Type == "" {
+		return plainIn{}, errNoType
+	}
+	return in, nil
 }
 
 func plainError(code, message string) []byte {
@@ -98,8 +112,8 @@ func (s *Server) readPlain(c *conn, ws *websocket.Conn, br *bufio.Reader) {
 			c.close(readFailure(err), false)
 			return false
 		}
-		var in plainIn
-		if err := json.Unmarshal(data, &in); err != nil {
+		in, err := decodePlain(data)
+		if err != nil {
 			c.send(plainError("bad_frame", "frames are JSON objects with a type"))
 			return true
 		}
