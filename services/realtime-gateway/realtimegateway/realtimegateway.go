@@ -56,7 +56,7 @@ func ReadConfig(e *config.Env) Config {
 		SendQueue:       e.Int("GATEWAY_SEND_QUEUE", 128),
 		SendBuffer:      e.Int("GATEWAY_SEND_BUFFER", 1<<20),
 		MaxPendingPerIP: e.Int("GATEWAY_MAX_PENDING_PER_IP", 64),
-		MaxPending:      e.Int("GATEWAY_MAX_PENDING", 4096),
+		MaxPending:      e.Int("GATEWAY_MAX_PENDING", 1024),
 		MaxConnsPerUser: e.Int("GATEWAY_MAX_CONNECTIONS_PER_USER", 20),
 		RecoveryWindow:  e.Duration("GATEWAY_RECOVERY_WINDOW", 2*time.Minute),
 		AllowedOrigins:  e.List("GATEWAY_ALLOWED_ORIGINS", nil),

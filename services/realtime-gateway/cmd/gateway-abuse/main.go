@@ -123,7 +123,9 @@ func measure(o options, base string, pid int, before int64) error {
 		ping := func(ws *websocket.Conn) error { return ws.WriteMessage(websocket.TextMessage, []byte("2")) }
 		if i%2 == 1 {
 			path = "/ws"
-			ping = func(ws *websocket.Conn) error { return ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)) }
+			ping = func(ws *websocket.Conn) error {
+				return ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+			}
 		}
 		wg.Go(func() { flood(ctx, "ws://"+o.addr+path, ping, &pings, &cuts, &refused) })
 	}
