@@ -365,12 +365,20 @@ func (s *Server) upgradeSession(w http.ResponseWriter, r *http.Request, c *conn)
 	go s.readEngineWS(c, ws, br) // this handler's goroutine ends
 }
 
+// errProbePing ends a probe whose client sends WebSocket pings: the upgrade
+// needs none, and their answers would have to be written outside the
+// session's queue.
+var errProbePing = errors.New("engineio: ping frame during the upgrade probe")
+
 // probe runs the upgrade handshake on ws and reports whether the client
-// asked to switch.
+// asked to switch. It answers one "2probe" (written at once, not queued):
+// the protocol needs no more.
 func (s *Server) probe(c *conn, ws *websocket.Conn) bool {
 	deadline := time.Now().Add(s.opts.PingTimeout + s.opts.PingInterval)
 	_ = ws.SetReadDeadline(deadline)
 	defer func() { _ = ws.SetReadDeadline(time.Time{}) }()
+	ws.SetPingHandler(func(string) error { return errProbePing })
+	probed := false
 	for {
 		mt, data, err := ws.ReadMessage()
 		if err != nil {
@@ -381,7 +389,8 @@ func (s *Server) probe(c *conn, ws *websocket.Conn) bool {
 			return false
 		}
 		switch {
-		case p.Type == engineio.Ping && string(p.Data) == "probe":
+		case p.Type == engineio.Ping && string(p.Data) == "probe" && !probed:
+			probed = true
 			_ = ws.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 			if err := ws.WriteMessage(websocket.TextMessage, []byte("3probe")); err != nil {
 				return false
