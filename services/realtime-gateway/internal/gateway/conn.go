@@ -265,7 +265,10 @@ func (c *conn) enqueueLocked(f frame) bool {
 // frames and SendBuffer bytes (unauthSendBuffer before the client
 // authenticates), counting the batch being written. An empty queue takes
 // any one frame, so that no message is too large to ever be sent.
-func (c *conn) roomLocked(n int) bool {
+func (c *conn) roomLocked(n int) bool { return c.roomInLocked(n, 1) }
+
+// roomInLocked is roomLocked within 1/share of the bound.
+func (c *conn) roomInLocked(n, share int) bool {
 	if c.frames == 0 {
 		return true
 	}
@@ -273,7 +276,7 @@ func (c *conn) roomLocked(n int) bool {
 	if !c.connected {
 		limit = min(limit, unauthSendBuffer)
 	}
-	return c.frames < c.srv.opts.SendQueue && c.queued+n <= limit
+	return c.frames < c.srv.opts.SendQueue/share && c.queued+n <= limit/share
 }
 
 // releaseLocked uncounts a batch once written (or abandoned) and wakes a
@@ -362,7 +365,8 @@ func (c *conn) frameOf(m *hub.Message) []byte {
 }
 
 // deliverReplay queues a replayed message, waiting for room in the queue: a
-// replay follows the client's pace instead of overflowing it.
+// replay follows the client's pace instead of overflowing it. It fills half
+// the bound at most, so that heartbeats and replies always fit beside it.
 func (c *conn) deliverReplay(ctx context.Context, m *hub.Message) error {
 	for {
 		c.mu.Lock()
@@ -370,7 +374,7 @@ func (c *conn) deliverReplay(ctx context.Context, m *hub.Message) error {
 			c.mu.Unlock()
 			return errClosed
 		}
-		if m.Skipped() || c.roomLocked(frame{data: c.frameOf(m)}.cost()) {
+		if m.Skipped() || c.roomInLocked(frame{data: c.frameOf(m)}.cost(), 2) {
 			reason := c.pushLocked(m)
 			c.mu.Unlock()
 			if reason != "" {
