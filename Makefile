@@ -6,7 +6,7 @@ TOOLS := $(CURDIR)/.tools
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run test build lint vet proto bench bench-webhooks bench-gateway clean
+.PHONY: run test build lint vet proto bench bench-webhooks bench-gateway bench-abuse clean
 
 run: build
 	./scripts/with-postgres.sh ./bin/notifyd
@@ -44,6 +44,11 @@ bench-webhooks:
 # each (see BENCHMARKS.md); settings in scripts/bench-gateway.sh.
 bench-gateway:
 	./scripts/with-postgres.sh ./scripts/bench-gateway.sh
+
+# The gateway's memory and /healthz latency under abusive clients (ping
+# floods, half-open bodies); figures go to BENCHMARKS.md.
+bench-abuse:
+	./scripts/bench-abuse.sh
 
 clean:
 	rm -rf bin .tools

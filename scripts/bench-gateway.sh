@@ -138,7 +138,10 @@ for server in $SERVERS; do
 	case $server in
 	go)
 		say "Go realtime gateway on $GATEWAY_HTTP"
+		# The load generator's clients share a few source addresses: no
+		# per-address limit on connections still authenticating.
 		HTTP_ADDR=$GATEWAY_HTTP NATS_URL=nats://$NATS_LISTEN JWT_SECRET=$SECRET LOG_LEVEL=warn \
+			GATEWAY_MAX_PENDING_PER_IP=0 GATEWAY_MAX_PENDING=$((CLIENTS + 1000)) \
 			PPROF_ADDR=127.0.0.1:38085 $gateway_bin >"$OUT/gateway.log" 2>&1 &
 		pid=$!
 		label="Go gateway"

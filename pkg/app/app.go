@@ -112,7 +112,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}
 	front := &frontHandler{ops: opsMux(hr, reg), starting: startingHandler(hr)}
-	srv := &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := httpx.NewServer(front, o.Common.HTTP)
 	errc := make(chan error, len(o.Services)+1)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

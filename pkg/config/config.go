@@ -142,6 +142,50 @@ type Common struct {
 	LogLevel    string // LOG_LEVEL
 	Streams     Streams
 	JWT         JWT
+	HTTP        HTTP
+}
+
+// HTTP bounds how long a client may take over each part of a request.
+type HTTP struct {
+	ReadHeaderTimeout time.Duration // HTTP_READ_HEADER_TIMEOUT
+	BodyTimeout       time.Duration // HTTP_BODY_TIMEOUT: for any body, plus its size over BodyMinRate
+	BodyMinRate       int           // HTTP_BODY_MIN_RATE: bytes per second
+	WriteTimeout      time.Duration // HTTP_WRITE_TIMEOUT: from the end of the headers to the end of the response
+	IdleTimeout       time.Duration // HTTP_IDLE_TIMEOUT: a kept-alive connection between requests
+}
+
+// DefaultHTTP are the HTTP limits of a process that sets none.
+func DefaultHTTP() HTTP {
+	return HTTP{
+		ReadHeaderTimeout: 10 * time.Second,
+		BodyTimeout:       10 * time.Second,
+		BodyMinRate:       16 << 10,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
+func readHTTP(e *Env) HTTP {
+	d := DefaultHTTP()
+	h := HTTP{
+		ReadHeaderTimeout: e.Duration("HTTP_READ_HEADER_TIMEOUT", d.ReadHeaderTimeout),
+		BodyTimeout:       e.Duration("HTTP_BODY_TIMEOUT", d.BodyTimeout),
+		BodyMinRate:       e.Int("HTTP_BODY_MIN_RATE", d.BodyMinRate),
+		WriteTimeout:      e.Duration("HTTP_WRITE_TIMEOUT", d.WriteTimeout),
+		IdleTimeout:       e.Duration("HTTP_IDLE_TIMEOUT", d.IdleTimeout),
+	}
+	for name, v := range map[string]time.Duration{
+		"HTTP_READ_HEADER_TIMEOUT": h.ReadHeaderTimeout, "HTTP_BODY_TIMEOUT": h.BodyTimeout,
+		"HTTP_WRITE_TIMEOUT": h.WriteTimeout, "HTTP_IDLE_TIMEOUT": h.IdleTimeout,
+	} {
+		if v <= 0 {
+			e.Check(fmt.Errorf("%s must be positive", name))
+		}
+	}
+	if h.BodyMinRate < 1 {
+		e.Check(errors.New("HTTP_BODY_MIN_RATE must be at least 1 (bytes per second)"))
+	}
+	return h
 }
 
 // Streams is the retention of the JetStream streams.
@@ -180,6 +224,7 @@ func ReadCommon(e *Env, needDB, needNATS bool) Common {
 			Audience: e.String("JWT_AUDIENCE", ""),
 			Leeway:   e.Duration("JWT_LEEWAY", 30*time.Second),
 		},
+		HTTP: readHTTP(e),
 	}
 	if needDB {
 		c.DatabaseURL = e.Required("DATABASE_URL")

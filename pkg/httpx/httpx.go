@@ -4,13 +4,9 @@
 package httpx
 
 import (
-	"context"
-	"errors"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v5"
 	"github.com/labstack/echo/v5/middleware"
@@ -88,21 +84,4 @@ func RequireAuth(v *auth.Verifier) echo.MiddlewareFunc {
 func Claims(c *echo.Context) auth.Claims {
 	cl, _ := auth.FromContext(c.Request().Context())
 	return cl
-}
-
-// Serve runs srv until ctx ends, then shuts it down within grace.
-func Serve(ctx context.Context, srv *http.Server, grace time.Duration) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -35,11 +35,24 @@ type gateway struct {
 // startGateway runs a gateway on a random port against n until cleanup.
 func startGateway(t testing.TB, n *testkit.NATS, cfg realtimegateway.Config) *gateway {
 	t.Helper()
+	return startGatewayHTTP(t, n, cfg, config.HTTP{})
+}
+
+// startGatewayHTTP is startGateway with the HTTP server's limits (zero
+// fields: the defaults).
+func startGatewayHTTP(t testing.TB, n *testkit.NATS, cfg realtimegateway.Config, limits config.HTTP) *gateway {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	common := config.Common{NATSURL: n.URL, HTTPAddr: ln.Addr().String(), LogLevel: "error", Streams: testkit.StreamsConfig(), JWT: testkit.JWTConfig()}
+	return startGatewayOn(t, n, cfg, limits, ln)
+}
+
+// startGatewayOn is startGatewayHTTP serving ln.
+func startGatewayOn(t testing.TB, n *testkit.NATS, cfg realtimegateway.Config, limits config.HTTP, ln net.Listener) *gateway {
+	t.Helper()
+	common := config.Common{NATSURL: n.URL, HTTPAddr: ln.Addr().String(), LogLevel: "error", Streams: testkit.StreamsConfig(), JWT: testkit.JWTConfig(), HTTP: limits}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

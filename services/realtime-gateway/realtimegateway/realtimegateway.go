@@ -34,6 +34,9 @@ type Config struct {
 	WriteTimeout    time.Duration // GATEWAY_WRITE_TIMEOUT
 	MaxPayload      int           // GATEWAY_MAX_PAYLOAD: bytes of one client message or polling body
 	SendQueue       int           // GATEWAY_SEND_QUEUE: frames queued per connection before it is slow
+	SendBuffer      int           // GATEWAY_SEND_BUFFER: bytes queued per connection before it is slow
+	MaxPendingPerIP int           // GATEWAY_MAX_PENDING_PER_IP: unauthenticated connections per client address (0: no limit)
+	MaxPending      int           // GATEWAY_MAX_PENDING: unauthenticated connections in all
 	MaxConnsPerUser int           // GATEWAY_MAX_CONNECTIONS_PER_USER
 	RecoveryWindow  time.Duration // GATEWAY_RECOVERY_WINDOW
 	AllowedOrigins  []string      // GATEWAY_ALLOWED_ORIGINS: comma-separated, "*" for any
@@ -51,6 +54,9 @@ func ReadConfig(e *config.Env) Config {
 		WriteTimeout:    e.Duration("GATEWAY_WRITE_TIMEOUT", 10*time.Second),
 		MaxPayload:      e.Int("GATEWAY_MAX_PAYLOAD", 32<<10),
 		SendQueue:       e.Int("GATEWAY_SEND_QUEUE", 128),
+		SendBuffer:      e.Int("GATEWAY_SEND_BUFFER", 1<<20),
+		MaxPendingPerIP: e.Int("GATEWAY_MAX_PENDING_PER_IP", 64),
+		MaxPending:      e.Int("GATEWAY_MAX_PENDING", 1024),
 		MaxConnsPerUser: e.Int("GATEWAY_MAX_CONNECTIONS_PER_USER", 20),
 		RecoveryWindow:  e.Duration("GATEWAY_RECOVERY_WINDOW", 2*time.Minute),
 		AllowedOrigins:  e.List("GATEWAY_ALLOWED_ORIGINS", nil),
@@ -76,6 +82,15 @@ func ReadConfig(e *config.Env) Config {
 	}
 	if c.SendQueue < 8 {
 		e.Check(fmt.Errorf("GATEWAY_SEND_QUEUE must be at least 8"))
+	}
+	if c.SendBuffer < 2*hub.MaxMessageBytes {
+		e.Check(fmt.Errorf("GATEWAY_SEND_BUFFER must be at least %d (two of the largest messages)", 2*hub.MaxMessageBytes))
+	}
+	if c.MaxPendingPerIP < 0 {
+		e.Check(fmt.Errorf("GATEWAY_MAX_PENDING_PER_IP must be 0 (no limit) or more"))
+	}
+	if c.MaxPending < 1 {
+		e.Check(fmt.Errorf("GATEWAY_MAX_PENDING must be at least 1"))
 	}
 	if c.MaxConnsPerUser < 1 {
 		e.Check(fmt.Errorf("GATEWAY_MAX_CONNECTIONS_PER_USER must be at least 1"))
@@ -109,6 +124,9 @@ func New(cfg Config) app.Builder {
 			WriteTimeout:    cfg.WriteTimeout,
 			MaxPayload:      cfg.MaxPayload,
 			SendQueue:       cfg.SendQueue,
+			SendBuffer:      cfg.SendBuffer,
+			MaxPendingPerIP: cfg.MaxPendingPerIP,
+			MaxPending:      cfg.MaxPending,
 			MaxConnsPerUser: cfg.MaxConnsPerUser,
 			AllowedOrigins:  cfg.AllowedOrigins,
 			ShutdownGrace:   cfg.ShutdownGrace,

@@ -46,7 +46,7 @@ func New(st *store.Store, pub Publisher, log *slog.Logger, writes ratelimit.Limi
 // document.
 func (h *Handler) Register(e *echo.Echo, v *auth.Verifier) {
 	e.GET("/api/v1/openapi.json", serveOpenAPI)
-	g := e.Group("/api/v1/notifications", httpx.RequireAuth(v), httpx.BufferBody)
+	g := e.Group("/api/v1/notifications", httpx.RequireAuth(v))
 	g.GET("", h.list)
 	g.GET("/unread-count", h.unreadCount)
 	limit := h.writes.Middleware("changes", func(c *echo.Context) string { return httpx.Claims(c).UserID })

@@ -119,3 +119,31 @@ func FuzzDecodePayload(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecode checks that any WebSocket message either fails or decodes into
+// a packet that encodes back to the same message.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{"2", "3probe", "4hello", "5", "6", "bAQID", "", "9", "b"} {
+		f.Add([]byte(s), false)
+	}
+	f.Add([]byte{1, 2, 3}, true)
+	f.Fuzz(func(t *testing.T, data []byte, binary bool) {
+		p, err := Decode(data, binary)
+		if err != nil {
+			return
+		}
+		if p.Type > Noop {
+			t.Fatalf("type %d out of range", p.Type)
+		}
+		if binary {
+			if p.Type != Message || !p.Binary || !bytes.Equal(p.Data, data) {
+				t.Fatalf("binary message %q decoded as %+v", data, p)
+			}
+			return
+		}
+		again, err := Decode(Text(p), false)
+		if err != nil || again.Type != p.Type || again.Binary != p.Binary || !bytes.Equal(again.Data, p.Data) {
+			t.Fatalf("%q decoded as %+v, re-encoded as %q, decoded again as %+v (%v)", data, p, Text(p), again, err)
+		}
+	})
+}

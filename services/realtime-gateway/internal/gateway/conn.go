@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 
@@ -37,6 +38,7 @@ type frameKind uint8
 const (
 	frameText  frameKind = iota // a text message (an Engine.IO packet or a /ws JSON frame)
 	framePing                   // a WebSocket ping control frame (/ws heartbeats)
+	framePong                   // a WebSocket pong control frame (answer to the client's ping)
 	frameClose                  // end of stream: a close frame, or the Engine.IO close packet when polling
 )
 
@@ -44,6 +46,25 @@ type frame struct {
 	data []byte
 	kind frameKind
 }
+
+// frameOverhead is what a queued frame costs beyond its bytes: its slot in
+// the queue. Counting it makes a flood of one-byte replies cost what it
+// really holds.
+const frameOverhead = int(unsafe.Sizeof(frame{}))
+
+// cost is what f counts against its connection's bound.
+func (f frame) cost() int { return len(f.data) + frameOverhead }
+
+// unauthSendBuffer bounds the queue of a connection that has not
+// authenticated yet: all it can be sent is protocol replies (the open
+// packet, pongs, errors), a few hundred bytes at a time.
+const unauthSendBuffer = 16 << 10
+
+// maxClientPings is how many pings (Engine.IO ping packets, /ws ping
+// frames, WebSocket ping control frames) a client may send within one ping
+// interval. The protocols need none (the server pings); a client pinging
+// faster is closed.
+const maxClientPings = 8
 
 // Reasons a connection ends, as logged and counted.
 const (
@@ -59,6 +80,7 @@ const (
 	reasonWriteError     = "write_error"
 	reasonReplayFailed   = "replay_failed"
 	reasonRefused        = "refused"
+	reasonPingFlood      = "ping_flood"
 )
 
 // errClosed is returned to a replay whose connection closed.
@@ -70,14 +92,23 @@ var errClosed = errors.New("connection closed")
 // Nothing runs for an idle connection but its reader goroutine: frames go
 // into a bounded queue and a writer goroutine exists only while the queue is
 // not empty; heartbeats and deadlines live on the server's timing wheel.
+//
+// Everything the server sends a client, user messages and protocol replies
+// alike, goes through enqueueLocked, which holds the connection to its bound
+// (see roomLocked): the queued frames and the batch being written count
+// until written.
 type conn struct {
-	srv *Server
-	id  string // Engine.IO sid, or a random id for /ws
+	srv  *Server
+	id   string // Engine.IO sid, or a random id for /ws
+	peer string // client address, as the pending-connection limits count it
 
 	mu        sync.Mutex
 	transport transport
 	ws        *websocket.Conn // nil while polling
 	queue     []frame
+	queued    int           // cost of the queued frames and of the batch being written
+	frames    int           // how many frames that is
+	peak      int           // the most queued at once, for the metric at close
 	writing   bool          // a writer goroutine is running
 	pollWake  chan struct{} // polling: wakes the pending GET
 	polling   bool          // polling: a GET is waiting
@@ -88,12 +119,15 @@ type conn struct {
 
 	// heartbeat, on the wheel
 	tick         int64
+	pings        int       // pings from the client since pingsFrom
+	pingsFrom    time.Time // start of the window maxClientPings counts in
 	awaitingPong bool
 	pingSentAt   time.Time
 	nextPingAt   time.Time
 	deadline     time.Time // CONNECT timeout, then token expiry
 
 	// session
+	unauth     bool // holds a pending-connection slot (not yet authenticated)
 	connecting bool
 	connected  bool
 	user       string
@@ -107,8 +141,10 @@ type conn struct {
 	skipBinary int            // binary attachments still to discard
 }
 
-func (s *Server) newConn(id string, t transport, now time.Time) *conn {
-	c := &conn{srv: s, id: id, transport: t, nextPingAt: now.Add(s.opts.PingInterval), deadline: now.Add(s.opts.ConnectTimeout)}
+// newConn makes a connection holding the pending slot of peer that the
+// caller acquired.
+func (s *Server) newConn(id string, t transport, peer string, now time.Time) *conn {
+	c := &conn{srv: s, id: id, peer: peer, unauth: true, transport: t, nextPingAt: now.Add(s.opts.PingInterval), deadline: now.Add(s.opts.ConnectTimeout)}
 	if t == transportPolling {
 		c.pollWake = make(chan struct{}, 1)
 	}
@@ -170,20 +206,95 @@ func (c *conn) pong(now time.Time) {
 	c.mu.Unlock()
 }
 
-// send queues a protocol frame (not a user message: no queue limit).
+// send queues a protocol reply.
 func (c *conn) send(data []byte) {
 	c.mu.Lock()
 	c.enqueueLocked(frame{data: data})
 	c.mu.Unlock()
 }
 
-// enqueueLocked queues f and makes sure something will write it.
-func (c *conn) enqueueLocked(f frame) {
-	if c.closed && f.kind != frameClose {
+// clientPing answers a ping from the client with reply, or closes a client
+// that pings more than maxClientPings times within a ping interval.
+func (c *conn) clientPing(now time.Time, reply frame) {
+	c.mu.Lock()
+	if now.Sub(c.pingsFrom) >= c.srv.opts.PingInterval {
+		c.pings, c.pingsFrom = 0, now
+	}
+	c.pings++
+	if c.pings > maxClientPings {
+		c.mu.Unlock()
+		c.close(reasonPingFlood, false)
 		return
 	}
+	c.enqueueLocked(reply)
+	c.mu.Unlock()
+}
+
+// answerPings routes the WebSocket ping control frames of ws through
+// clientPing: their pongs are queued like any reply instead of being
+// written from the reader.
+func (c *conn) answerPings(ws *websocket.Conn) {
+	ws.SetPingHandler(func(data string) error {
+		c.clientPing(time.Now(), frame{data: []byte(data), kind: framePong})
+		return nil
+	})
+}
+
+// enqueueLocked queues f and makes sure something will write it. It is the
+// only way into the queue, so the bound holds for every kind of frame: one
+// that does not fit cuts the connection as a slow client instead, and
+// enqueueLocked reports false (also when the connection is closed).
+func (c *conn) enqueueLocked(f frame) bool {
+	if c.closed && f.kind != frameClose {
+		return false
+	}
+	n := f.cost()
+	if f.kind != frameClose && !c.roomLocked(n) {
+		c.abortLocked(reasonSlowClient)
+		return false
+	}
 	c.queue = append(c.queue, f)
+	c.queued += n
+	c.frames++
+	c.peak = max(c.peak, c.queued)
 	c.kickLocked()
+	return true
+}
+
+// roomLocked reports whether a frame costing n fits: at most SendQueue
+// frames and SendBuffer bytes (unauthSendBuffer before the client
+// authenticates), counting the batch being written. An empty queue takes
+// any one frame, so that no message is too large to ever be sent.
+func (c *conn) roomLocked(n int) bool { return c.roomInLocked(n, 1) }
+
+// roomInLocked is roomLocked within 1/share of the bound.
+func (c *conn) roomInLocked(n, share int) bool {
+	if c.frames == 0 {
+		return true
+	}
+	limit := c.srv.opts.SendBuffer
+	if !c.connected {
+		limit = min(limit, unauthSendBuffer)
+	}
+	return c.frames < c.srv.opts.SendQueue/share && c.queued+n <= limit/share
+}
+
+// releaseLocked uncounts a batch once written (or abandoned) and wakes a
+// replay waiting for room.
+func (c *conn) releaseLocked(batch []frame) {
+	if len(batch) == 0 {
+		return
+	}
+	for _, f := range batch {
+		c.queued -= f.cost()
+	}
+	c.frames -= len(batch)
+	if c.room != nil {
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (c *conn) kickLocked() {
@@ -236,14 +347,13 @@ func (c *conn) pushLocked(m *hub.Message) string {
 		// lost it): reconnecting makes the client recover it from the stream.
 		return reasonGap
 	}
-	if len(c.queue) >= c.srv.opts.SendQueue {
-		return reasonSlowClient
-	}
-	c.lastSeq = m.Seq
 	if !m.Skipped() {
-		c.enqueueLocked(frame{data: c.frameOf(m)})
+		if !c.enqueueLocked(frame{data: c.frameOf(m)}) {
+			return "" // closed, as a slow client if the message did not fit
+		}
 		c.srv.metrics.sent.WithLabelValues(c.transport.String()).Inc()
 	}
+	c.lastSeq = m.Seq
 	return ""
 }
 
@@ -255,7 +365,8 @@ func (c *conn) frameOf(m *hub.Message) []byte {
 }
 
 // deliverReplay queues a replayed message, waiting for room in the queue: a
-// replay follows the client's pace instead of overflowing it.
+// replay follows the client's pace instead of overflowing it. It fills half
+// the bound at most, so that heartbeats and replies always fit beside it.
 func (c *conn) deliverReplay(ctx context.Context, m *hub.Message) error {
 	for {
 		c.mu.Lock()
@@ -263,7 +374,7 @@ func (c *conn) deliverReplay(ctx context.Context, m *hub.Message) error {
 			c.mu.Unlock()
 			return errClosed
 		}
-		if len(c.queue) < c.srv.opts.SendQueue {
+		if m.Skipped() || c.roomInLocked(frame{data: c.frameOf(m)}.cost(), 2) {
 			reason := c.pushLocked(m)
 			c.mu.Unlock()
 			if reason != "" {
@@ -290,7 +401,7 @@ func (c *conn) finishReplay() {
 	c.mu.Lock()
 	reason := ""
 	for _, m := range c.pending {
-		if reason = c.pushLocked(m); reason != "" {
+		if reason = c.pushLocked(m); reason != "" || c.closed {
 			break
 		}
 	}
@@ -301,39 +412,42 @@ func (c *conn) finishReplay() {
 	}
 }
 
-// takeLocked removes and returns the queued frames.
+// takeLocked removes and returns the queued frames; they count against the
+// bound until released.
 func (c *conn) takeLocked() []frame {
 	q := c.queue
 	c.queue = nil
-	if c.room != nil {
-		select {
-		case c.room <- struct{}{}:
-		default:
-		}
-	}
 	return q
+}
+
+// dropQueueLocked discards the frames nobody will write.
+func (c *conn) dropQueueLocked() {
+	c.releaseLocked(c.takeLocked())
 }
 
 // writeLoop writes queued frames to the WebSocket and exits when the queue
 // is empty.
 func (c *conn) writeLoop() {
 	defer c.srv.writers.Done()
+	var batch []frame
 	for {
 		c.mu.Lock()
+		c.releaseLocked(batch)
 		ws := c.ws
 		if len(c.queue) == 0 || ws == nil {
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
-		batch := c.takeLocked()
+		batch = c.takeLocked()
 		c.mu.Unlock()
 		for _, f := range batch {
 			if err := c.writeFrame(ws, f); err != nil || f.kind == frameClose {
 				_ = ws.Close()
 				c.mu.Lock()
 				c.writing = false
-				c.queue = nil
+				c.releaseLocked(batch)
+				c.dropQueueLocked()
 				c.mu.Unlock()
 				if err != nil {
 					c.close(reasonWriteError, false)
@@ -349,6 +463,8 @@ func (c *conn) writeFrame(ws *websocket.Conn, f frame) error {
 	switch f.kind {
 	case framePing:
 		return ws.WriteControl(websocket.PingMessage, nil, deadline)
+	case framePong:
+		return ws.WriteControl(websocket.PongMessage, f.data, deadline)
 	case frameClose:
 		return ws.WriteControl(websocket.CloseMessage, f.data, deadline)
 	default:
@@ -368,9 +484,28 @@ func (c *conn) close(reason string, graceful bool) {
 
 func (c *conn) closeWith(reason string, graceful bool, code int, text string) {
 	c.mu.Lock()
+	shut := c.shutLocked(graceful, code, text)
+	c.mu.Unlock()
+	if shut {
+		c.srv.forget(c, reason)
+	}
+}
+
+// abortLocked cuts the connection from under its lock (a frame that did not
+// fit); the rest of the close takes the lock, so it runs on its own
+// goroutine.
+func (c *conn) abortLocked(reason string) {
+	if c.shutLocked(false, 0, "") {
+		go c.srv.forget(c, reason)
+	}
+}
+
+// shutLocked marks the connection closed and ends its transport, and
+// reports whether it was open. A graceful close queues the close frame
+// after what is queued; otherwise the queue is dropped.
+func (c *conn) shutLocked(graceful bool, code int, text string) bool {
 	if c.closed {
-		c.mu.Unlock()
-		return
+		return false
 	}
 	if graceful {
 		if c.transport == transportPolling {
@@ -378,6 +513,8 @@ func (c *conn) closeWith(reason string, graceful bool, code int, text string) {
 		} else {
 			c.enqueueLocked(frame{data: websocket.FormatCloseMessage(code, text), kind: frameClose})
 		}
+	} else {
+		c.dropQueueLocked()
 	}
 	c.closed = true
 	switch {
@@ -395,6 +532,5 @@ func (c *conn) closeWith(reason string, graceful bool, code int, text string) {
 		default:
 		}
 	}
-	c.mu.Unlock()
-	c.srv.forget(c, reason)
+	return true
 }

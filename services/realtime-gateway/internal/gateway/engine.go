@@ -58,7 +58,12 @@ func (s *Server) serveEngineIO(w http.ResponseWriter, r *http.Request) {
 			engineError(w, http.StatusBadRequest, engineio.ErrCodeBadHandshake, "Bad handshake method")
 			return
 		}
-		s.handshake(w, r, t)
+		peer, ok := s.pending.acquire(r)
+		if !ok {
+			engineError(w, http.StatusTooManyRequests, engineio.ErrCodeBadRequest, "Too many pending connections")
+			return
+		}
+		s.handshake(w, r, t, peer)
 		return
 	}
 	c := s.lookup(sid)
@@ -117,11 +122,12 @@ func (s *Server) openPacket(sid string, upgrades []string) []byte {
 	return append([]byte{'0' + byte(engineio.Open)}, b...)
 }
 
-func (s *Server) handshake(w http.ResponseWriter, r *http.Request, t string) {
+// handshake opens a session holding the pending slot of peer.
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, t, peer string) {
 	now := time.Now()
 	sid := newID()
 	if t == "polling" {
-		c := s.newConn(sid, transportPolling, now)
+		c := s.newConn(sid, transportPolling, peer, now)
 		s.track(c)
 		c.mu.Lock()
 		c.scheduleLocked()
@@ -131,10 +137,12 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, t string) {
 	}
 	ws, br, err := s.upgrade(w, r)
 	if err != nil {
+		s.pending.release(peer)
 		return // the upgrader answered
 	}
-	c := s.newConn(sid, transportWebSocket, now)
+	c := s.newConn(sid, transportWebSocket, peer, now)
 	c.ws = ws
+	c.answerPings(ws)
 	s.track(c)
 	c.mu.Lock()
 	c.enqueueLocked(frame{data: s.openPacket(sid, []string{})})
@@ -152,6 +160,9 @@ func writePolling(w http.ResponseWriter, body []byte) {
 // pollGet answers a long-polling GET with the queued packets, waiting for
 // some when there are none. A second GET while one waits is a protocol error.
 func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, c *conn) {
+	// The HTTP server's write timeout is meant for REST; a poll is held up
+	// to a ping interval before its answer is written.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.PingInterval + s.opts.WriteTimeout))
 	c.mu.Lock()
 	if c.transport != transportPolling || c.polling {
 		overlap := c.polling
@@ -195,6 +206,9 @@ func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, c *conn) {
 		packets = append(packets, closePacket) // the client reconnects
 	}
 	writePolling(w, engineio.EncodePayload(packets))
+	c.mu.Lock()
+	c.releaseLocked(batch)
+	c.mu.Unlock()
 }
 
 // pollPost takes the packets of a long-polling POST.
@@ -249,7 +263,7 @@ func (s *Server) onEnginePacket(c *conn, p engineio.Packet) bool {
 	case engineio.Pong:
 		c.pong(time.Now())
 	case engineio.Ping:
-		c.send(engineio.Text(engineio.Packet{Type: engineio.Pong, Data: p.Data}))
+		c.clientPing(time.Now(), frame{data: engineio.Text(engineio.Packet{Type: engineio.Pong, Data: p.Data})})
 	case engineio.Message:
 		if p.Binary {
 			// The gateway takes no binary events; drop their attachments.
@@ -338,6 +352,7 @@ func (s *Server) upgradeSession(w http.ResponseWriter, r *http.Request, c *conn)
 	c.probe = nil
 	c.transport = transportWebSocket
 	c.ws = ws
+	c.answerPings(ws)
 	select { // a pending poll answers noop
 	case c.pollWake <- struct{}{}:
 	default:
@@ -350,12 +365,20 @@ func (s *Server) upgradeSession(w http.ResponseWriter, r *http.Request, c *conn)
 	go s.readEngineWS(c, ws, br) // this handler's goroutine ends
 }
 
+// errProbePing ends a probe whose client sends WebSocket pings: the upgrade
+// needs none, and their answers would have to be written outside the
+// session's queue.
+var errProbePing = errors.New("engineio: ping frame during the upgrade probe")
+
 // probe runs the upgrade handshake on ws and reports whether the client
-// asked to switch.
+// asked to switch. It answers one "2probe" (written at once, not queued):
+// the protocol needs no more.
 func (s *Server) probe(c *conn, ws *websocket.Conn) bool {
 	deadline := time.Now().Add(s.opts.PingTimeout + s.opts.PingInterval)
 	_ = ws.SetReadDeadline(deadline)
 	defer func() { _ = ws.SetReadDeadline(time.Time{}) }()
+	ws.SetPingHandler(func(string) error { return errProbePing })
+	probed := false
 	for {
 		mt, data, err := ws.ReadMessage()
 		if err != nil {
@@ -366,7 +389,8 @@ func (s *Server) probe(c *conn, ws *websocket.Conn) bool {
 			return false
 		}
 		switch {
-		case p.Type == engineio.Ping && string(p.Data) == "probe":
+		case p.Type == engineio.Ping && string(p.Data) == "probe" && !probed:
+			probed = true
 			_ = ws.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 			if err := ws.WriteMessage(websocket.TextMessage, []byte("3probe")); err != nil {
 				return false

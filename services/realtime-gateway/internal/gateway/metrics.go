@@ -13,6 +13,8 @@ type metrics struct {
 	connectErrors   *prometheus.CounterVec // by code
 	recovery        *prometheus.CounterVec // hit or miss
 	recoverySaveErr prometheus.Counter
+	pendingRefused  *prometheus.CounterVec // by limit
+	queuePeak       prometheus.Histogram   // most bytes a connection had queued
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,7 +46,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		recoverySaveErr: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gateway_recovery_save_errors_total", Help: "Disconnected sessions that could not be recorded for recovery.",
 		}),
+		pendingRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_pending_refused_total", Help: "Handshakes refused because too many connections had not authenticated yet, by limit (per_address, total).",
+		}, []string{"limit"}),
+		queuePeak: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gateway_send_queue_peak_bytes",
+			Help:    "The most a connection had queued at once (frames plus 32 bytes each), observed when it closes.",
+			Buckets: []float64{1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20},
+		}),
 	}
+	reg.MustRegister(m.pendingRefused, m.queuePeak)
+	m.pendingRefused.WithLabelValues("per_address")
+	m.pendingRefused.WithLabelValues("total")
 	reg.MustRegister(m.connections, m.accepted, m.upgrades, m.sent, m.disconnects,
 		m.slowClients, m.connectErrors, m.recovery, m.recoverySaveErr)
 	for _, t := range []transport{transportPolling, transportWebSocket, transportPlain} {
@@ -54,4 +67,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.recovery.WithLabelValues("hit")
 	m.recovery.WithLabelValues("miss")
 	return m
+}
+
+// watchPending exports the count of connections not yet authenticated.
+func (m *metrics) watchPending(reg prometheus.Registerer, count func() int) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gateway_pending_connections", Help: "Connections that have not authenticated yet.",
+	}, func() float64 { return float64(count()) }))
 }

@@ -25,8 +25,22 @@ const (
 // plainIn is a frame from a /ws client.
 type plainIn struct {
 	Type  string  `json:"type"`
-	Token string  `json:"token"`
-	Since *uint64 `json:"since"`
+	Token string  `json:"token,omitempty"`
+	Since *uint64 `json:"since,omitempty"`
+}
+
+var errNoType = errors.New("a frame is a JSON object with a type")
+
+// decodePlain reads a /ws client frame.
+func decodePlain(data []byte) (plainIn, error) {
+	var in plainIn
+	if err := json.Unmarshal(data, &in); err != nil {
+		return plainIn{}, err
+	}
+	if in.Type == "" {
+		return plainIn{}, errNoType
+	}
+	return in, nil
 }
 
 func plainError(code, message string) []byte {
@@ -59,14 +73,21 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
 		}
 		since = &n
 	}
+	peer, ok := s.pending.acquire(r)
+	if !ok {
+		http.Error(w, "too many pending connections", http.StatusTooManyRequests)
+		return
+	}
 	ws, br, err := s.upgrade(w, r)
 	if err != nil {
+		s.pending.release(peer)
 		return
 	}
 	now := time.Now()
-	c := s.newConn(newID(), transportPlain, now)
+	c := s.newConn(newID(), transportPlain, peer, now)
 	c.ws = ws
 	ws.SetPongHandler(func(string) error { c.pong(time.Now()); return nil })
+	c.answerPings(ws)
 	s.track(c)
 	c.mu.Lock()
 	c.scheduleLocked()
@@ -91,8 +112,8 @@ func (s *Server) readPlain(c *conn, ws *websocket.Conn, br *bufio.Reader) {
 			c.close(readFailure(err), false)
 			return false
 		}
-		var in plainIn
-		if err := json.Unmarshal(data, &in); err != nil {
+		in, err := decodePlain(data)
+		if err != nil {
 			c.send(plainError("bad_frame", "frames are JSON objects with a type"))
 			return true
 		}
@@ -108,7 +129,7 @@ func (s *Server) readPlain(c *conn, ws *websocket.Conn, br *bufio.Reader) {
 				s.plainConnect(c, in.Token, in.Since)
 			}
 		case "ping":
-			c.send([]byte(`{"type":"pong"}`))
+			c.clientPing(time.Now(), frame{data: []byte(`{"type":"pong"}`)})
 		default:
 			c.send(plainError("bad_frame", "unknown frame type"))
 		}

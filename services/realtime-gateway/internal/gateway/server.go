@@ -35,6 +35,9 @@ type Options struct {
 	WriteTimeout    time.Duration
 	MaxPayload      int // bytes of one client message or polling body
 	SendQueue       int // frames queued per connection before it counts as slow
+	SendBuffer      int // bytes queued per authenticated connection before it counts as slow
+	MaxPendingPerIP int // connections not yet authenticated per client address (0: no limit)
+	MaxPending      int // connections not yet authenticated in all
 	MaxConnsPerUser int
 	AllowedOrigins  []string // "*" allows any; empty allows same-origin and non-browser clients
 	ShutdownGrace   time.Duration
@@ -70,6 +73,7 @@ type Server struct {
 	wheel    *wheel.Wheel
 	metrics  *metrics
 	upgrader websocket.Upgrader
+	pending  *pendingLimits
 
 	ctx      context.Context // ends when the server stops; bounds replays
 	stop     context.CancelFunc
@@ -95,6 +99,10 @@ func New(o Options, log *slog.Logger, v Verifier, h Hub, store Recovery, w *whee
 		saves: newSaveQueue(saveQueueLimit), gone: make(chan struct{}),
 		conns: make(map[string]*conn),
 	}
+	s.pending = newPendingLimits(o.MaxPendingPerIP, o.MaxPending, func(limit string) {
+		s.metrics.pendingRefused.WithLabelValues(limit).Inc()
+	})
+	s.metrics.watchPending(reg, s.pending.count)
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:   512,
 		WriteBufferSize:  4096,
@@ -197,8 +205,13 @@ func (s *Server) forget(c *conn, reason string) {
 	t, user, joined := c.transport, c.user, c.connected || c.connecting
 	save := c.connected && c.pid != "" && !c.explicit
 	sess := recovery.Session{User: c.user, SID: c.socketID, Start: c.start.UnixMilli(), Disconnected: time.Now().UnixMilli()}
-	pid := c.pid
+	pid, peak, unauth := c.pid, c.peak, c.unauth
+	c.unauth = false
 	c.mu.Unlock()
+	if unauth {
+		s.pending.release(c.peer)
+	}
+	s.metrics.queuePeak.Observe(float64(peak))
 	if joined && user != "" {
 		s.hub.Leave(user, c)
 	}

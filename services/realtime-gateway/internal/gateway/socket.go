@@ -173,10 +173,15 @@ func (s *Server) markJoined(c *conn, claims auth.Claims, first []byte) bool {
 		return false
 	}
 	c.connected, c.connecting = true, false
+	unauth := c.unauth
+	c.unauth = false
 	c.deadline = claims.ExpiresAt
 	c.enqueueLocked(frame{data: first})
 	c.scheduleLocked()
 	c.mu.Unlock()
+	if unauth {
+		s.pending.release(c.peer)
+	}
 	return true
 }
 

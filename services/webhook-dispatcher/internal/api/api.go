@@ -77,7 +77,7 @@ func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *dispa
 
 // Register adds the routes behind authentication.
 func (a *API) Register(e *echo.Echo, v *auth.Verifier) {
-	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg, httpx.BufferBody)
+	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg)
 	write := a.writes.Middleware("webhook changes", func(c *echo.Context) string { return org(c) + "\x00" + httpx.Claims(c).UserID })
 	send := a.sends.Middleware("webhook tests and retries by the organization", org)
 	g.GET("", a.list)
@@ -513,7 +513,7 @@ func checkDescription(s string) error {
 func decode(c *echo.Context, v any) error {
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil { // BufferBody has refused an over-limit body
+	if err := dec.Decode(v); err != nil { // the server (httpx.NewServer) has refused an over-limit body
 		return problem.BadRequest("body: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {
