@@ -128,6 +128,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	if db != nil {
 		checks = append(checks, httpx.Check{Name: "postgres", Fn: db.PingContext})
 	}
+	// Not ready from the moment shutdown starts, while the services drain
+	// and HTTP still answers: a load balancer stops sending new clients.
+	checks = append(checks, httpx.Check{Name: "shutdown", Fn: func(context.Context) error {
+		if ctx.Err() != nil {
+			return errors.New("in progress")
+		}
+		return nil
+	}})
 	httpx.RegisterOps(e, reg, checks...)
 
 	services := make([]Service, 0, len(o.Services))
@@ -180,18 +188,20 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	shutCtx, cancelShut := context.WithTimeout(context.Background(), o.ShutdownGrace)
 	defer cancelShut()
-	// Stop consuming first and let in-flight work finish, while HTTP drains.
+	// Stop consuming first and let in-flight work finish while HTTP still
+	// serves (/readyz says not ready): a gateway closes its clients one by
+	// one and long-polling ones need HTTP for that. Then HTTP drains.
 	stopServices()
-	if serr := srv.Shutdown(shutCtx); serr != nil {
-		log.Warn("http shutdown", "err", serr)
-		_ = srv.Close()
-	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-shutCtx.Done():
 		log.Warn("services did not stop within the grace period")
+	}
+	if serr := srv.Shutdown(shutCtx); serr != nil {
+		log.Warn("http shutdown", "err", serr)
+		_ = srv.Close()
 	}
 	return err
 }

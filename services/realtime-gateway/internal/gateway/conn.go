@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/recovery"
 )
 
 // transport is how a connection reaches its client.
@@ -105,6 +106,8 @@ type conn struct {
 	pending    []*hub.Message // live messages held while replaying
 	explicit   bool           // the client disconnected on purpose: no recovery
 	skipBinary int            // binary attachments still to discard
+	rev        uint64         // revision of the session's record (recovery bucket)
+	covered    time.Time      // the token expiry that record covers
 }
 
 func (s *Server) newConn(id string, t transport, now time.Time) *conn {
@@ -397,4 +400,19 @@ func (c *conn) closeWith(reason string, graceful bool, code int, text string) {
 	}
 	c.mu.Unlock()
 	c.srv.forget(c, reason)
+}
+
+// recorded notes the revision of the session's record and the token expiry
+// it covers; a late answer for an older revision changes nothing.
+func (c *conn) recorded(rev uint64, alive time.Time) {
+	c.mu.Lock()
+	if rev > c.rev {
+		c.rev, c.covered = rev, alive
+	}
+	c.mu.Unlock()
+}
+
+// sessionLocked is the session's record as this connection writes it.
+func (c *conn) sessionLocked() recovery.Session {
+	return recovery.Session{User: c.user, SID: c.socketID, Start: c.start.UnixMilli(), Conn: c.id}
 }

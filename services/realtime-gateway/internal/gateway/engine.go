@@ -34,6 +34,12 @@ func (s *Server) serveEngineIO(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cors(w, r)
+	if s.draining.Load() {
+		// A kept-alive connection would bring the client's next request
+		// (its reconnect) back here; a new one goes where the load
+		// balancer sends it.
+		w.Header().Set("Connection", "close")
+	}
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusNoContent)
 		return
