@@ -398,6 +398,74 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// A draining gateway answers /readyz with 503 at once, refuses new
+// handshakes, and closes its connections spread over up to half its grace
+// period (GATEWAY_DRAIN_RATE a second), each with 1001 so that clients
+// reconnect elsewhere.
+func TestDrainSaysNotReadyAndSpreadsCloses(t *testing.T) {
+	const sessions = 20
+	n := testkit.StartNATS(t)
+	cfg := testConfig()
+	cfg.PingInterval, cfg.PingTimeout = time.Minute, time.Minute
+	cfg.DrainRate = 10 // 2s for 20, capped at half the 3s grace: 1.5s
+	g := startGateway(t, n, cfg)
+	closed := make(chan time.Time, sessions)
+	for i := range sessions {
+		ws, _, err := openSession(t, g, token(t, fmt.Sprint("drain-", i), time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+				if _, _, err := ws.ReadMessage(); err != nil {
+					if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseGoingAway {
+						t.Errorf("session closed with %v, want 1001", err)
+					}
+					closed <- time.Now()
+					return
+				}
+			}
+		}()
+	}
+	if code, _ := get(t, g.URL+"/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz %d before the drain", code)
+	}
+
+	stopped := make(chan struct{})
+	go func() { g.stop(); close(stopped) }()
+	testkit.Eventually(t, 10*time.Second, "readyz to say not ready", func() bool {
+		code, body := get(t, g.URL+"/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "shutdown")
+	})
+	if code, _ := get(t, g.URL+"/socket.io/?EIO=4&transport=polling"); code != http.StatusServiceUnavailable {
+		t.Fatalf("a new handshake while draining: %d, want 503", code)
+	}
+	var first, last time.Time
+	for i := range sessions {
+		at := <-closed
+		if i == 0 {
+			first = at
+		}
+		last = at
+	}
+	if spread := last.Sub(first); spread < time.Second {
+		t.Fatalf("%d closes within %v, want them spread over about 1.5s", sessions, spread)
+	}
+	<-stopped
+}
+
+// get returns the status and body of a GET, or 0 when nothing answers.
+func get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	return res.StatusCode, readAll(t, res.Body)
+}
+
 // A live message whose previous offset the connection never got (the live
 // subscription lost one) makes the gateway close the connection, so that
 // the client recovers the gap from the stream.

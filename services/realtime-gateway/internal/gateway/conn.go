@@ -100,14 +100,14 @@ type conn struct {
 	user       string
 	socketID   string
 	pid        string
-	start      time.Time
+	start      int64 // when the session began, Unix ms
 	lastSeq    uint64
 	replaying  bool
 	pending    []*hub.Message // live messages held while replaying
 	explicit   bool           // the client disconnected on purpose: no recovery
 	skipBinary int            // binary attachments still to discard
 	rev        uint64         // revision of the session's record (recovery bucket)
-	covered    time.Time      // the token expiry that record covers
+	covered    int64          // Unix s: the token expiry that record covers
 }
 
 func (s *Server) newConn(id string, t transport, now time.Time) *conn {
@@ -407,12 +407,12 @@ func (c *conn) closeWith(reason string, graceful bool, code int, text string) {
 func (c *conn) recorded(rev uint64, alive time.Time) {
 	c.mu.Lock()
 	if rev > c.rev {
-		c.rev, c.covered = rev, alive
+		c.rev, c.covered = rev, alive.Unix()
 	}
 	c.mu.Unlock()
 }
 
 // sessionLocked is the session's record as this connection writes it.
 func (c *conn) sessionLocked() recovery.Session {
-	return recovery.Session{User: c.user, SID: c.socketID, Start: c.start.UnixMilli(), Conn: c.id}
+	return recovery.Session{User: c.user, SID: c.socketID, Start: c.start, Conn: c.id}
 }

@@ -128,9 +128,9 @@ func (s *Server) connectSocket(c *conn, data json.RawMessage) {
 	c.user = claims.UserID
 	c.replaying = true // hold live messages until the CONNECT answer is out
 	if recovered {
-		c.pid, c.socketID, c.start, c.lastSeq = a.PID, sess.SID, time.UnixMilli(sess.Start), point.After
+		c.pid, c.socketID, c.start, c.lastSeq = a.PID, sess.SID, sess.Start, point.After
 	} else {
-		c.pid, c.socketID, c.start = newID(), newID(), now
+		c.pid, c.socketID, c.start = newID(), newID(), now.UnixMilli()
 	}
 	c.mu.Unlock()
 
@@ -295,11 +295,11 @@ func (s *Server) reauth(c *conn, token string) reauthResult {
 	c.deadline = claims.ExpiresAt
 	c.scheduleLocked()
 	var refresh *saveRequest
-	if c.pid != "" && claims.ExpiresAt.After(c.covered) {
+	if c.pid != "" && claims.ExpiresAt.Unix() > c.covered {
 		// The session now lasts longer than its record covers.
 		alive := claims.ExpiresAt.Add(recordSlack)
 		refresh = &saveRequest{c: c, pid: c.pid, rev: c.rev, sess: c.sessionLocked(), alive: alive}
-		c.covered = alive // one refresh in flight is enough
+		c.covered = alive.Unix() // one refresh in flight is enough
 	}
 	c.mu.Unlock()
 	if refresh != nil {
