@@ -409,7 +409,11 @@ func TestDrainSaysNotReadyAndSpreadsCloses(t *testing.T) {
 	cfg.PingInterval, cfg.PingTimeout = time.Minute, time.Minute
 	cfg.DrainRate = 10 // 2s for 20, capped at half the 3s grace: 1.5s
 	g := startGateway(t, n, cfg)
-	closed := make(chan time.Time, sessions)
+	type closing struct {
+		at  time.Time
+		err error
+	}
+	closed := make(chan closing, sessions)
 	for i := range sessions {
 		ws, _, err := openSession(t, g, token(t, fmt.Sprint("drain-", i), time.Hour))
 		if err != nil {
@@ -419,10 +423,7 @@ func TestDrainSaysNotReadyAndSpreadsCloses(t *testing.T) {
 			for {
 				_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
 				if _, _, err := ws.ReadMessage(); err != nil {
-					if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseGoingAway {
-						t.Errorf("session closed with %v, want 1001", err)
-					}
-					closed <- time.Now()
+					closed <- closing{time.Now(), err}
 					return
 				}
 			}
@@ -438,16 +439,21 @@ func TestDrainSaysNotReadyAndSpreadsCloses(t *testing.T) {
 		code, body := get(t, g.URL+"/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "shutdown")
 	})
-	if code, _ := get(t, g.URL+"/socket.io/?EIO=4&transport=polling"); code != http.StatusServiceUnavailable {
-		t.Fatalf("a new handshake while draining: %d, want 503", code)
-	}
+	// Handshakes are refused right after /readyz says not ready.
+	testkit.Eventually(t, 10*time.Second, "new handshakes to be refused", func() bool {
+		code, _ := get(t, g.URL+"/socket.io/?EIO=4&transport=polling")
+		return code == http.StatusServiceUnavailable
+	})
 	var first, last time.Time
 	for i := range sessions {
-		at := <-closed
-		if i == 0 {
-			first = at
+		c := <-closed
+		if ce, ok := c.err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseGoingAway {
+			t.Fatalf("session closed with %v, want 1001", c.err)
 		}
-		last = at
+		if i == 0 {
+			first = c.at
+		}
+		last = c.at
 	}
 	if spread := last.Sub(first); spread < time.Second {
 		t.Fatalf("%d closes within %v, want them spread over about 1.5s", sessions, spread)
