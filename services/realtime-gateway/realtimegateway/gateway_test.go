@@ -1,6 +1,7 @@
 package realtimegateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/testkit"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/recovery"
 )
 
 // A client that stops answering pings is closed after pingInterval +
@@ -176,6 +178,58 @@ func TestTokenExpiryAndReauth(t *testing.T) {
 	if name, _, _ := parseEvent(t, refreshed.readSkippingPings()); name != "notification" {
 		t.Fatalf("refreshed connection got %q", name)
 	}
+}
+
+// A session's record lasts as long as its token (plus a minute and the
+// window): a reauth with a token that expires later rewrites it, so that the
+// session stays recoverable after a crash for as long as it may live.
+func TestReauthExtendsTheSessionRecord(t *testing.T) {
+	n := testkit.StartNATS(t)
+	cfg := testConfig()
+	cfg.PingInterval, cfg.PingTimeout = 10*time.Second, 5*time.Second
+	g := startGateway(t, n, cfg)
+	user := testkit.UniqueID("user")
+	c := dialSIO(t, g, false)
+	r := parseConnect(t, c.connect(map[string]any{"token": token(t, user, time.Hour)}))
+
+	ctx := context.Background()
+	kvStream, err := n.JS.Stream(ctx, "KV_"+recovery.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := func() (uint64, time.Duration) {
+		t.Helper()
+		m, err := kvStream.GetLastMsgForSubject(ctx, "$KV."+recovery.Bucket+"."+r.PID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ttl, err := time.ParseDuration(m.Header.Get("Nats-TTL"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Sequence, ttl
+	}
+	rev, ttl := record()
+	if want := time.Hour + time.Minute + cfg.RecoveryWindow; ttl < want-5*time.Second || ttl > want {
+		t.Fatalf("record TTL %v after connecting, want about %v", ttl, want)
+	}
+
+	c.send(`421["reauth",{"token":"` + token(t, user, 3*time.Hour) + `"}]`)
+	if p := c.readSkippingPings(); !strings.HasPrefix(p, `431[{"ok":true`) {
+		t.Fatalf("reauth: %q", p)
+	}
+	want := 3*time.Hour + time.Minute + cfg.RecoveryWindow
+	testkit.Eventually(t, 10*time.Second, "the record to be rewritten", func() bool {
+		_, ttl := record()
+		return ttl > want-time.Minute && ttl <= want
+	})
+	// The connection's end goes through the same queue: it follows the
+	// refreshed record (the revision moved since connecting).
+	c.ws.Close()
+	testkit.Eventually(t, 10*time.Second, "the session's end to be recorded", func() bool {
+		seq, ttl := record()
+		return seq > rev && ttl <= cfg.RecoveryWindow
+	})
 }
 
 // /ws takes the token from the Authorization header, the query or a first
