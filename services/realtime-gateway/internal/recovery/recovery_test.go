@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/testkit"
@@ -287,5 +289,29 @@ func TestRecordsCarryTheirTTL(t *testing.T) {
 	}
 	if got := ttl("pid-1"); got != "1m0s" {
 		t.Fatalf("disconnected record TTL %q, want the window", got)
+	}
+}
+
+// A bucket made by the previous version (the window as its age limit, no
+// per-record TTLs) is updated in place.
+func TestOpenUpdatesThePreviousBucket(t *testing.T) {
+	n := testkit.StartNATS(t)
+	ctx := context.Background()
+	if _, err := n.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: recovery.Bucket, TTL: 2 * time.Minute, History: 1, MaxValueSize: 1024, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := recovery.Open(ctx, n.JS, 2*time.Minute, 1)
+	if err != nil {
+		t.Fatalf("opening the previous version's bucket: %v", err)
+	}
+	if _, err := store.Put(ctx, "pid-1", recovery.Session{User: "alice", Conn: "c"}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	kvStream, err := n.JS.Stream(ctx, "KV_"+recovery.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := kvStream.CachedInfo().Config; cfg.MaxAge != 0 || !cfg.AllowMsgTTL {
+		t.Fatalf("bucket after the update: MaxAge %v, AllowMsgTTL %v", cfg.MaxAge, cfg.AllowMsgTTL)
 	}
 }
