@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -314,4 +315,23 @@ func TestOpenUpdatesThePreviousBucket(t *testing.T) {
 	if cfg := kvStream.CachedInfo().Config; cfg.MaxAge != 0 || !cfg.AllowMsgTTL {
 		t.Fatalf("bucket after the update: MaxAge %v, AllowMsgTTL %v", cfg.MaxAge, cfg.AllowMsgTTL)
 	}
+}
+
+// BenchmarkPut is the cost a connect adds: recording its session.
+func BenchmarkPut(b *testing.B) {
+	n := testkit.StartNATS(b)
+	store, err := recovery.Open(context.Background(), n.JS, time.Minute, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	alive := time.Now().Add(time.Hour)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for i := 0; pb.Next(); i++ {
+			pid := fmt.Sprintf("pid-%p-%d", pb, i)
+			if _, err := store.Put(ctx, pid, recovery.Session{User: "user-1", SID: pid, Start: 1, Conn: pid}, alive); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
