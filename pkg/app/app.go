@@ -128,18 +128,20 @@ func Run(ctx context.Context, o Options) (err error) {
 		hr.Stopping()
 		shutCtx, cancelShut := context.WithTimeout(context.Background(), o.ShutdownGrace)
 		defer cancelShut()
-		// Stop consuming first and let in-flight work finish, while HTTP drains.
+		// Stop consuming first and let in-flight work finish while HTTP still
+		// serves (/readyz says not ready): a gateway closes its clients one
+		// by one, and long-polling ones need HTTP for that. Then HTTP drains.
 		stopServices()
-		if serr := srv.Shutdown(shutCtx); serr != nil {
-			log.Warn("http shutdown", "err", serr)
-			_ = srv.Close()
-		}
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-shutCtx.Done():
 			log.Warn("services did not stop within the grace period")
+		}
+		if serr := srv.Shutdown(shutCtx); serr != nil {
+			log.Warn("http shutdown", "err", serr)
+			_ = srv.Close()
 		}
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()

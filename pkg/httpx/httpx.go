@@ -5,6 +5,7 @@ package httpx
 
 import (
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -47,7 +48,9 @@ func NewEcho(log *slog.Logger, reg prometheus.Registerer) *echo.Echo {
 			}
 			requests.WithLabelValues(v.Method, route, strconv.Itoa(v.Status)).Observe(v.Latency.Seconds())
 			level := slog.LevelDebug
-			if v.Status >= 500 {
+			// 503 is an answer, not a failure: not ready, or shutting
+			// down (whoever decided it says why).
+			if v.Status >= 500 && v.Status != http.StatusServiceUnavailable {
 				level = slog.LevelError
 			}
 			log.Log(c.Request().Context(), level, "http request", "method", v.Method, "path", v.URIPath, "status", v.Status, "latency_ms", float64(v.Latency.Microseconds())/1000)

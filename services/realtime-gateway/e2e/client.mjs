@@ -18,7 +18,8 @@ function open(cmd) {
     out({ tab, type: "connect", recovered: socket.recovered, id: socket.id, pid: socket._pid ?? null,
       transport: socket.io.engine.transport.name }));
   socket.on("connect_error", (err) => out({ tab, type: "connect_error", message: err.message, data: err.data ?? null }));
-  socket.on("disconnect", (reason) => out({ tab, type: "disconnect", reason }));
+  socket.on("disconnect", (reason, details) =>
+    out({ tab, type: "disconnect", reason, data: details ? { description: String(details.description?.message ?? details.description) } : null }));
   socket.io.on("open", () => {
     out({ tab, type: "open", transport: socket.io.engine.transport.name });
     socket.io.engine.on("upgrade", (t) => out({ tab, type: "upgrade", transport: t.name }));

@@ -1,6 +1,7 @@
 package realtimegateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/testkit"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/recovery"
 )
 
 // A client that stops answering pings is closed after pingInterval +
@@ -176,6 +178,58 @@ func TestTokenExpiryAndReauth(t *testing.T) {
 	if name, _, _ := parseEvent(t, refreshed.readSkippingPings()); name != "notification" {
 		t.Fatalf("refreshed connection got %q", name)
 	}
+}
+
+// A session's record lasts as long as its token (plus a minute and the
+// window): a reauth with a token that expires later rewrites it, so that the
+// session stays recoverable after a crash for as long as it may live.
+func TestReauthExtendsTheSessionRecord(t *testing.T) {
+	n := testkit.StartNATS(t)
+	cfg := testConfig()
+	cfg.PingInterval, cfg.PingTimeout = 10*time.Second, 5*time.Second
+	g := startGateway(t, n, cfg)
+	user := testkit.UniqueID("user")
+	c := dialSIO(t, g, false)
+	r := parseConnect(t, c.connect(map[string]any{"token": token(t, user, time.Hour)}))
+
+	ctx := context.Background()
+	kvStream, err := n.JS.Stream(ctx, "KV_"+recovery.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := func() (uint64, time.Duration) {
+		t.Helper()
+		m, err := kvStream.GetLastMsgForSubject(ctx, "$KV."+recovery.Bucket+"."+r.PID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ttl, err := time.ParseDuration(m.Header.Get("Nats-TTL"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Sequence, ttl
+	}
+	rev, ttl := record()
+	if want := time.Hour + time.Minute + cfg.RecoveryWindow; ttl < want-5*time.Second || ttl > want {
+		t.Fatalf("record TTL %v after connecting, want about %v", ttl, want)
+	}
+
+	c.send(`421["reauth",{"token":"` + token(t, user, 3*time.Hour) + `"}]`)
+	if p := c.readSkippingPings(); !strings.HasPrefix(p, `431[{"ok":true`) {
+		t.Fatalf("reauth: %q", p)
+	}
+	want := 3*time.Hour + time.Minute + cfg.RecoveryWindow
+	testkit.Eventually(t, 10*time.Second, "the record to be rewritten", func() bool {
+		_, ttl := record()
+		return ttl > want-time.Minute && ttl <= want
+	})
+	// The connection's end goes through the same queue: it follows the
+	// refreshed record (the revision moved since connecting).
+	c.ws.Close()
+	testkit.Eventually(t, 10*time.Second, "the session's end to be recorded", func() bool {
+		seq, ttl := record()
+		return seq > rev && ttl <= cfg.RecoveryWindow
+	})
 }
 
 // /ws takes the token from the Authorization header, the query or a first
@@ -396,6 +450,80 @@ func TestGracefulShutdown(t *testing.T) {
 	if !strings.Contains(string(data), `"between"`) {
 		t.Fatalf("replayed %s", data)
 	}
+}
+
+// A draining gateway answers /readyz with 503 at once, refuses new
+// handshakes, and closes its connections spread over up to half its grace
+// period (GATEWAY_DRAIN_RATE a second), each with 1001 so that clients
+// reconnect elsewhere.
+func TestDrainSaysNotReadyAndSpreadsCloses(t *testing.T) {
+	const sessions = 20
+	n := testkit.StartNATS(t)
+	cfg := testConfig()
+	cfg.PingInterval, cfg.PingTimeout = time.Minute, time.Minute
+	cfg.DrainRate = 10 // 2s for 20, capped at half the 3s grace: 1.5s
+	g := startGateway(t, n, cfg)
+	type closing struct {
+		at  time.Time
+		err error
+	}
+	closed := make(chan closing, sessions)
+	for i := range sessions {
+		ws, _, err := openSession(t, g, token(t, fmt.Sprint("drain-", i), time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+				if _, _, err := ws.ReadMessage(); err != nil {
+					closed <- closing{time.Now(), err}
+					return
+				}
+			}
+		}()
+	}
+	if code, _ := get(t, g.URL+"/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz %d before the drain", code)
+	}
+
+	stopped := make(chan struct{})
+	go func() { g.stop(); close(stopped) }()
+	testkit.Eventually(t, 10*time.Second, "readyz to say not ready", func() bool {
+		code, body := get(t, g.URL+"/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "shutdown")
+	})
+	// Handshakes are refused right after /readyz says not ready.
+	testkit.Eventually(t, 10*time.Second, "new handshakes to be refused", func() bool {
+		code, _ := get(t, g.URL+"/socket.io/?EIO=4&transport=polling")
+		return code == http.StatusServiceUnavailable
+	})
+	var first, last time.Time
+	for i := range sessions {
+		c := <-closed
+		if ce, ok := c.err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseGoingAway {
+			t.Fatalf("session closed with %v, want 1001", c.err)
+		}
+		if i == 0 {
+			first = c.at
+		}
+		last = c.at
+	}
+	if spread := last.Sub(first); spread < time.Second {
+		t.Fatalf("%d closes within %v, want them spread over about 1.5s", sessions, spread)
+	}
+	<-stopped
+}
+
+// get returns the status and body of a GET, or 0 when nothing answers.
+func get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	return res.StatusCode, readAll(t, res.Body)
 }
 
 // A live message whose previous offset the connection never got (the live

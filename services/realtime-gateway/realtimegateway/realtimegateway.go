@@ -43,6 +43,7 @@ type Config struct {
 	Tick            time.Duration // GATEWAY_TICK: resolution of heartbeats and deadlines
 	HubBuffer       int           // GATEWAY_HUB_BUFFER: live messages between NATS and the dispatcher
 	ShutdownGrace   time.Duration // GATEWAY_SHUTDOWN_GRACE
+	DrainRate       int           // GATEWAY_DRAIN_RATE: connections closed per second at shutdown
 }
 
 // ReadConfig reads the gateway's settings.
@@ -63,6 +64,7 @@ func ReadConfig(e *config.Env) Config {
 		Tick:            e.Duration("GATEWAY_TICK", 100*time.Millisecond),
 		HubBuffer:       e.Int("GATEWAY_HUB_BUFFER", 1<<16),
 		ShutdownGrace:   e.Duration("GATEWAY_SHUTDOWN_GRACE", 10*time.Second),
+		DrainRate:       e.Int("GATEWAY_DRAIN_RATE", 1000),
 	}
 	positive := map[string]time.Duration{
 		"GATEWAY_PING_INTERVAL": c.PingInterval, "GATEWAY_PING_TIMEOUT": c.PingTimeout,
@@ -94,6 +96,9 @@ func ReadConfig(e *config.Env) Config {
 	}
 	if c.MaxConnsPerUser < 1 {
 		e.Check(fmt.Errorf("GATEWAY_MAX_CONNECTIONS_PER_USER must be at least 1"))
+	}
+	if c.DrainRate < 1 {
+		e.Check(fmt.Errorf("GATEWAY_DRAIN_RATE must be at least 1"))
 	}
 	if c.HubBuffer < 1024 {
 		e.Check(fmt.Errorf("GATEWAY_HUB_BUFFER must be at least 1024"))
@@ -130,6 +135,7 @@ func New(cfg Config) app.Builder {
 			MaxConnsPerUser: cfg.MaxConnsPerUser,
 			AllowedOrigins:  cfg.AllowedOrigins,
 			ShutdownGrace:   cfg.ShutdownGrace,
+			DrainRate:       cfg.DrainRate,
 		}, log, d.Verifier, h, store, w, d.Metrics)
 		return &Service{server: srv, hub: h}, nil
 	}

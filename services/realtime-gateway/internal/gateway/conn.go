@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
+	"github.com/xpeditis/notify/services/realtime-gateway/internal/recovery"
 )
 
 // transport is how a connection reaches its client.
@@ -133,12 +134,14 @@ type conn struct {
 	user       string
 	socketID   string
 	pid        string
-	start      time.Time
+	start      int64 // when the session began, Unix ms
 	lastSeq    uint64
 	replaying  bool
 	pending    []*hub.Message // live messages held while replaying
 	explicit   bool           // the client disconnected on purpose: no recovery
 	skipBinary int            // binary attachments still to discard
+	rev        uint64         // revision of the session's record (recovery bucket)
+	covered    int64          // Unix s: the token expiry that record covers
 }
 
 // newConn makes a connection holding the pending slot of peer that the
@@ -533,4 +536,19 @@ func (c *conn) shutLocked(graceful bool, code int, text string) bool {
 		}
 	}
 	return true
+}
+
+// recorded notes the revision of the session's record and the token expiry
+// it covers; a late answer for an older revision changes nothing.
+func (c *conn) recorded(rev uint64, alive time.Time) {
+	c.mu.Lock()
+	if rev > c.rev {
+		c.rev, c.covered = rev, alive.Unix()
+	}
+	c.mu.Unlock()
+}
+
+// sessionLocked is the session's record as this connection writes it.
+func (c *conn) sessionLocked() recovery.Session {
+	return recovery.Session{User: c.user, SID: c.socketID, Start: c.start, Conn: c.id}
 }

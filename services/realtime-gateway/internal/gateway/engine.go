@@ -34,6 +34,12 @@ func (s *Server) serveEngineIO(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cors(w, r)
+	if s.draining.Load() {
+		// A kept-alive connection would bring the client's next request
+		// (its reconnect) back here; a new one goes where the load
+		// balancer sends it.
+		w.Header().Set("Connection", "close")
+	}
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -67,6 +73,18 @@ func (s *Server) serveEngineIO(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.lookup(sid)
+	if c == nil && s.draining.Load() && t == "polling" {
+		// The drain closed this session between two polls and the close
+		// packet it queued went with it: a poll gets it now, a post is
+		// taken (the poll brings the close), so that the client
+		// reconnects as after any close, not as after an error.
+		if r.Method == http.MethodGet {
+			writePolling(w, closePacket)
+		} else {
+			pollOK(w)
+		}
+		return
+	}
 	if c == nil || c.transport == transportPlain {
 		engineError(w, http.StatusBadRequest, engineio.ErrCodeUnknownSID, "Session ID unknown")
 		return
@@ -214,6 +232,13 @@ func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, c *conn) {
 // pollPost takes the packets of a long-polling POST.
 func (s *Server) pollPost(w http.ResponseWriter, r *http.Request, c *conn) {
 	c.mu.Lock()
+	if c.closed && c.transport == transportPolling {
+		// Closed, and the next poll brings the close packet: an error here
+		// would reach the client first, and look like a failure.
+		c.mu.Unlock()
+		pollOK(w)
+		return
+	}
 	if c.transport != transportPolling || c.posting || c.closed {
 		overlap := c.posting
 		c.mu.Unlock()
@@ -252,6 +277,11 @@ func (s *Server) pollPost(w http.ResponseWriter, r *http.Request, c *conn) {
 			break
 		}
 	}
+	pollOK(w)
+}
+
+// pollOK is the answer to a polling POST.
+func pollOK(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/html")
 	_, _ = io.WriteString(w, "ok")
 }

@@ -57,6 +57,7 @@ func plainError(code, message string) []byte {
 // frame) resumes after an offset.
 func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
+		w.Header().Set("Connection", "close")
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}

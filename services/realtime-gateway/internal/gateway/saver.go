@@ -1,7 +1,16 @@
 package gateway
 
+// A Socket.IO session's record is written when the session is established
+// (connectSocket), so that it survives this gateway however it ends. What
+// changes later goes through the queue below: the end of the session (when
+// it disconnected, or that the client left on purpose) and a new token's
+// expiry. A connection closed by this gateway's shutdown writes nothing: the
+// gateway's last heartbeat, written after the drain, is when its sessions
+// ended, as it is for a gateway that was killed.
+
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -20,9 +29,13 @@ const (
 	saveTimeout    = 5 * time.Second
 )
 
+// saveRequest updates the record a connection wrote at rev.
 type saveRequest struct {
-	pid  string
-	sess recovery.Session
+	c     *conn // told the new revision, for a connected session
+	pid   string
+	rev   uint64
+	sess  recovery.Session
+	alive time.Time // while connected: the token's expiry the record covers
 }
 
 // saveQueue is a FIFO of bounded length whose memory follows what it holds:
@@ -111,14 +124,44 @@ func (s *Server) saveLoop() {
 func (s *Server) save(r saveRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout)
 	defer cancel()
-	if err := s.store.Save(ctx, r.pid, r.sess); err != nil {
+	rev, err := s.store.Update(ctx, r.pid, r.rev, r.sess, r.alive)
+	switch {
+	case errors.Is(err, recovery.ErrReplaced):
+		// Another connection recovered the session and owns its record.
+	case err != nil:
 		s.saveFailed("cannot record sessions for recovery", err)
+	case r.c != nil:
+		r.c.recorded(rev, r.alive)
 	}
 }
 
-func (s *Server) queueSave(pid string, sess recovery.Session) {
-	if !s.saves.push(saveRequest{pid, sess}) {
+func (s *Server) queueSave(r saveRequest) {
+	if !s.saves.push(r) {
 		s.saveFailed("recovery save queue full: a session will not be recoverable", nil)
+	}
+}
+
+// beatLoop writes the gateway's heartbeat until ctx ends. While it beats,
+// the sessions it serves are recoverable elsewhere; once it stops (killed,
+// or stopped after the drain), their window counts from the last beat.
+func (s *Server) beatLoop(ctx context.Context) {
+	t := time.NewTicker(s.store.BeatEvery())
+	defer t.Stop()
+	for {
+		s.beat()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) beat() {
+	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout)
+	defer cancel()
+	if err := s.store.Beat(ctx, time.Now()); err != nil {
+		s.saveFailed("cannot write the gateway's heartbeat: its sessions may not be recoverable elsewhere", err)
 	}
 }
 

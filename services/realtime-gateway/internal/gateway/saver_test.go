@@ -35,7 +35,7 @@ func TestDisconnectBurstSavesEverySession(t *testing.T) {
 	for g := range 100 {
 		wg.Go(func() {
 			for i := g; i < sessions; i += 100 {
-				s.queueSave(pid(i), recovery.Session{User: fmt.Sprint("user-", i), SID: fmt.Sprint("sid-", i), Start: 1, Disconnected: time.Now().UnixMilli()})
+				s.queueSave(saveRequest{pid: pid(i), sess: recovery.Session{User: fmt.Sprint("user-", i), SID: fmt.Sprint("sid-", i), Start: 1, Disconnected: time.Now().UnixMilli()}})
 			}
 		})
 	}
@@ -72,7 +72,7 @@ func TestDisconnectBurstSavesEverySession(t *testing.T) {
 		}
 	}
 	// A closed queue refuses records instead of keeping them unsaved.
-	s.queueSave(pid(sessions), recovery.Session{User: "late"})
+	s.queueSave(saveRequest{pid: pid(sessions), sess: recovery.Session{User: "late"}})
 	if got := testutil.ToFloat64(s.metrics.recoverySaveErr); got != 1 {
 		t.Fatalf("a record queued after shutdown was not counted as lost: %v", got)
 	}

@@ -41,6 +41,7 @@ type Options struct {
 	MaxConnsPerUser int
 	AllowedOrigins  []string // "*" allows any; empty allows same-origin and non-browser clients
 	ShutdownGrace   time.Duration
+	DrainRate       int // connections closed per second at shutdown (more when half the grace would not do)
 }
 
 // Verifier checks access tokens.
@@ -56,7 +57,10 @@ type Hub interface {
 
 // Recovery is the shared history of sessions and messages.
 type Recovery interface {
-	Save(ctx context.Context, pid string, s recovery.Session) error
+	Put(ctx context.Context, pid string, s recovery.Session, alive time.Time) (uint64, error)
+	Update(ctx context.Context, pid string, rev uint64, s recovery.Session, alive time.Time) (uint64, error)
+	Beat(ctx context.Context, now time.Time) error
+	BeatEvery() time.Duration
 	Load(ctx context.Context, pid string, now time.Time) (recovery.Session, bool, error)
 	Complete(ctx context.Context, userID string, p recovery.Point) (bool, error)
 	Replay(ctx context.Context, userID string, p recovery.Point, fn func(*hub.Message) error) error
@@ -121,8 +125,7 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/ws", echo.WrapHandler(http.HandlerFunc(s.servePlain)))
 }
 
-// Run serves until ctx ends, then tells every client to reconnect
-// elsewhere, drains their queues and records their sessions for recovery.
+// Run serves until ctx ends, then drains: see shutdown.
 func (s *Server) Run(ctx context.Context) error {
 	wheelCtx, stopWheel := context.WithCancel(context.Background())
 	defer stopWheel()
@@ -130,32 +133,29 @@ func (s *Server) Run(ctx context.Context) error {
 	for range saveWorkers {
 		s.savers.Go(s.saveLoop)
 	}
+	beatCtx, stopBeats := context.WithCancel(context.Background())
+	beats := make(chan struct{})
+	go func() { s.beatLoop(beatCtx); close(beats) }()
 	<-ctx.Done()
-	s.shutdown()
+	s.shutdown(func() { stopBeats(); <-beats })
 	return nil
 }
 
-func (s *Server) shutdown() {
-	s.draining.Store(true)
-	// A handshake that passed the draining check just before may still add
-	// a connection: a few passes catch it.
-	for pass := 0; pass < 3; pass++ {
-		s.mu.Lock()
-		all := make([]*conn, 0, len(s.conns))
-		for _, c := range s.conns {
-			all = append(all, c)
-		}
-		s.mu.Unlock()
-		if len(all) == 0 {
-			break
-		}
-		s.log.Info("gateway draining", "connections", len(all))
-		for _, c := range all {
-			c.closeWith(reasonShutdown, true, websocket.CloseGoingAway, "server shutting down, reconnect")
-		}
-	}
+// shutdown drains the gateway within the grace period. New handshakes are
+// refused from the start (the process's /readyz already says not ready, so
+// a load balancer sends them elsewhere). The open connections are closed
+// gracefully, so that their clients reconnect at once, to another gateway,
+// and recover there: their queued messages, then a WebSocket close 1001 or
+// the Engine.IO close packet. The closes are spread (drain), so the other
+// gateways take the reconnects as a stream, not a wall. Once every
+// connection is gone the heartbeat stops with a last beat: the sessions'
+// recovery window counts from it.
+func (s *Server) shutdown(stopBeats func()) {
 	grace := s.opts.ShutdownGrace
-	waitFor(&s.writers, grace)
+	deadline := time.Now().Add(grace)
+	s.draining.Store(true)
+	s.drain(grace / 2)
+	waitFor(&s.writers, time.Until(deadline))
 	s.stop() // replays still running give up
 	// A connection its client closed just before may still be on its way
 	// out, its record not yet queued.
@@ -164,10 +164,58 @@ func (s *Server) shutdown() {
 	s.mu.Unlock()
 	select {
 	case <-s.gone:
-	case <-time.After(grace):
+	case <-time.After(time.Until(deadline)):
 	}
+	stopBeats()
+	s.beat()
 	s.saves.close()
-	waitFor(&s.savers, grace)
+	waitFor(&s.savers, max(time.Until(deadline), saveTimeout))
+}
+
+// drain closes every connection, at most DrainRate a second unless that
+// would take longer than within.
+func (s *Server) drain(within time.Duration) {
+	all := s.snapshot()
+	if n := len(all); n > 0 {
+		period := time.Duration(0)
+		if s.opts.DrainRate > 0 {
+			period = min(time.Duration(n)*time.Second/time.Duration(s.opts.DrainRate), within)
+		}
+		s.log.Info("gateway draining", "connections", n, "over", period.String())
+		start := time.Now()
+		for i, c := range all {
+			// The i-th close is due at start + period*i/n; closes due
+			// within a few milliseconds go together.
+			if wait := time.Until(start.Add(period * time.Duration(i) / time.Duration(n))); wait > drainStep {
+				time.Sleep(wait)
+			}
+			c.closeWith(reasonShutdown, true, websocket.CloseGoingAway, "server shutting down, reconnect")
+		}
+	}
+	// A handshake that passed the draining check just before may still add
+	// a connection: a few passes catch it.
+	for pass := 0; pass < 3; pass++ {
+		rest := s.snapshot()
+		if len(rest) == 0 {
+			return
+		}
+		for _, c := range rest {
+			c.closeWith(reasonShutdown, true, websocket.CloseGoingAway, "server shutting down, reconnect")
+		}
+	}
+}
+
+// drainStep is the resolution of the drain's schedule.
+const drainStep = 5 * time.Millisecond
+
+func (s *Server) snapshot() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		all = append(all, c)
+	}
+	return all
 }
 
 func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
@@ -196,16 +244,22 @@ func (s *Server) lookup(id string) *conn {
 	return s.conns[id]
 }
 
-// forget is the end of a closed connection: it leaves the hub, and a
-// Socket.IO session that did not end on purpose is recorded for recovery.
+// forget is the end of a closed connection: it leaves the hub, and the end
+// of a Socket.IO session is recorded: when it disconnected, or that the
+// client left on purpose. A shutdown's closes record nothing (see saver.go).
 // The connection leaves the table last, so that a shutdown that finds the
 // table empty knows every record is queued.
 func (s *Server) forget(c *conn, reason string) {
 	c.mu.Lock()
 	t, user, joined := c.transport, c.user, c.connected || c.connecting
-	save := c.connected && c.pid != "" && !c.explicit
-	sess := recovery.Session{User: c.user, SID: c.socketID, Start: c.start.UnixMilli(), Disconnected: time.Now().UnixMilli()}
-	pid, peak, unauth := c.pid, c.peak, c.unauth
+	save := c.connected && c.pid != "" && reason != reasonShutdown
+	r := saveRequest{pid: c.pid, rev: c.rev, sess: c.sessionLocked()}
+	if c.explicit {
+		r.sess.Ended = true
+	} else {
+		r.sess.Disconnected = time.Now().UnixMilli()
+	}
+	peak, unauth := c.peak, c.unauth
 	c.unauth = false
 	c.mu.Unlock()
 	if unauth {
@@ -224,7 +278,7 @@ func (s *Server) forget(c *conn, reason string) {
 		s.log.Debug("connection closed", "transport", t.String(), "reason", reason)
 	}
 	if save {
-		s.queueSave(pid, sess)
+		s.queueSave(r)
 	}
 	s.mu.Lock()
 	delete(s.conns, c.id)

@@ -23,6 +23,12 @@ const (
 	codeInvalidNS      = "invalid_namespace"
 	eventReauth        = "reauth"
 	recoveryOpsTimeout = 5 * time.Second
+	// recordSlack is how much longer than its token a session's record is
+	// kept: a new token rewrites the record only when its expiry passes
+	// what the record covers, so a client that refreshes its token often
+	// costs at most one write a minute (a token's expiry cannot move faster
+	// than the clock).
+	recordSlack = time.Minute
 )
 
 // connectAuth is the CONNECT payload: the client's auth object, plus the
@@ -122,9 +128,9 @@ func (s *Server) connectSocket(c *conn, data json.RawMessage) {
 	c.user = claims.UserID
 	c.replaying = true // hold live messages until the CONNECT answer is out
 	if recovered {
-		c.pid, c.socketID, c.start, c.lastSeq = a.PID, sess.SID, time.UnixMilli(sess.Start), point.After
+		c.pid, c.socketID, c.start, c.lastSeq = a.PID, sess.SID, sess.Start, point.After
 	} else {
-		c.pid, c.socketID, c.start = newID(), newID(), now
+		c.pid, c.socketID, c.start = newID(), newID(), now.UnixMilli()
 	}
 	c.mu.Unlock()
 
@@ -143,11 +149,27 @@ func (s *Server) connectSocket(c *conn, data json.RawMessage) {
 		c.closeWith(reasonRefused, true, websocket.CloseTryAgainLater, "unavailable, retry")
 		return
 	}
+	// The record is written before the client learns the pid, so that a
+	// session is recoverable from the moment it exists, whatever happens
+	// to this gateway afterwards.
+	c.mu.Lock()
+	pid, sess := c.pid, c.sessionLocked()
+	c.mu.Unlock()
+	alive := claims.ExpiresAt.Add(recordSlack)
+	rev, perr := s.store.Put(ctx, pid, sess, alive)
+	if perr != nil {
+		s.saveFailed("cannot record sessions for recovery", perr)
+	}
+	c.recorded(rev, alive)
 	reply, _ := json.Marshal(struct {
 		SID string `json:"sid"`
 		PID string `json:"pid"`
 	}{c.socketID, c.pid})
 	if !s.markJoined(c, claims, sioPacket(socketio.Packet{Type: socketio.Connect, ID: socketio.NoID, Data: reply})) {
+		// Closed while joining: its end was not recorded, the record
+		// being written.
+		sess.Disconnected = time.Now().UnixMilli()
+		s.queueSave(saveRequest{pid: pid, rev: rev, sess: sess})
 		return
 	}
 	if recovered {
@@ -157,9 +179,6 @@ func (s *Server) connectSocket(c *conn, data json.RawMessage) {
 	}
 }
 
-// recoverable decides whether a CONNECT that carries a pid gets its session
-// back: the pid was disconnected within the window, by the same user, and
-// the stream still holds everything after the client's offset.
 // markJoined makes a connection that has joined its user's fan-out live:
 // it queues the first frame (the CONNECT reply or the /ws welcome) and arms
 // the token-expiry deadline. It reports false, and leaves the fan-out, when
@@ -185,6 +204,10 @@ func (s *Server) markJoined(c *conn, claims auth.Claims, first []byte) bool {
 	return true
 }
 
+// recoverable decides whether a CONNECT that carries a pid gets its session
+// back: the session is recorded and recoverable now (see recovery.Load), it
+// is the same user's, and the stream still holds everything after the
+// client's offset.
 func (s *Server) recoverable(ctx context.Context, claims auth.Claims, a connectAuth, now time.Time) (recovery.Point, recovery.Session, bool) {
 	if a.PID == "" {
 		return recovery.Point{}, recovery.Session{}, false
@@ -270,12 +293,23 @@ func (s *Server) reauth(c *conn, token string) reauthResult {
 		return reauthResult{Message: err.Error()}
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if claims.UserID != c.user {
+		c.mu.Unlock()
 		return reauthResult{Message: "the token is for another user"}
 	}
 	c.deadline = claims.ExpiresAt
 	c.scheduleLocked()
+	var refresh *saveRequest
+	if c.pid != "" && claims.ExpiresAt.Unix() > c.covered {
+		// The session now lasts longer than its record covers.
+		alive := claims.ExpiresAt.Add(recordSlack)
+		refresh = &saveRequest{c: c, pid: c.pid, rev: c.rev, sess: c.sessionLocked(), alive: alive}
+		c.covered = alive.Unix() // one refresh in flight is enough
+	}
+	c.mu.Unlock()
+	if refresh != nil {
+		s.queueSave(*refresh)
+	}
 	exp := claims.ExpiresAt.UTC()
 	return reauthResult{OK: true, ExpiresAt: &exp}
 }

@@ -1,15 +1,26 @@
 // Package recovery lets a client that lost its connection get back every
 // message it missed. The NOTIFY stream is the history: offsets are its
 // sequences, and a replay is an ordered consumer filtered on the user's
-// subject. What the stream cannot say is when a Socket.IO session was
-// disconnected; that is a JetStream key-value bucket shared by every gateway:
-// the session's record (user, id, start) is written under its private id
-// (pid) when the connection closes, and the bucket's TTL is the recovery
-// window, so a record that can be read is a session that may be recovered.
+// subject. What the stream cannot say is which sessions exist and until when
+// they may be recovered; that is a JetStream key-value bucket shared by every
+// gateway.
+//
+// A Socket.IO session's record (user, socket id, start, the gateway serving
+// it) is written under its private id (pid) when the session is established,
+// so that it survives the gateway whatever way the gateway ends. While the
+// session is connected, the recovery window counts from its gateway's last
+// heartbeat (one key per gateway, written every few seconds: a gateway killed
+// with SIGKILL simply stops beating); once a gateway sees the session end, it
+// writes the time into the record and the window counts from there. Each
+// record carries its own TTL (the token's expiry plus the window while
+// connected, the window once disconnected), so the bucket keeps nothing
+// longer than it can be used.
 package recovery
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,28 +34,40 @@ import (
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
 )
 
-// Bucket is the key-value bucket of disconnected sessions.
+// Bucket is the key-value bucket of sessions and gateway heartbeats.
 const Bucket = "GATEWAY_SESSIONS"
+
+// beatPrefix starts the key of a gateway's heartbeat; no pid contains a dot.
+const beatPrefix = "gw."
+
+// ErrReplaced is returned by Update when the record is no longer the one the
+// connection wrote: the session was recovered by another connection, which
+// owns it now.
+var ErrReplaced = errors.New("recovery: the session record belongs to another connection")
 
 // Store reads and writes session records and replays the NOTIFY stream.
 type Store struct {
-	js     jetstream.JetStream
-	kv     jetstream.KeyValue
-	stream jetstream.Stream
-	window time.Duration
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	stream  jetstream.Stream
+	window  time.Duration
+	gateway string // this process's id in the records and its heartbeat key
 }
 
-// Open creates or updates the bucket with the window as its TTL, retrying
-// until it exists (reporting to cond) or ctx ends.
+// Open creates or updates the bucket, retrying until it exists (reporting
+// to cond) or ctx ends. Records expire by their own TTL, so the bucket has
+// no age limit of its own.
 func Open(ctx context.Context, js jetstream.JetStream, window time.Duration, replicas int, cond *health.Condition) (*Store, error) {
 	kv, err := natsx.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:       Bucket,
-		Description:  "Disconnected Socket.IO sessions of the realtime gateway, kept for the recovery window",
-		TTL:          window,
+		Description:  "Socket.IO sessions of the realtime gateways and the gateways' heartbeats, for recovery",
 		History:      1,
 		MaxValueSize: 1024,
 		Storage:      jetstream.FileStorage,
 		Replicas:     max(replicas, 1),
+		// Turns on per-message TTLs; the markers it leaves when a record
+		// expires live this long.
+		LimitMarkerTTL: time.Second,
 	}, cond)
 	if err != nil {
 		return nil, fmt.Errorf("recovery bucket: %w", err)
@@ -53,15 +76,46 @@ func Open(ctx context.Context, js jetstream.JetStream, window time.Duration, rep
 	if err != nil {
 		return nil, fmt.Errorf("recovery: stream %s: %w", natsx.StreamNotify, err)
 	}
-	return &Store{js: js, kv: kv, stream: stream, window: window}, nil
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	return &Store{js: js, kv: kv, stream: stream, window: window, gateway: base64.RawURLEncoding.EncodeToString(id[:])}, nil
 }
 
-// Session is what a gateway remembers of a disconnected Socket.IO session.
+// Session is what the gateways share of one Socket.IO session.
 type Session struct {
-	User         string `json:"u"`
-	SID          string `json:"sid"`
-	Start        int64  `json:"t0"` // when the session began, Unix ms
-	Disconnected int64  `json:"d"`  // Unix ms
+	User  string `json:"u"`
+	SID   string `json:"sid"`
+	Start int64  `json:"t0"` // when the session began, Unix ms
+	// Conn is the connection that wrote the record (its Engine.IO id): a
+	// recovered session gets a new one, so that the old connection's late
+	// writes are refused.
+	Conn    string `json:"c,omitempty"`
+	Gateway string `json:"g,omitempty"` // the gateway serving it
+	// Disconnected is when the session's gateway saw it end, Unix ms; 0
+	// while it is connected.
+	Disconnected int64 `json:"d,omitempty"`
+	// Ended says the client left on purpose: the session is not recovered.
+	Ended bool `json:"x,omitempty"`
+}
+
+// BeatEvery is how often a gateway writes its heartbeat. A session whose
+// gateway died is recoverable for the window counted from the last beat, so
+// the window is at most this much shorter than it would have been.
+func (s *Store) BeatEvery() time.Duration {
+	return min(5*time.Second, max(s.window/4, 100*time.Millisecond))
+}
+
+// Beat records that this gateway is alive at now and serves its sessions.
+func (s *Store) Beat(ctx context.Context, now time.Time) error {
+	b, _ := json.Marshal(beat{At: now.UnixMilli()})
+	if _, err := s.publish(ctx, beatPrefix+s.gateway, b, s.window+2*s.BeatEvery(), nil); err != nil {
+		return fmt.Errorf("recovery: heartbeat: %w", err)
+	}
+	return nil
+}
+
+type beat struct {
+	At int64 `json:"t"` // Unix ms
 }
 
 // ValidPID reports whether pid is an id this gateway could have issued; any
@@ -79,22 +133,104 @@ func ValidPID(pid string) bool {
 	return true
 }
 
-// Save records a disconnected session under its pid.
-func (s *Store) Save(ctx context.Context, pid string, sess Session) error {
+// Put records a session this gateway has just established (or recovered:
+// the record is taken over) and returns the record's revision. alive is the
+// latest the connection can last (its token's expiry): the record is kept
+// for the window after it.
+func (s *Store) Put(ctx context.Context, pid string, sess Session, alive time.Time) (uint64, error) {
 	if !ValidPID(pid) {
-		return fmt.Errorf("recovery: invalid pid")
+		return 0, fmt.Errorf("recovery: invalid pid")
 	}
+	sess.Gateway, sess.Disconnected, sess.Ended = s.gateway, 0, false
 	b, err := json.Marshal(sess)
 	if err != nil {
-		return fmt.Errorf("recovery: encode: %w", err)
+		return 0, fmt.Errorf("recovery: encode: %w", err)
 	}
-	if _, err := s.kv.Put(ctx, pid, b); err != nil {
-		return fmt.Errorf("recovery: save: %w", err)
+	rev, err := s.publish(ctx, pid, b, s.ttl(sess, alive), nil)
+	if err != nil {
+		return 0, fmt.Errorf("recovery: save: %w", err)
 	}
-	return nil
+	return rev, nil
 }
 
-// Load returns the session disconnected under pid within the window.
+// Update replaces the record this connection (sess.Conn) wrote at revision
+// rev: a new token's expiry while connected, or the end of the session
+// (Disconnected or Ended set). It returns the new revision, or ErrReplaced
+// when another connection has taken the session over.
+func (s *Store) Update(ctx context.Context, pid string, rev uint64, sess Session, alive time.Time) (uint64, error) {
+	if !ValidPID(pid) {
+		return 0, fmt.Errorf("recovery: invalid pid")
+	}
+	sess.Gateway = s.gateway
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return 0, fmt.Errorf("recovery: encode: %w", err)
+	}
+	ttl := s.ttl(sess, alive)
+	for attempt := 0; ; attempt++ {
+		newRev, err := s.publish(ctx, pid, b, ttl, &rev)
+		if err == nil {
+			return newRev, nil
+		}
+		if !wrongRevision(err) {
+			return 0, fmt.Errorf("recovery: save: %w", err)
+		}
+		if attempt > 0 {
+			return 0, ErrReplaced
+		}
+		// The revision moved: an update of this connection's that finished
+		// after this one was queued, or another connection's takeover.
+		e, err := s.kv.Get(ctx, pid)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return 0, ErrReplaced
+		}
+		if err != nil {
+			return 0, fmt.Errorf("recovery: load: %w", err)
+		}
+		var cur Session
+		if json.Unmarshal(e.Value(), &cur) != nil || cur.Conn != sess.Conn || cur.Gateway != s.gateway {
+			return 0, ErrReplaced
+		}
+		rev = e.Revision()
+	}
+}
+
+// ttl is how long a record is worth keeping.
+func (s *Store) ttl(sess Session, alive time.Time) time.Duration {
+	switch {
+	case sess.Ended:
+		return time.Second
+	case sess.Disconnected != 0:
+		return s.window
+	default:
+		return time.Until(alive) + s.window
+	}
+}
+
+// publish writes a record with its TTL (rounded up to the second, as the
+// server keeps it), after rev when rev is given.
+func (s *Store) publish(ctx context.Context, key string, value []byte, ttl time.Duration, rev *uint64) (uint64, error) {
+	ttl = max((ttl + time.Second - 1).Truncate(time.Second), time.Second)
+	opts := []jetstream.PublishOpt{jetstream.WithMsgTTL(ttl)}
+	if rev != nil {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*rev))
+	}
+	ack, err := s.js.Publish(ctx, "$KV."+Bucket+"."+key, value, opts...)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+func wrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// Load returns the session recorded under pid when it may be recovered at
+// now: it did not end on purpose, and it was disconnected (or its gateway
+// was last seen alive) within the window.
 func (s *Store) Load(ctx context.Context, pid string, now time.Time) (Session, bool, error) {
 	if !ValidPID(pid) {
 		return Session{}, false, nil
@@ -107,15 +243,47 @@ func (s *Store) Load(ctx context.Context, pid string, now time.Time) (Session, b
 		return Session{}, false, fmt.Errorf("recovery: load: %w", err)
 	}
 	var sess Session
-	if err := json.Unmarshal(e.Value(), &sess); err != nil {
+	if err := json.Unmarshal(e.Value(), &sess); err != nil || sess.Ended {
 		return Session{}, false, nil
 	}
-	// The bucket's expiry runs on the server's schedule; the window is also
-	// checked here so that it is exact.
-	if now.Sub(time.UnixMilli(sess.Disconnected)) > s.window {
+	gone := time.UnixMilli(sess.Disconnected)
+	if sess.Disconnected == 0 {
+		// Connected as far as its gateway said: if that gateway is alive,
+		// the client lost the connection before the gateway noticed;
+		// otherwise the session ended with the gateway's last beat.
+		var ok bool
+		if gone, ok, err = s.lastSeen(ctx, sess.Gateway, now); err != nil || !ok {
+			return Session{}, false, err
+		}
+	}
+	// Records expire on the server's schedule; the window is also checked
+	// here so that it is exact.
+	if now.Sub(gone) > s.window {
 		return Session{}, false, nil
 	}
 	return sess, true, nil
+}
+
+// lastSeen is when a gateway last said it was alive.
+func (s *Store) lastSeen(ctx context.Context, gateway string, now time.Time) (time.Time, bool, error) {
+	if gateway == s.gateway {
+		return now, true, nil
+	}
+	if gateway == "" {
+		return time.Time{}, false, nil
+	}
+	e, err := s.kv.Get(ctx, beatPrefix+gateway)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return time.Time{}, false, nil // gone for longer than the window
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("recovery: heartbeat: %w", err)
+	}
+	var b beat
+	if err := json.Unmarshal(e.Value(), &b); err != nil {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(b.At), true, nil
 }
 
 // Point is where a replay resumes: after the stream sequence After, or, when
