@@ -1,0 +1,304 @@
+package suite
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/xpeditis/notify/pkg/postgres"
+	"github.com/xpeditis/notify/scripts/chaos/cluster"
+)
+
+// Row is the outcome of one phase.
+type Row struct {
+	Phase        string
+	Detail       string
+	Acked        int
+	PubFailed    int
+	Rows         int // notification rows of the phase's events
+	Missing      int // acked events without their row
+	Duplicated   int // rows beyond one per (event, user)
+	WebhookOK    int // 2xx deliveries
+	WebhookDup   int // events delivered with a 2xx more than once
+	WebhookMiss  int // acked events never delivered
+	SocketMissed int // (tab, acked event of its user) never received
+	SocketDup    int // notifications received again by the same tab
+	NotRecovered int // reconnects with socket.recovered === false
+	FlowBack     string
+	MaxLatency   string
+	Healthy      string
+	Restarts     int   // exits the harness did not cause
+	Errors       int // ERROR log lines of the services
+	Err          string
+}
+
+// Report is the run's outcome.
+type Report struct {
+	Rows          []Row
+	BadSignatures int
+	BrowserErrors []string
+	Behind        int
+}
+
+// Failed says why the run fails, if it does: anything acked missing (row
+// or webhook), a row duplicated, a socket message missed, or a forged
+// signature.
+func (r *Report) Failed() []string {
+	var out []string
+	for _, row := range r.Rows {
+		if row.Missing > 0 || row.Duplicated > 0 || row.SocketMissed > 0 || row.WebhookMiss > 0 {
+			out = append(out, fmt.Sprintf("%s: %d missing, %d duplicated rows, %d webhooks missing, %d socket messages missed",
+				row.Phase, row.Missing, row.Duplicated, row.WebhookMiss, row.SocketMissed))
+		}
+	}
+	if r.BadSignatures > 0 {
+		out = append(out, fmt.Sprintf("%d webhook requests with a bad signature", r.BadSignatures))
+	}
+	return out
+}
+
+// Print writes the table (Markdown).
+func (r *Report) Print(w io.Writer) {
+	fmt.Fprintln(w, "| fault | acked | publish failed | rows | missing | duplicated | webhooks 2xx | webhook dup | webhook missing | socket missed | socket dup | recovered=false | flow back | max latency | healthy after | restarts | ERROR logs |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, x := range r.Rows {
+		name := x.Phase
+		if x.Detail != "" {
+			name += " (" + x.Detail + ")"
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s | %s | %d | %d |\n",
+			name, x.Acked, x.PubFailed, x.Rows, x.Missing, x.Duplicated, x.WebhookOK, x.WebhookDup, x.WebhookMiss,
+			x.SocketMissed, x.SocketDup, x.NotRecovered, x.FlowBack, x.MaxLatency, x.Healthy, x.Restarts, x.Errors)
+	}
+	for _, x := range r.Rows {
+		if x.Err != "" {
+			fmt.Fprintf(w, "\n- %s: %s", x.Phase, x.Err)
+		}
+	}
+	if r.Behind > 0 {
+		fmt.Fprintf(w, "\n- the producer skipped %d ticks (every publisher busy)", r.Behind)
+	}
+	fmt.Fprintln(w)
+}
+
+// settle waits until every acked event has its row, webhook and socket
+// messages, or timeout passes.
+func settle(ctx context.Context, c *cluster.Cluster, prod *producer, recv *receiver, b *browsers, timeout time.Duration) error {
+	db, err := postgres.Open(ctx, c.Postgres.URL, 2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	events := prod.snapshot()
+	return wait(ctx, timeout, "every acked event delivered", func() error {
+		rows, err := eventRows(ctx, db, prod.run)
+		if err != nil {
+			return err
+		}
+		var noRow, noHook, noSocket int
+		for _, ev := range events {
+			if !ev.acked {
+				continue
+			}
+			if rows[ev.id] == 0 {
+				noRow++
+			}
+			if !recv.has(ev.id) {
+				noHook++
+			}
+			for _, t := range b.tabsOf(ev.user) {
+				if _, ok := b.arrival(t, ev.id); !ok {
+					noSocket++
+				}
+			}
+		}
+		if noRow+noHook+noSocket > 0 {
+			return fmt.Errorf("%d rows, %d webhooks, %d socket messages outstanding", noRow, noHook, noSocket)
+		}
+		return nil
+	})
+}
+
+type querier interface {
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+// eventRows counts the notification rows of the run per event id.
+func eventRows(ctx context.Context, db querier, run string) (map[string]int, error) {
+	var rs []struct {
+		EventID string `db:"event_id"`
+		N       int    `db:"n"`
+	}
+	if err := db.SelectContext(ctx, &rs, `SELECT event_id, count(*) AS n FROM notifications WHERE event_id LIKE $1 GROUP BY event_id`, "chaos-"+run+"-%"); err != nil {
+		return nil, fmt.Errorf("count notification rows: %w", err)
+	}
+	out := make(map[string]int, len(rs))
+	for _, r := range rs {
+		out[r.EventID] = r.N
+	}
+	return out, nil
+}
+
+func analyze(ctx context.Context, c *cluster.Cluster, prod *producer, recv *receiver, b *browsers, startup phase, phases []*phase, run string) (*Report, error) {
+	db, err := postgres.Open(ctx, c.Postgres.URL, 2)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := eventRows(ctx, db, run)
+	if err != nil {
+		return nil, err
+	}
+	deliveries, bad := recv.snapshot()
+	tabs := b.snapshot()
+	tabsOf := map[string][]string{}
+	for name, t := range tabs {
+		tabsOf[t.user] = append(tabsOf[t.user], name)
+	}
+	events := prod.snapshot()
+	procs := c.Procs()
+
+	rep := &Report{BadSignatures: bad}
+	prod.mu.Lock()
+	rep.Behind = prod.behind
+	prod.mu.Unlock()
+
+	rep.Rows = append(rep.Rows, Row{Phase: startup.name, Healthy: fmtDur(startup.healthy),
+		Restarts: exitsBetween(procs, startup.start, startup.end), Errors: errorsBetween(procs, startup.start, startup.end), FlowBack: "-", MaxLatency: "-"})
+	for i, ph := range phases {
+		row := Row{Phase: ph.name, Detail: ph.detail, Err: ph.err, Restarts: exitsBetween(procs, ph.start, ph.end),
+			Errors: errorsBetween(procs, ph.start, ph.end), FlowBack: "-"}
+		if !ph.faultAt.IsZero() {
+			row.Healthy = fmtDur(ph.healthy)
+		} else {
+			row.Healthy = "-"
+		}
+		var maxLat time.Duration
+		incomplete := 0
+		var firstBack time.Time
+		for _, ev := range events {
+			if ev.phase != i {
+				continue
+			}
+			n := rows[ev.id]
+			row.Rows += n
+			if !ev.acked {
+				row.PubFailed++
+				continue
+			}
+			row.Acked++
+			if n == 0 {
+				row.Missing++
+			}
+			if n > 1 {
+				row.Duplicated += n - 1
+			}
+			d, hooked := deliveries[ev.id]
+			if hooked {
+				row.WebhookOK += d.ok
+				if d.ok > 1 {
+					row.WebhookDup++
+				}
+			} else {
+				row.WebhookMiss++
+			}
+			done, complete := d.first, hooked
+			for _, name := range tabsOf[ev.user] {
+				row.SocketDup += max(0, tabs[name].counts[ev.id]-1)
+				at, ok := tabs[name].received[ev.id]
+				if !ok {
+					row.SocketMissed++
+					complete = false
+					continue
+				}
+				if at.After(done) {
+					done = at
+				}
+			}
+			if !complete {
+				incomplete++
+				continue
+			}
+			maxLat = max(maxLat, done.Sub(ev.at))
+			if !ph.faultAt.IsZero() && !ev.at.Before(ph.faultAt) && (firstBack.IsZero() || done.Before(firstBack)) {
+				firstBack = done
+			}
+		}
+		for _, t := range tabs {
+			for j, conn := range t.connects {
+				if j > 0 && !conn.recovered && !conn.at.Before(ph.start) && conn.at.Before(ph.end) {
+					row.NotRecovered++
+				}
+			}
+		}
+		row.MaxLatency = fmtDur(maxLat)
+		if incomplete > 0 {
+			row.MaxLatency += fmt.Sprintf(" (%d incomplete)", incomplete)
+		}
+		if !ph.faultAt.IsZero() {
+			if firstBack.IsZero() {
+				row.FlowBack = "never"
+			} else {
+				row.FlowBack = fmtDur(firstBack.Sub(ph.faultAt))
+			}
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	for _, t := range tabs {
+		for _, e := range t.errors {
+			if len(rep.BrowserErrors) < 10 {
+				rep.BrowserErrors = append(rep.BrowserErrors, e)
+			}
+		}
+	}
+	return rep, nil
+}
+
+func exitsBetween(procs []*cluster.Proc, from, to time.Time) int {
+	n := 0
+	for _, p := range procs {
+		for _, e := range p.Stats().Exits {
+			if !e.Expected && !e.At.Before(from) && e.At.Before(to) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func errorsBetween(procs []*cluster.Proc, from, to time.Time) int {
+	n := 0
+	for _, p := range procs {
+		for _, at := range p.Stats().Errors {
+			if !at.Before(from) && at.Before(to) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	default:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
+}
+
+func runCmd(ctx context.Context, dir, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return nil
+}
