@@ -12,20 +12,19 @@ import (
 // the host by a veth pair, so that the node can be cut off from the
 // network (Partition) while it keeps running. The host reaches the node at
 // NodeAddr over the veth; the node reaches the other nodes at HostAddr,
-// which lives on a dummy interface of the host so that it stays up, for
-// the other nodes, while the veth is down. Every address is in a private
+// an address of the host's loopback interface, so that it stays up for
+// the other nodes while the veth is down. Every address is in a private
 // range and only ever routed on this machine.
 type isolation struct {
 	ns       string // network namespace
 	hostVeth string // host end of the veth pair
-	dummy    string // host interface holding HostAddr
 	HostAddr netip.Addr
 	NodeAddr netip.Addr
 	linkAddr netip.Addr // host end of the veth
 }
 
 // newIsolation creates the namespace, the veth pair and the dummy
-// interface. tag makes the names unique to this run (interface names are
+// address. tag makes the names unique to this run (interface names are
 // at most 15 bytes).
 func newIsolation(tag string) (*isolation, error) {
 	subnet, err := freeSubnet()
@@ -36,7 +35,6 @@ func newIsolation(tag string) (*isolation, error) {
 	iso := &isolation{
 		ns:       "chaos-" + tag,
 		hostVeth: "chv" + tag,
-		dummy:    "chd" + tag,
 		linkAddr: netip.AddrFrom4([4]byte{b[0], b[1], b[2], 1}),
 		NodeAddr: netip.AddrFrom4([4]byte{b[0], b[1], b[2], 2}),
 		HostAddr: netip.AddrFrom4([4]byte{b[0], b[1], b[2], 5}),
@@ -48,9 +46,7 @@ func newIsolation(tag string) (*isolation, error) {
 		{"link", "set", nsVeth, "netns", iso.ns},
 		{"addr", "add", iso.linkAddr.String() + "/30", "dev", iso.hostVeth},
 		{"link", "set", iso.hostVeth, "up"},
-		{"link", "add", iso.dummy, "type", "dummy"},
-		{"addr", "add", iso.HostAddr.String() + "/32", "dev", iso.dummy},
-		{"link", "set", iso.dummy, "up"},
+		{"addr", "add", iso.HostAddr.String() + "/32", "dev", "lo"},
 		{"-n", iso.ns, "addr", "add", iso.NodeAddr.String() + "/30", "dev", nsVeth},
 		{"-n", iso.ns, "link", "set", nsVeth, "up"},
 		{"-n", iso.ns, "link", "set", "lo", "up"},
@@ -102,7 +98,7 @@ func (iso *isolation) Heal() error { return ip("link", "set", iso.hostVeth, "up"
 func (iso *isolation) remove() {
 	_ = ip("route", "del", "blackhole", iso.subnet())
 	_ = ip("link", "del", iso.hostVeth)
-	_ = ip("link", "del", iso.dummy)
+	_ = ip("addr", "del", iso.HostAddr.String()+"/32", "dev", "lo")
 	_ = ip("netns", "del", iso.ns)
 }
 

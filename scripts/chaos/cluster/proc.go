@@ -51,7 +51,8 @@ type Proc struct {
 type Exit struct {
 	At       time.Time
 	Expected bool // caused by the harness
-	Status   string
+	Status   string // exit status
+	LastLine string // the last line the instance wrote: often why it exited
 }
 
 func newProc(spec ProcSpec) *Proc {
@@ -93,6 +94,7 @@ func (p *Proc) supervise(started chan<- error) {
 			return
 		}
 		cmd := p.command()
+		fmt.Fprintf(logf, "=== chaos: %s started at %s\n", p.spec.Name, time.Now().UTC().Format(time.RFC3339Nano))
 		lw := &lineWriter{out: logf, onLine: p.countLine}
 		cmd.Stdout, cmd.Stderr = lw, lw
 		p.mu.Lock()
@@ -120,7 +122,7 @@ func (p *Proc) supervise(started chan<- error) {
 
 		p.mu.Lock()
 		p.up = false
-		exit := Exit{At: time.Now(), Expected: p.expected, Status: exitStatus(werr)}
+		exit := Exit{At: time.Now(), Expected: p.expected, Status: exitStatus(werr), LastLine: lw.lastLine()}
 		p.exits = append(p.exits, exit)
 		closed, hold := p.closed, p.holdUntil
 		p.mu.Unlock()
@@ -251,7 +253,21 @@ type lineWriter struct {
 	mu     sync.Mutex
 	out    io.Writer
 	buf    []byte
+	last   []byte
 	onLine func([]byte)
+}
+
+func (w *lineWriter) lastLine() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.last)
+}
+
+func (w *lineWriter) line(b []byte) {
+	if len(bytes.TrimSpace(b)) > 0 {
+		w.last = append(w.last[:0], b[:min(len(b), 300)]...)
+	}
+	w.onLine(b)
 }
 
 func (w *lineWriter) Write(b []byte) (int, error) {
@@ -266,11 +282,11 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		w.onLine(w.buf[:i])
+		w.line(w.buf[:i])
 		w.buf = w.buf[i+1:]
 	}
 	if len(w.buf) > 64<<10 {
-		w.onLine(w.buf)
+		w.line(w.buf)
 		w.buf = w.buf[:0]
 	}
 	return len(b), nil
@@ -280,7 +296,7 @@ func (w *lineWriter) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.buf) > 0 {
-		w.onLine(w.buf)
+		w.line(w.buf)
 		w.buf = nil
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -37,65 +38,70 @@ type producer struct {
 
 	mu     sync.Mutex
 	events []*sent
-	behind int // ticks skipped because every worker was busy
+	behind int // events short of the rate: ticks lost while publishing blocked
 }
 
 // publishTimeout bounds one publish: past it the event counts as failed.
 const publishTimeout = 5 * time.Second
 
-func newProducer(js jetstream.JetStream, run, org string, users []string) *producer {
-	return &producer{pub: publisher.New(js), run: run, org: org, users: users}
+// maxPending bounds the publishes waiting for their ack.
+const maxPending = 4096
+
+// newProducer publishes on its own JetStream context, whose asynchronous
+// publishes time out after publishTimeout.
+func newProducer(nc *nats.Conn, run, org string, users []string) (*producer, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(publishTimeout))
+	if err != nil {
+		return nil, err
+	}
+	return &producer{pub: publisher.New(js), run: run, org: org, users: users}, nil
 }
 
-// run publishes rate events per second until ctx ends, with workers
-// publishing concurrently so that one slow ack does not stall the rate.
+// runAt publishes rate events per second until ctx ends, asynchronously
+// so that slow acks do not lower the rate, then waits for the last acks.
 func (p *producer) runAt(ctx context.Context, rate int) {
-	const workers = 32
-	jobs := make(chan *sent, workers)
 	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for ev := range jobs {
-				p.publish(ev)
-			}
-		})
-	}
+	defer wg.Wait()
 	interval := time.Second / time.Duration(rate)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	seq := 0
-loop:
-	for {
+	began := time.Now()
+	for seq := 0; ; seq++ {
 		select {
 		case <-ctx.Done():
-			break loop
+			p.mu.Lock()
+			p.behind = max(0, int(time.Since(began)/interval)-seq)
+			p.mu.Unlock()
+			return
 		case <-tick.C:
 		}
 		phase := int(p.phase.Load())
 		ev := &sent{id: fmt.Sprintf("chaos-%s-p%02d-%07d", p.run, phase, seq), user: p.users[seq%len(p.users)], phase: phase, at: time.Now()}
-		select {
-		case jobs <- ev:
-			seq++
-		default:
-			p.mu.Lock()
-			p.behind++
-			p.mu.Unlock()
+		p.mu.Lock()
+		p.events = append(p.events, ev)
+		p.mu.Unlock()
+		// Blocks while maxPending acks are outstanding (the rate drops:
+		// counted as behind), errors after the stall wait.
+		f, err := p.pub.PublishAsync(&contract.Event{
+			Id: ev.id, Type: "BOOKING_CREATED", OccurredAt: timestamppb.New(ev.at), OrganizationId: p.org,
+			Recipients: []string{ev.user},
+		})
+		if err != nil {
+			p.settle(ev, err)
+			continue
 		}
+		wg.Go(func() {
+			select {
+			case <-f.Ok():
+				p.settle(ev, nil)
+			case err := <-f.Err():
+				p.settle(ev, err)
+			}
+		})
 	}
-	close(jobs)
-	wg.Wait()
 }
 
-func (p *producer) publish(ev *sent) {
-	p.mu.Lock()
-	p.events = append(p.events, ev)
-	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	_, err := p.pub.Publish(ctx, &contract.Event{
-		Id: ev.id, Type: "BOOKING_CREATED", OccurredAt: timestamppb.New(ev.at), OrganizationId: p.org,
-		Recipients: []string{ev.user},
-	})
+func (p *producer) settle(ev *sent, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
@@ -103,6 +109,12 @@ func (p *producer) publish(ev *sent) {
 		return
 	}
 	ev.acked, ev.ackAt = true, time.Now()
+}
+
+func (p *producer) behindBy() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.behind
 }
 
 // snapshot copies the events so far.

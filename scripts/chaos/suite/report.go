@@ -42,6 +42,9 @@ type Report struct {
 	BadSignatures int
 	BrowserErrors []string
 	Behind        int
+	// Crashes lists the exits the harness did not cause, with the last
+	// line each process wrote, grouped.
+	Crashes []string
 }
 
 // Failed says why the run fails, if it does: anything acked missing (row
@@ -79,8 +82,11 @@ func (r *Report) Print(w io.Writer) {
 			fmt.Fprintf(w, "\n- %s: %s", x.Phase, x.Err)
 		}
 	}
+	for _, c := range r.Crashes {
+		fmt.Fprintf(w, "\n- restart: %s", c)
+	}
 	if r.Behind > 0 {
-		fmt.Fprintf(w, "\n- the producer skipped %d ticks (every publisher busy)", r.Behind)
+		fmt.Fprintf(w, "\n- the producer fell %d events behind its rate (%d acks outstanding)", r.Behind, maxPending)
 	}
 	fmt.Fprintln(w)
 }
@@ -94,6 +100,11 @@ func settle(ctx context.Context, c *cluster.Cluster, prod *producer, recv *recei
 	}
 	defer db.Close()
 	events := prod.snapshot()
+	// Socket messages come live or with a recovery, within seconds of
+	// their row; those still missing once the rows and webhooks are all
+	// there and nothing has arrived for socketQuiet will not come.
+	const socketQuiet = 15 * time.Second
+	lastSocket, lastChange := -1, time.Now()
 	return wait(ctx, timeout, "every acked event delivered", func() error {
 		rows, err := eventRows(ctx, db, prod.run)
 		if err != nil {
@@ -116,7 +127,10 @@ func settle(ctx context.Context, c *cluster.Cluster, prod *producer, recv *recei
 				}
 			}
 		}
-		if noRow+noHook+noSocket > 0 {
+		if noSocket != lastSocket {
+			lastSocket, lastChange = noSocket, time.Now()
+		}
+		if noRow+noHook > 0 || (noSocket > 0 && time.Since(lastChange) < socketQuiet) {
 			return fmt.Errorf("%d rows, %d webhooks, %d socket messages outstanding", noRow, noHook, noSocket)
 		}
 		return nil
@@ -163,9 +177,7 @@ func analyze(ctx context.Context, c *cluster.Cluster, prod *producer, recv *rece
 	procs := c.Procs()
 
 	rep := &Report{BadSignatures: bad}
-	prod.mu.Lock()
-	rep.Behind = prod.behind
-	prod.mu.Unlock()
+	rep.Behind = prod.behindBy()
 
 	rep.Rows = append(rep.Rows, Row{Phase: startup.name, Healthy: fmtDur(startup.healthy),
 		Restarts: exitsBetween(procs, startup.start, startup.end), Errors: errorsBetween(procs, startup.start, startup.end), FlowBack: "-", MaxLatency: "-"})
@@ -248,6 +260,7 @@ func analyze(ctx context.Context, c *cluster.Cluster, prod *producer, recv *rece
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
+	rep.Crashes = crashes(procs, append([]*phase{&startup}, phases...))
 	for _, t := range tabs {
 		for _, e := range t.errors {
 			if len(rep.BrowserErrors) < 10 {
@@ -268,6 +281,31 @@ func exitsBetween(procs []*cluster.Proc, from, to time.Time) int {
 		}
 	}
 	return n
+}
+
+// crashes groups the unexpected exits by phase, process and last line.
+func crashes(procs []*cluster.Proc, phases []*phase) []string {
+	var out []string
+	for _, ph := range phases {
+		count := map[string]int{}
+		var keys []string
+		for _, p := range procs {
+			for _, e := range p.Stats().Exits {
+				if e.Expected || e.At.Before(ph.start) || !e.At.Before(ph.end) {
+					continue
+				}
+				k := fmt.Sprintf("%s: %s (%s)", p.Name(), e.LastLine, e.Status)
+				if count[k] == 0 {
+					keys = append(keys, k)
+				}
+				count[k]++
+			}
+		}
+		for _, k := range keys {
+			out = append(out, fmt.Sprintf("%s: %d× %s", ph.name, count[k], k))
+		}
+	}
+	return out
 }
 
 func errorsBetween(procs []*cluster.Proc, from, to time.Time) int {

@@ -132,7 +132,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	logf("%d sockets connected through %s; webhook receiver at %s", want, c.Gateway.Addr(), recv.URL())
 
 	run := fmt.Sprintf("%x", time.Now().Unix()%0xfffff)
-	prod := newProducer(js, run, org, users)
+	prod, err := newProducer(nc, run, org, users)
+	if err != nil {
+		return nil, err
+	}
 	prodCtx, stopProducer := context.WithCancel(ctx)
 	prodDone := make(chan struct{})
 	go func() { defer close(prodDone); prod.runAt(prodCtx, cfg.Rate) }()
@@ -165,9 +168,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			ph.err = err.Error()
 			logf("fault %s: %v", f, err)
 		}
-		if err := sleep(ctx, time.Until(ph.start.Add(cfg.Window))); err != nil {
-			return nil, err
-		}
+		// The next fault waits for the cluster to be whole again and for
+		// the window to pass, so that faults never overlap.
 		if err := waitHealthy(ctx, c, js); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -177,6 +179,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		ph.healthy = time.Since(ph.faultAt)
 		logf("%s: healthy again %s after the fault", f, ph.healthy.Round(100*time.Millisecond))
+		if err := sleep(ctx, time.Until(ph.start.Add(cfg.Window))); err != nil {
+			return nil, err
+		}
 	}
 	phases[len(phases)-1].end = time.Now()
 	stopProducer()
