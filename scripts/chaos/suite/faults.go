@@ -2,11 +2,13 @@ package suite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xpeditis/notify/scripts/chaos/cluster"
@@ -89,7 +91,7 @@ var (
 
 // inject does the fault and returns once it is over (the killed process
 // may still be starting again). It says what it hit.
-func inject(ctx context.Context, c *cluster.Cluster, js jetstream.JetStream, f Fault, n int) (string, error) {
+func inject(ctx context.Context, c *cluster.Cluster, nc *nats.Conn, js jetstream.JetStream, f Fault, n int) (string, error) {
 	switch f.Kind {
 	case SigKill, SigTerm:
 		replicas := c.Services[f.Service]
@@ -128,6 +130,10 @@ func inject(ctx context.Context, c *cluster.Cluster, js jetstream.JetStream, f F
 		if node == nil {
 			return "", fmt.Errorf("no NATS node runs in its own network namespace (needs root)")
 		}
+		// A partitioned leader is the harder case: its clients and its
+		// followers lose it at once. Ask for the move; if JetStream
+		// declines, the node is cut as it is and the table says what it led.
+		preferLeader(ctx, nc, "EVENTS", node.Name)
 		led := leads(ctx, js, node.Name)
 		if err := node.Cut(); err != nil {
 			return "", err
@@ -139,6 +145,28 @@ func inject(ctx context.Context, c *cluster.Cluster, js jetstream.JetStream, f F
 		return fmt.Sprintf("%s (leading %s)", node.Name, led), err
 	}
 	return "", fmt.Errorf("unknown fault %s", f.Kind)
+}
+
+// preferLeader asks the stream's leader to step down in favour of node and
+// waits up to 10 s for node to lead.
+func preferLeader(ctx context.Context, nc *nats.Conn, stream, node string) {
+	req, _ := json.Marshal(map[string]any{"placement": map[string]any{"preferred": node}})
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	_ = wait(ctx, 10*time.Second, stream+" led by "+node, func() error {
+		info, err := streamInfo(ctx, js, stream)
+		if err != nil {
+			return err
+		}
+		if info.Cluster.Leader == node {
+			return nil
+		}
+		_, _ = nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, req)
+		time.Sleep(time.Second) // an election takes a moment; asking again at once would start another
+		return fmt.Errorf("led by %s", info.Cluster.Leader)
+	})
 }
 
 // leads names the streams whose leader is node.

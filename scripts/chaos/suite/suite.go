@@ -160,7 +160,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		ph.faultAt = time.Now()
 		logf("fault %d/%d: %s", i+1, len(cfg.Faults), f)
-		ph.detail, err = inject(ctx, c, js, f, i)
+		ph.detail, err = inject(ctx, c, nc, js, f, i)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
