@@ -169,25 +169,41 @@ func analyze(ctx context.Context, c *cluster.Cluster, prod *producer, recv *rece
 	}
 	deliveries, bad := recv.snapshot()
 	tabs := b.snapshot()
+	procs := c.Procs()
+
+	rep := &Report{BadSignatures: bad, Behind: prod.behindBy()}
+	rep.Rows = append(rep.Rows, Row{Phase: startup.name, Healthy: fmtDur(startup.healthy), FlowBack: "-", MaxLatency: "-",
+		Restarts: exitsBetween(procs, startup.start, startup.end), Errors: errorsBetween(procs, startup.start, startup.end)})
+	for i, row := range tabulate(prod.snapshot(), rows, deliveries, tabs, phases) {
+		row.Restarts = exitsBetween(procs, phases[i].start, phases[i].end)
+		row.Errors = errorsBetween(procs, phases[i].start, phases[i].end)
+		rep.Rows = append(rep.Rows, row)
+	}
+	rep.Crashes = crashes(procs, append([]*phase{&startup}, phases...))
+	for _, t := range tabs {
+		for _, e := range t.errors {
+			if len(rep.BrowserErrors) < 10 {
+				rep.BrowserErrors = append(rep.BrowserErrors, e)
+			}
+		}
+	}
+	return rep, nil
+}
+
+// tabulate attributes each event to the phase it was published in and
+// counts, per phase, what became of the acked ones: rows (by event id),
+// webhook deliveries (by event id) and socket messages (by tab of the
+// event's user).
+func tabulate(events []sent, rows map[string]int, deliveries map[string]delivery, tabs map[string]tab, phases []*phase) []Row {
 	tabsOf := map[string][]string{}
 	for name, t := range tabs {
 		tabsOf[t.user] = append(tabsOf[t.user], name)
 	}
-	events := prod.snapshot()
-	procs := c.Procs()
-
-	rep := &Report{BadSignatures: bad}
-	rep.Behind = prod.behindBy()
-
-	rep.Rows = append(rep.Rows, Row{Phase: startup.name, Healthy: fmtDur(startup.healthy),
-		Restarts: exitsBetween(procs, startup.start, startup.end), Errors: errorsBetween(procs, startup.start, startup.end), FlowBack: "-", MaxLatency: "-"})
+	out := make([]Row, 0, len(phases))
 	for i, ph := range phases {
-		row := Row{Phase: ph.name, Detail: ph.detail, Err: ph.err, Restarts: exitsBetween(procs, ph.start, ph.end),
-			Errors: errorsBetween(procs, ph.start, ph.end), FlowBack: "-"}
+		row := Row{Phase: ph.name, Detail: ph.detail, Err: ph.err, FlowBack: "-", Healthy: "-"}
 		if !ph.faultAt.IsZero() {
 			row.Healthy = fmtDur(ph.healthy)
-		} else {
-			row.Healthy = "-"
 		}
 		var maxLat time.Duration
 		incomplete := 0
@@ -218,7 +234,7 @@ func analyze(ctx context.Context, c *cluster.Cluster, prod *producer, recv *rece
 			} else {
 				row.WebhookMiss++
 			}
-			done, complete := d.first, hooked
+			done, complete := d.first, hooked && n > 0
 			for _, name := range tabsOf[ev.user] {
 				row.SocketDup += max(0, tabs[name].counts[ev.id]-1)
 				at, ok := tabs[name].received[ev.id]
@@ -252,25 +268,17 @@ func analyze(ctx context.Context, c *cluster.Cluster, prod *producer, recv *rece
 			row.MaxLatency += fmt.Sprintf(" (%d incomplete)", incomplete)
 		}
 		if !ph.faultAt.IsZero() {
-			if firstBack.IsZero() {
-				row.FlowBack = "never"
-			} else {
+			row.FlowBack = "never"
+			if !firstBack.IsZero() {
 				row.FlowBack = fmtDur(firstBack.Sub(ph.faultAt))
 			}
 		}
-		rep.Rows = append(rep.Rows, row)
+		out = append(out, row)
 	}
-	rep.Crashes = crashes(procs, append([]*phase{&startup}, phases...))
-	for _, t := range tabs {
-		for _, e := range t.errors {
-			if len(rep.BrowserErrors) < 10 {
-				rep.BrowserErrors = append(rep.BrowserErrors, e)
-			}
-		}
-	}
-	return rep, nil
+	return out
 }
 
+// exitsBetween counts the exits the harness did not cause.
 func exitsBetween(procs []*cluster.Proc, from, to time.Time) int {
 	n := 0
 	for _, p := range procs {
