@@ -41,6 +41,7 @@ type Report struct {
 	Rows          []Row
 	BadSignatures int
 	BrowserErrors []string
+	ClientExited  bool // client.mjs ended before the run did: its tabs saw nothing after
 	Behind        int
 	// Crashes lists the exits the harness did not cause, with the last
 	// line each process wrote, grouped.
@@ -57,6 +58,9 @@ func (r *Report) Failed() []string {
 			out = append(out, fmt.Sprintf("%s: %d missing, %d duplicated rows, %d webhooks missing, %d socket messages missed",
 				row.Phase, row.Missing, row.Duplicated, row.WebhookMiss, row.SocketMissed))
 		}
+	}
+	if r.ClientExited {
+		out = append(out, "the socket.io-client process exited during the run")
 	}
 	if r.BadSignatures > 0 {
 		out = append(out, fmt.Sprintf("%d webhook requests with a bad signature", r.BadSignatures))
@@ -105,7 +109,8 @@ func settle(ctx context.Context, c *cluster.Cluster, prod *producer, recv *recei
 	// there and nothing has arrived for socketQuiet will not come.
 	const socketQuiet = 15 * time.Second
 	lastSocket, lastChange := -1, time.Now()
-	return wait(ctx, timeout, "every acked event delivered", func() error {
+	// Every 2 s: each check reads every row of the run.
+	return waitEvery(ctx, timeout, 2*time.Second, "every acked event delivered", func() error {
 		rows, err := eventRows(ctx, db, prod.run)
 		if err != nil {
 			return err
@@ -171,7 +176,7 @@ func analyze(ctx context.Context, c *cluster.Cluster, prod *producer, recv *rece
 	tabs := b.snapshot()
 	procs := c.Procs()
 
-	rep := &Report{BadSignatures: bad, Behind: prod.behindBy()}
+	rep := &Report{BadSignatures: bad, Behind: prod.behindBy(), ClientExited: b.exited()}
 	rep.Rows = append(rep.Rows, Row{Phase: startup.name, Healthy: fmtDur(startup.healthy), FlowBack: "-", MaxLatency: "-",
 		Restarts: exitsBetween(procs, startup.start, startup.end), Errors: errorsBetween(procs, startup.start, startup.end)})
 	for i, row := range tabulate(prod.snapshot(), rows, deliveries, tabs, phases) {

@@ -153,6 +153,16 @@ func (b *browsers) open(name, user, url, token string) error {
 	return err
 }
 
+// exited says whether the node process has ended.
+func (b *browsers) exited() bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // connected says how many tabs have connected at least once.
 func (b *browsers) connected() int {
 	b.mu.Lock()

@@ -239,9 +239,14 @@ func waitHealthy(ctx context.Context, c *cluster.Cluster, js jetstream.JetStream
 // wait polls check until it succeeds or timeout passes; the error says
 // what was last seen.
 func wait(ctx context.Context, timeout time.Duration, what string, check func() error) error {
+	return waitEvery(ctx, timeout, 250*time.Millisecond, what, check)
+}
+
+// waitEvery is wait with another interval between checks.
+func waitEvery(ctx context.Context, timeout, interval time.Duration, what string, check func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		err := check()
