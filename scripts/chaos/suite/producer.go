@@ -38,7 +38,7 @@ type producer struct {
 
 	mu     sync.Mutex
 	events []*sent
-	behind int // events short of the rate: ticks lost while publishing blocked
+	behind int // events skipped: the producer was more than a second behind its rate
 }
 
 // publishTimeout bounds one publish: past it the event counts as failed.
@@ -59,46 +59,61 @@ func newProducer(nc *nats.Conn, run, org string, users []string) (*producer, err
 
 // runAt publishes rate events per second until ctx ends, asynchronously
 // so that slow acks do not lower the rate, then waits for the last acks.
+// Each tick publishes what is due since the start, so that a harness
+// starved of CPU keeps the rate; past a second of lag (publishing blocked
+// on maxPending outstanding acks) the excess is skipped and counted.
 func (p *producer) runAt(ctx context.Context, rate int) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	interval := time.Second / time.Duration(rate)
-	tick := time.NewTicker(interval)
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	began := time.Now()
-	for seq := 0; ; seq++ {
+	for due, seq := 0, 0; ; {
 		select {
 		case <-ctx.Done():
-			p.mu.Lock()
-			p.behind = max(0, int(time.Since(began)/interval)-seq)
-			p.mu.Unlock()
 			return
 		case <-tick.C:
 		}
-		phase := int(p.phase.Load())
-		ev := &sent{id: fmt.Sprintf("chaos-%s-p%02d-%07d", p.run, phase, seq), user: p.users[seq%len(p.users)], phase: phase, at: time.Now()}
-		p.mu.Lock()
-		p.events = append(p.events, ev)
-		p.mu.Unlock()
-		// Blocks while maxPending acks are outstanding (the rate drops:
-		// counted as behind), errors after the stall wait.
-		f, err := p.pub.PublishAsync(&contract.Event{
-			Id: ev.id, Type: "BOOKING_CREATED", OccurredAt: timestamppb.New(ev.at), OrganizationId: p.org,
-			Recipients: []string{ev.user},
-		})
-		if err != nil {
-			p.settle(ev, err)
-			continue
+		due = int(time.Since(began) / interval)
+		if lag := due - seq; lag > rate {
+			p.mu.Lock()
+			p.behind += lag - rate
+			p.mu.Unlock()
+			seq += lag - rate
 		}
-		wg.Go(func() {
-			select {
-			case <-f.Ok():
-				p.settle(ev, nil)
-			case err := <-f.Err():
-				p.settle(ev, err)
-			}
-		})
+		for ; seq < due && ctx.Err() == nil; seq++ {
+			p.publishOne(&wg, seq)
+		}
 	}
+}
+
+// publishOne publishes event number seq and records its ack on its own
+// goroutine.
+func (p *producer) publishOne(wg *sync.WaitGroup, seq int) {
+	phase := int(p.phase.Load())
+	ev := &sent{id: fmt.Sprintf("chaos-%s-p%02d-%07d", p.run, phase, seq), user: p.users[seq%len(p.users)], phase: phase, at: time.Now()}
+	p.mu.Lock()
+	p.events = append(p.events, ev)
+	p.mu.Unlock()
+	// Blocks while maxPending acks are outstanding, errors after the
+	// stall wait.
+	f, err := p.pub.PublishAsync(&contract.Event{
+		Id: ev.id, Type: "BOOKING_CREATED", OccurredAt: timestamppb.New(ev.at), OrganizationId: p.org,
+		Recipients: []string{ev.user},
+	})
+	if err != nil {
+		p.settle(ev, err)
+		return
+	}
+	wg.Go(func() {
+		select {
+		case <-f.Ok():
+			p.settle(ev, nil)
+		case err := <-f.Err():
+			p.settle(ev, err)
+		}
+	})
 }
 
 func (p *producer) settle(ev *sent, err error) {

@@ -70,7 +70,7 @@ func (r *Report) Failed() []string {
 
 // Print writes the table (Markdown).
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintln(w, "| fault | acked | publish failed | rows | missing | duplicated | webhooks 2xx | webhook dup | webhook missing | socket missed | socket dup | recovered=false | flow back | max latency | healthy after | restarts | ERROR logs |")
+	fmt.Fprintln(w, "| fault | acked | publish failed | rows | missing | duplicated | webhooks 2xx | webhook dup | webhook missing | socket missed | socket dup | recovered=false | flow back | max latency socket / webhook | healthy after | restarts | ERROR logs |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range r.Rows {
 		name := x.Phase
@@ -90,7 +90,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "\n- restart: %s", c)
 	}
 	if r.Behind > 0 {
-		fmt.Fprintf(w, "\n- the producer fell %d events behind its rate (%d acks outstanding)", r.Behind, maxPending)
+		fmt.Fprintf(w, "\n- the producer skipped %d events, being more than a second behind its rate (at most %d acks outstanding)", r.Behind, maxPending)
 	}
 	fmt.Fprintln(w)
 }
@@ -210,7 +210,7 @@ func tabulate(events []sent, rows map[string]int, deliveries map[string]delivery
 		if !ph.faultAt.IsZero() {
 			row.Healthy = fmtDur(ph.healthy)
 		}
-		var maxLat time.Duration
+		var maxSock, maxHook time.Duration
 		incomplete := 0
 		var firstBack time.Time
 		for _, ev := range events {
@@ -239,7 +239,11 @@ func tabulate(events []sent, rows map[string]int, deliveries map[string]delivery
 			} else {
 				row.WebhookMiss++
 			}
+			if hooked {
+				maxHook = max(maxHook, d.first.Sub(ev.at))
+			}
 			done, complete := d.first, hooked && n > 0
+			var sockDone time.Time
 			for _, name := range tabsOf[ev.user] {
 				row.SocketDup += max(0, tabs[name].counts[ev.id]-1)
 				at, ok := tabs[name].received[ev.id]
@@ -248,15 +252,20 @@ func tabulate(events []sent, rows map[string]int, deliveries map[string]delivery
 					complete = false
 					continue
 				}
-				if at.After(done) {
-					done = at
+				if at.After(sockDone) {
+					sockDone = at
 				}
+			}
+			if !sockDone.IsZero() {
+				maxSock = max(maxSock, sockDone.Sub(ev.at))
+			}
+			if sockDone.After(done) {
+				done = sockDone
 			}
 			if !complete {
 				incomplete++
 				continue
 			}
-			maxLat = max(maxLat, done.Sub(ev.at))
 			if !ph.faultAt.IsZero() && !ev.at.Before(ph.faultAt) && (firstBack.IsZero() || done.Before(firstBack)) {
 				firstBack = done
 			}
@@ -268,7 +277,7 @@ func tabulate(events []sent, rows map[string]int, deliveries map[string]delivery
 				}
 			}
 		}
-		row.MaxLatency = fmtDur(maxLat)
+		row.MaxLatency = fmtDur(maxSock) + " / " + fmtDur(maxHook)
 		if incomplete > 0 {
 			row.MaxLatency += fmt.Sprintf(" (%d incomplete)", incomplete)
 		}
