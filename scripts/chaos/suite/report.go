@@ -34,6 +34,7 @@ type Row struct {
 	Restarts     int   // exits the harness did not cause
 	Errors       int // ERROR log lines of the services
 	Err          string
+	Notes        []string // a few examples of webhook duplicates
 }
 
 // Report is the run's outcome.
@@ -84,6 +85,9 @@ func (r *Report) Print(w io.Writer) {
 	for _, x := range r.Rows {
 		if x.Err != "" {
 			fmt.Fprintf(w, "\n- %s: %s", x.Phase, x.Err)
+		}
+		for _, n := range x.Notes {
+			fmt.Fprintf(w, "\n- %s: %s", x.Phase, n)
 		}
 	}
 	for _, c := range r.Crashes {
@@ -235,6 +239,9 @@ func tabulate(events []sent, rows map[string]int, deliveries map[string]delivery
 				row.WebhookOK += d.ok
 				if d.ok > 1 {
 					row.WebhookDup++
+					if len(row.Notes) < 3 {
+						row.Notes = append(row.Notes, fmt.Sprintf("%s delivered %d times, X-Webhook-Attempt %s", ev.id, d.ok, strings.Join(d.attempts, ", ")))
+					}
 				}
 			} else {
 				row.WebhookMiss++
