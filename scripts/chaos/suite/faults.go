@@ -100,7 +100,18 @@ func inject(ctx context.Context, c *cluster.Cluster, nc *nats.Conn, js jetstream
 		if f.Kind == SigTerm {
 			sig = syscall.SIGTERM
 		}
-		return r.Name(), r.Signal(sig, 0)
+		before := r.Stats().Starts
+		if err := r.Signal(sig, 0); err != nil {
+			return r.Name(), err
+		}
+		// Over when the replica has exited and been started again: a
+		// draining replica still answers /readyz.
+		return r.Name(), wait(ctx, time.Minute, r.Name()+" started again", func() error {
+			if r.Stats().Starts == before {
+				return fmt.Errorf("not exited yet")
+			}
+			return nil
+		})
 	case NATSLeader:
 		info, err := streamInfo(ctx, js, "EVENTS")
 		if err != nil {
