@@ -157,14 +157,14 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-var httpClient = &http.Client{Timeout: 2 * time.Second}
-
+// httpOK asks url and wants 200, within 2 s.
 func httpOK(ctx context.Context, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := httpClient.Do(req)
+	client := http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

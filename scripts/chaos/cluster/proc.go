@@ -50,7 +50,7 @@ type Proc struct {
 // Exit is one end of an instance.
 type Exit struct {
 	At       time.Time
-	Expected bool // caused by the harness
+	Expected bool   // caused by the harness
 	Status   string // exit status
 	LastLine string // the last line the instance wrote: often why it exited
 }

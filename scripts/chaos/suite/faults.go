@@ -82,7 +82,7 @@ func ParseFaults(s string) ([]Fault, error) {
 
 // Full and short suites: the full one does each kind to each service; the
 // short one each kind once.
-var (
+const (
 	FullFaults = "sigkill:notification-api,sigkill:realtime-gateway,sigkill:webhook-dispatcher," +
 		"sigterm:notification-api,sigterm:realtime-gateway,sigterm:webhook-dispatcher," +
 		"nats-leader,postgres-stop,partition"

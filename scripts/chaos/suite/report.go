@@ -31,7 +31,7 @@ type Row struct {
 	FlowBack     string
 	MaxLatency   string
 	Healthy      string
-	Restarts     int   // exits the harness did not cause
+	Restarts     int // exits the harness did not cause
 	Errors       int // ERROR log lines of the services
 	Err          string
 	Notes        []string // a few examples of webhook duplicates
