@@ -39,7 +39,7 @@ func run() error {
 	spec, limit := suite.FullFaults, 40*time.Minute
 	if *short {
 		spec, limit = suite.ShortFaults, 8*time.Minute
-		cfg.Baseline, cfg.Window, cfg.Settle = 8*time.Second, 22*time.Second, 60*time.Second
+		cfg.Baseline, cfg.Window, cfg.Settle = 6*time.Second, 20*time.Second, 60*time.Second
 	}
 	if *faults != "" {
 		spec = *faults
