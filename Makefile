@@ -1,12 +1,12 @@
 # Xpeditis Notify. `make run` starts the standalone binary; `make test` runs
 # vet, the linter and every test. Both find or start a PostgreSQL.
 SHELL := /bin/bash
-MODULES := pkg services/notification-api services/realtime-gateway services/webhook-dispatcher deploy/standalone
+MODULES := pkg services/notification-api services/realtime-gateway services/webhook-dispatcher deploy/standalone scripts/chaos
 TOOLS := $(CURDIR)/.tools
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run test build lint vet proto bench bench-webhooks bench-gateway bench-abuse clean
+.PHONY: run test build lint vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short clean
 
 run: build
 	./scripts/with-postgres.sh ./bin/notifyd
@@ -49,6 +49,19 @@ bench-gateway:
 # floods, half-open bodies); figures go to BENCHMARKS.md.
 bench-abuse:
 	./scripts/bench-abuse.sh
+
+# The chaos suite (scripts/chaos; results in BENCHMARKS.md, "Chaos"): a 3-node
+# nats-server cluster, a private PostgreSQL and 2 replicas of each service,
+# faults injected while events flow; fails on a lost event, a duplicated row
+# or a missed socket message. The partition needs root. `make chaos-short`
+# (or CHAOS=short): one fault of each kind, under 5 minutes.
+chaos:
+	@mkdir -p bin
+	cd scripts/chaos && go build -o ../../bin/chaos ./cmd/chaos
+	./bin/chaos -root . $(if $(filter short,$(CHAOS)),-short)
+
+chaos-short:
+	$(MAKE) chaos CHAOS=short
 
 clean:
 	rm -rf bin .tools
