@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -100,14 +101,16 @@ func TestAWrongKeyUnderAKnownIDMakesTheServiceNotReady(t *testing.T) {
 	h := newHarness(t, cfg)
 	admin := token(t, testkit.UniqueID("org"), "ADMIN")
 	h.createWebhook(admin, "https://hooks.example.com/x", "BOOKING_CREATED")
-	if code, body := h.readyz(); code != http.StatusOK {
+	if code, body := h.readyzUntil(func(code int, _ map[string]string) bool { return code == http.StatusOK }); code != http.StatusOK {
 		t.Fatalf("readyz with the right key: %d %v", code, body)
 	}
 
 	h.stop()
 	h.cfg.SecretKeys = secrets.NewKeySpec("test1") // same id, another key
 	h.start()
-	code, body := h.readyz()
+	code, body := h.readyzUntil(func(_ int, body map[string]string) bool {
+		return body["webhook_secrets_keys"] != "" && body["webhook_secrets_keys"] != "starting"
+	})
 	if code != http.StatusServiceUnavailable || !strings.Contains(body["webhook_secrets_keys"], `id "test1" does not open`) {
 		t.Fatalf("readyz with a wrong key under the id in use: %d %v, want 503 naming the key id", code, body)
 	}
@@ -115,8 +118,22 @@ func TestAWrongKeyUnderAKnownIDMakesTheServiceNotReady(t *testing.T) {
 	h.stop()
 	h.cfg.SecretKeys = secrets.NewKeySpec("test2") // test1 missing altogether
 	h.start()
-	if code, body := h.readyz(); code != http.StatusOK {
+	if code, body := h.readyzUntil(func(code int, _ map[string]string) bool { return code == http.StatusOK }); code != http.StatusOK {
 		t.Fatalf("readyz with the key id missing: %d %v, want ready", code, body)
+	}
+}
+
+// readyzUntil polls /readyz until done accepts its answer, for at most 10 s
+// (the consumer starts after the routes serve), and returns the last answer.
+func (h *harness) readyzUntil(done func(int, map[string]string) bool) (int, map[string]string) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := h.readyz()
+		if done(code, body) || time.Now().After(deadline) {
+			return code, body
+		}
+		time.Sleep(20 * time.Millisecond) // polling a service's endpoint: nothing to wait on
 	}
 }
 
