@@ -25,6 +25,7 @@ import (
 	"github.com/xpeditis/notify/pkg/config"
 	"github.com/xpeditis/notify/pkg/httpx"
 	"github.com/xpeditis/notify/pkg/natsx"
+	"github.com/xpeditis/notify/pkg/netx"
 	"github.com/xpeditis/notify/pkg/postgres"
 )
 
@@ -145,8 +146,8 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	ln := o.Listener
 	if ln == nil {
-		if ln, err = net.Listen("tcp", o.Common.HTTPAddr); err != nil {
-			return fmt.Errorf("listen %s: %w", o.Common.HTTPAddr, err)
+		if ln, err = netx.Listen("HTTP_ADDR", o.Common.HTTPAddr); err != nil {
+			return err
 		}
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}

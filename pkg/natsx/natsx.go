@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,9 +50,28 @@ func Connect(url, name string, log *slog.Logger, extra ...nats.Option) (*nats.Co
 	}
 	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+		if url == "" { // in-process: notifyd's embedded server
+			return nil, fmt.Errorf("connect to the embedded nats: %w", err)
+		}
+		return nil, fmt.Errorf("cannot connect to NATS_URL=%s (is the server up, and the address right?): %w", RedactURL(url), err)
 	}
 	return nc, nil
+}
+
+// RedactURL hides the credentials (user, password or token) of a NATS URL
+// or comma-separated list of URLs, so that it can be shown in an error.
+func RedactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			prefix := ""
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				prefix = p[:scheme+3]
+			}
+			parts[i] = prefix + "REDACTED" + p[at:]
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // StreamConfigs returns the configuration of the three streams for the

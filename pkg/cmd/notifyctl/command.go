@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 )
 
 // errHelpShown reports that -h printed the help: the command succeeded.
@@ -104,20 +103,4 @@ const (
 // natsFlag is -nats, the same in every command that talks to NATS.
 func (c *command) natsFlag(p *string) {
 	c.fromEnv(p, "nats", "NATS_URL", defaultNATSURL, natsURLHelp, "NATS server URL, the one the services use")
-}
-
-// redactURL hides the credentials of a (comma-separated) NATS or
-// PostgreSQL URL so that it can be shown in an error.
-func redactURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		if at := strings.LastIndex(p, "@"); at >= 0 {
-			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
-				parts[i] = p[:scheme+3] + "REDACTED" + p[at:]
-			} else {
-				parts[i] = "REDACTED" + p[at:]
-			}
-		}
-	}
-	return strings.Join(parts, ",")
 }

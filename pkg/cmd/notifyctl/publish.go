@@ -71,7 +71,7 @@ func runPublish(ctx context.Context, args []string, io stdio) error {
 	}
 	ev.Data = st
 
-	where := "NATS_URL=" + redactURL(url)
+	where := "NATS_URL=" + natsx.RedactURL(url)
 	nc, err := nats.Connect(url, nats.Name("notifyctl"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("publish: cannot connect to %s: %w (is notifyd running? it listens for producers on its NATS_LISTEN, default 127.0.0.1:4223; set NATS_URL or -nats to the server the services use)", where, err)
