@@ -1,4 +1,4 @@
-# Xpeditis Notify. `make run` starts the standalone binary; `make test` runs
+# Xpeditis Notify. `make help` lists the targets; `make run` starts the standalone binary; `make test` runs
 # vet, the linter and every test. Both find or start a PostgreSQL.
 SHELL := /bin/bash
 MODULES := pkg services/notification-api services/realtime-gateway services/webhook-dispatcher deploy/standalone scripts/chaos
@@ -6,15 +6,18 @@ TOOLS := $(CURDIR)/.tools
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run test build lint vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short clean
+.PHONY: help run test build vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short clean
 
-run: build
+help: ## list the targets, one line each
+	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+run: build ## build and start notifyd (all services, embedded NATS) on 127.0.0.1:8080, finding or starting PostgreSQL
 	./scripts/with-postgres.sh ./bin/notifyd
 
-test:
+test: ## go vet, staticcheck and every test with -race, against real PostgreSQL and JetStream (see README prerequisites)
 	./scripts/with-postgres.sh ./scripts/test.sh
 
-build:
+build: ## build the service binaries, notifyd and notifyctl into ./bin
 	@mkdir -p bin
 	cd services/notification-api && go build -o ../../bin/notification-api ./cmd/notification-api
 	cd services/realtime-gateway && go build -o ../../bin/realtime-gateway ./cmd/realtime-gateway
@@ -22,46 +25,40 @@ build:
 	cd deploy/standalone && go build -o ../../bin/notifyd ./cmd/notifyd
 	cd pkg && go build -o ../bin/notifyctl ./cmd/notifyctl
 
-vet:
+vet: ## go vet every module
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 
-# Regenerates pkg/contract/eventv1 from proto/.
-proto:
+proto: ## regenerate pkg/contract/eventv1 from proto/ (buf, protoc-gen-go into .tools)
 	GOBIN=$(TOOLS) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	cd proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
 
-bench: build
+bench: build ## notification-api ingest and list benchmarks (BENCHMARKS.md)
 	./scripts/with-postgres.sh ./scripts/bench.sh
 
-# Webhook delivery throughput and isolation; figures go to BENCHMARKS.md.
-bench-webhooks:
+bench-webhooks: ## webhook delivery throughput and isolation (BENCHMARKS.md)
 	@mkdir -p bin
 	cd services/webhook-dispatcher && go build -o ../../bin/webhook-bench ./cmd/webhook-bench
 	./scripts/with-postgres.sh ./scripts/bench-webhooks.sh
 
-# The realtime gateway against the Node.js reference server, 15,000 clients
-# each (see BENCHMARKS.md); settings in scripts/bench-gateway.sh.
-bench-gateway:
+# Settings in scripts/bench-gateway.sh.
+bench-gateway: ## the realtime gateway against the Node.js reference server, 15,000 clients each (BENCHMARKS.md)
 	./scripts/with-postgres.sh ./scripts/bench-gateway.sh
 
-# The gateway's memory and /healthz latency under abusive clients (ping
-# floods, half-open bodies); figures go to BENCHMARKS.md.
-bench-abuse:
+bench-abuse: ## the gateway's memory and /healthz latency under abusive clients (ping floods, half-open bodies)
 	./scripts/bench-abuse.sh
 
 # The chaos suite (scripts/chaos; results in BENCHMARKS.md, "Chaos"): a 3-node
 # nats-server cluster, a private PostgreSQL and 2 replicas of each service,
 # faults injected while events flow; fails on a lost event, a duplicated row
-# or a missed socket message. The partition needs root. `make chaos-short`
-# (or CHAOS=short): one fault of each kind, under 5 minutes.
-chaos:
+# or a missed socket message. The partition needs root.
+chaos: ## the full chaos suite: 3 NATS nodes, 2 replicas per service, every fault while events flow (root for the partition)
 	@mkdir -p bin
 	cd scripts/chaos && go build -o ../../bin/chaos ./cmd/chaos
 	./bin/chaos -root . $(if $(filter short,$(CHAOS)),-short)
 
-chaos-short:
+chaos-short: ## the chaos suite's short form: one fault of each kind, under 5 minutes
 	$(MAKE) chaos CHAOS=short
 
-clean:
+clean: ## remove ./bin and the tools in .tools
 	rm -rf bin .tools

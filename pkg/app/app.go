@@ -36,6 +36,7 @@ import (
 	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/pkg/httpx"
 	"github.com/xpeditis/notify/pkg/natsx"
+	"github.com/xpeditis/notify/pkg/netx"
 	"github.com/xpeditis/notify/pkg/postgres"
 )
 
@@ -107,8 +108,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	// Alive first: the ops endpoints answer while the rest is set up.
 	ln := o.Listener
 	if ln == nil {
-		if ln, err = net.Listen("tcp", o.Common.HTTPAddr); err != nil {
-			return fmt.Errorf("listen %s: %w", o.Common.HTTPAddr, err)
+		if ln, err = netx.Listen("HTTP_ADDR", o.Common.HTTPAddr); err != nil {
+			return err
 		}
 	}
 	front := &frontHandler{ops: opsMux(hr, reg), starting: startingHandler(hr)}

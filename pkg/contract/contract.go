@@ -1,5 +1,5 @@
 // Package contract holds the event contract: the domain event types, what
-// each one produces (the one table of DESIGN.md), decoding and validation of
+// each one produces (the one table, documented in docs/architecture.md), decoding and validation of
 // events as they arrive on the wire, and the messages published to a user's
 // NOTIFY subject.
 package contract
@@ -52,7 +52,7 @@ type Route struct {
 	Webhook  string   // webhook event name
 }
 
-// routes is the event-type table of DESIGN.md, the only place in code that
+// routes is the event-type table (docs/architecture.md), the only place in code that
 // maps domain events to notifications and webhook events.
 var routes = map[string]Route{
 	"BOOKING_CREATED":        {InApp: "BOOKING_CREATED", Priority: PriorityMedium, Title: "Booking created", Message: "A new booking has been created.", Webhook: "BOOKING_CREATED"},

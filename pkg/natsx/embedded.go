@@ -18,7 +18,7 @@ import (
 // EmbeddedOptions configures the in-process NATS server.
 type EmbeddedOptions struct {
 	StoreDir string // JetStream store
-	Listen   string // host:port for outside producers; "" listens nowhere (in-process only)
+	Listen   string // host:port for outside producers (port 0: any free port); "" listens nowhere (in-process only)
 	Name     string
 	// Auth, when set, makes every client authenticate: in-process clients
 	// with Auth.InProcess, outside ones with a producer NKey. When nil the
@@ -151,6 +151,9 @@ func RunEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		p, err := strconv.Atoi(port)
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats: listen port %q: %w", port, err)
+		}
+		if p == 0 {
+			p = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
 		}
 		opts.Host, opts.Port = host, p
 	}

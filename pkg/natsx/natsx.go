@@ -62,7 +62,10 @@ func Connect(url string, auth config.NATSAuth, name string, log *slog.Logger, ex
 	opts = append(append(opts, authOpts...), extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s (auth %s): %w", RedactURL(url), auth.Method(), err)
+		if url == "" { // in-process: notifyd's embedded server
+			return nil, fmt.Errorf("connect to the embedded nats: %w", err)
+		}
+		return nil, fmt.Errorf("cannot connect to NATS_URL=%s (auth %s; is the server up, and the address right?): %w", RedactURL(url), auth.Method(), err)
 	}
 	where := nc.ConnectedUrlRedacted()
 	if nc.Opts.InProcessServer != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path"
 	"sort"
 	"strconv"
@@ -32,9 +33,19 @@ func Open(ctx context.Context, url string, maxConns int) (*sqlx.DB, error) {
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("ping postgres: %w", err)
+		return nil, fmt.Errorf("cannot connect to PostgreSQL at DATABASE_URL=%s: %w", redact(url), err)
 	}
 	return db, nil
+}
+
+// redact hides the password of a PostgreSQL URL so that it can be shown in
+// an error; a key=value connection string is not shown at all.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return "(a connection string, not shown)"
+	}
+	return u.Redacted()
 }
 
 // Migration is one numbered SQL file.

@@ -91,15 +91,23 @@ func TestDemoPageInChromium(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
 		t.Fatal("the browser test's packages are not installed: run scripts/test-setup-demo.sh")
 	}
-	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		t.Fatal("Chromium is not installed: run scripts/test-setup-demo.sh (apt-get install chromium)")
+	chrome := os.Getenv("CHROME_PATH")
+	if chrome == "" { // found by the setup script
+		found, err := os.ReadFile(filepath.Join(dir, "node_modules", ".chrome-path"))
+		if err != nil {
+			t.Fatal("no browser for the test: set CHROME_PATH, or run scripts/test-setup-demo.sh, which finds Chromium or Chrome (or says what to install)")
+		}
+		chrome = strings.TrimSpace(string(found))
+	}
+	if _, err := os.Stat(chrome); err != nil {
+		t.Fatalf("the browser %s is gone: run scripts/test-setup-demo.sh again or set CHROME_PATH: %v", chrome, err)
 	}
 	base := startNotifyd(t, "development")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", "demo.test.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DEMO_URL="+base)
+	cmd.Env = append(os.Environ(), "DEMO_URL="+base, "CHROME_PATH="+chrome)
 	if shot := os.Getenv("DEMO_SCREENSHOT"); shot != "" {
 		cmd.Env = append(cmd.Env, "SCREENSHOT="+shot)
 	}

@@ -10,8 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/labstack/echo/v5"
 	"github.com/nats-io/nats.go"
@@ -22,6 +22,7 @@ import (
 	"github.com/xpeditis/notify/pkg/config"
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/natsx"
+	"github.com/xpeditis/notify/pkg/netx"
 	"github.com/xpeditis/notify/services/notification-api/notificationapi"
 	"github.com/xpeditis/notify/services/realtime-gateway/realtimegateway"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/webhookdispatcher"
@@ -45,16 +46,25 @@ const ProducerSeedFile = "nats-producer.nk"
 // Development reports whether development conveniences are on.
 func (c Config) Development() bool { return c.Mode == "development" }
 
-// Main reads the environment and runs until ctx ends.
-func Main(ctx context.Context, logOut io.Writer) error {
-	return Run(ctx, config.FromOS(), logOut, RunOptions{})
+// Main reads the environment and runs until ctx ends; once ready, it
+// prints where to reach notifyd on out, and it logs on logOut.
+func Main(ctx context.Context, out, logOut io.Writer) error {
+	return Run(ctx, config.FromOS(), logOut, RunOptions{ReadyOut: out})
 }
 
 // RunOptions let tests serve notifyd on a listener of their own.
 type RunOptions struct {
 	Listener net.Listener      // served instead of HTTP_ADDR when set
 	Ready    func(addr string) // called once the HTTP server accepts requests
+	ReadyOut io.Writer         // when set, gets the URLs to open once ready (see readyMessage)
 }
+
+// Development defaults of the listen addresses: loopback only, since
+// development mode hands out tokens to anyone who asks.
+const (
+	devHTTPAddr      = "127.0.0.1:8080"
+	defaultNATSListn = "127.0.0.1:4223"
+)
 
 // Run runs notifyd configured from base until ctx ends.
 func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) error {
@@ -67,13 +77,14 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 			return fmt.Errorf("development webhook secrets key: %w", err)
 		}
 		env = base.WithDefaults(map[string]string{
+			"HTTP_ADDR":                     devHTTPAddr,
 			"JWT_SECRET":                    auth.DevSecret,
 			"WEBHOOK_SECRETS_KEYS":          webhookKey,
 			"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
 			"GATEWAY_ALLOWED_ORIGINS":       "*",
 		}).ForDevelopment()
 	}
-	cfg := Config{Mode: mode, DataDir: dataDir, NATSListen: env.String("NATS_LISTEN", "127.0.0.1:4223"), NATSListenNKeys: env.List("NATS_LISTEN_NKEYS", nil)}
+	cfg := Config{Mode: mode, DataDir: dataDir, NATSListen: env.String("NATS_LISTEN", defaultNATSListn), NATSListenNKeys: env.List("NATS_LISTEN_NKEYS", nil)}
 	if mode != "development" && mode != "production" {
 		env.Check(fmt.Errorf("NOTIFY_MODE: %q is not development or production", mode))
 	}
@@ -90,15 +101,17 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 		if common.JWT.Secret == auth.DevSecret {
 			log.Warn("JWT_SECRET is not set: using the public development secret (notifyctl token uses it too)")
 		}
-		if hookCfg.AllowPrivateTargets {
-			log.Warn("WEBHOOK_ALLOW_PRIVATE_TARGETS=true: webhooks may target localhost, private networks and cloud metadata addresses; set it to false or use NOTIFY_MODE=production for anything exposed")
+		// WEBHOOK_ALLOW_PRIVATE_TARGETS is warned about by the dispatcher, once.
+		if base.String("HTTP_ADDR", "") == "" && o.Listener == nil {
+			log.Info("development mode listens on loopback only: set HTTP_ADDR=:8080 to serve other machines (they could then mint tokens on the demo page)", "addr", devHTTPAddr)
 		}
-		if _, set := os.LookupEnv("WEBHOOK_SECRETS_KEYS"); !set {
+		if base.String("WEBHOOK_SECRETS_KEYS", "") == "" {
 			log.Warn("WEBHOOK_SECRETS_KEYS is not set: webhook secrets are encrypted with a development key kept in " + filepath.Join(cfg.DataDir, devWebhookKeyFile))
 		}
 	}
 
 	natsOpts := []nats.Option{}
+	producerURL := "" // where producers publish, when this process runs the NATS server
 	if common.NATSURL == "" {
 		if common.NATSAuth != (config.NATSAuth{}) {
 			log.Warn("NATS_URL is empty, so NATS is embedded: the NATS_CREDS, NATS_NKEY_SEED, NATS_USER, NATS_TOKEN and NATS_TLS_* client settings are ignored (producers on NATS_LISTEN use NATS_LISTEN_NKEYS)")
@@ -108,13 +121,16 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 		if listen == "off" {
 			listen = ""
 		}
+		if err := checkListen("NATS_LISTEN", listen); err != nil {
+			return err
+		}
 		auth, err := cfg.embeddedAuth(listen != "", log)
 		if err != nil {
 			return err
 		}
 		srv, err := natsx.RunEmbedded(natsx.EmbeddedOptions{StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Listen: listen, Name: "notifyd", Auth: auth})
 		if err != nil {
-			return err
+			return fmt.Errorf("NATS_LISTEN=%s: %w", listen, err)
 		}
 		defer srv.WaitForShutdown()
 		defer srv.Shutdown()
@@ -127,7 +143,17 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 			if auth != nil {
 				how = "producer NKeys (may publish events.> only)"
 			}
-			log.Info("embedded NATS listening for producers", "url", srv.ClientURL(), "auth", how)
+			producerURL = srv.ClientURL()
+			log.Info("embedded NATS listening for producers", "url", producerURL, "auth", how)
+		}
+	}
+	ready := o.Ready
+	if o.ReadyOut != nil {
+		ready = func(addr string) {
+			fmt.Fprint(o.ReadyOut, readyMessage(cfg, addr, producerURL))
+			if o.Ready != nil {
+				o.Ready(addr)
+			}
 		}
 	}
 	return app.Run(ctx, app.Options{
@@ -142,7 +168,7 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 			webhookdispatcher.New(hookCfg),
 		},
 		Listener: o.Listener,
-		Ready:    o.Ready,
+		Ready:    ready,
 		Extra:    cfg.extraRoutes(common, log),
 	})
 }
@@ -194,4 +220,45 @@ func (c Config) embeddedAuth(listening bool, log *slog.Logger) (*natsx.EmbeddedA
 		return nil, fmt.Errorf("NATS_LISTEN_NKEYS: %w", err)
 	}
 	return auth, nil
+}
+
+// checkListen fails early, naming the variable and the port's holder, when
+// addr cannot be listened on: nats-server keeps its own listen error to
+// itself until its readiness timeout.
+func checkListen(variable, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		return nil // any free port
+	}
+	ln, err := netx.Listen(variable, addr)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
+// readyMessage tells a person where everything is, once notifyd serves:
+// the API, the demo page, the realtime endpoints and the producer listener.
+func readyMessage(c Config, httpAddr, producerURL string) string {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		host, port = httpAddr, ""
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() || host == "" {
+		host = "localhost"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	var b strings.Builder
+	fmt.Fprintf(&b, "notifyd is ready (%s mode)\n", c.Mode)
+	fmt.Fprintf(&b, "  REST API    %s/api/v1/notifications  (OpenAPI: %s/api/v1/openapi.json)\n", base, base)
+	if c.Development() {
+		fmt.Fprintf(&b, "  demo page   %s/\n", base)
+	}
+	fmt.Fprintf(&b, "  Socket.IO   %s  (socket.io-client: io(%q, { auth: { token } }); plain WebSocket: %s/ws)\n", base+"/socket.io/", base, "ws"+strings.TrimPrefix(base, "http"))
+	if producerURL != "" {
+		fmt.Fprintf(&b, "  producers   %s  (NATS_URL of notifyctl and the backend services)\n", producerURL)
+	}
+	return b.String()
 }

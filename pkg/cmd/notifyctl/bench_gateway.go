@@ -3,29 +3,31 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"time"
 
-	"github.com/xpeditis/notify/pkg/auth"
 	"github.com/xpeditis/notify/pkg/gwbench"
 	"github.com/xpeditis/notify/pkg/logx"
 )
 
 // runBenchGateway measures one Socket.IO server: notifyctl bench gateway.
-func runBenchGateway(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench gateway", flag.ExitOnError)
+func runBenchGateway(ctx context.Context, args []string, io stdio) error {
+	c := newCommand("bench gateway", "Measures one Socket.IO server under many WebSocket clients: connection storm,\nidle memory, and delivery phases fed through NATS (see docs/gateway-bench.md).",
+		`notifyctl bench gateway -label gateway -url http://127.0.0.1:38081 -pid "$GATEWAY_PID" -out gateway.json`,
+		`notifyctl bench gateway -clients 1000 -per-worker 500 -duration 10s -pid "$(pgrep -n notifyd)"`)
+	fs := c.fs
 	label := fs.String("label", "server", "name of the server in the report")
 	url := fs.String("url", "http://127.0.0.1:38081", "server base URL (Socket.IO at /socket.io/)")
 	pid := fs.Int("pid", 0, "pid of the server process, whose memory and CPU are sampled (required)")
 	metrics := fs.String("metrics", "", "Prometheus endpoint of a Go server, to split its memory per connection (optional)")
 	pprofURL := fs.String("pprof", "", "net/http/pprof base URL of the server (e.g. http://127.0.0.1:38085/debug/pprof): save CPU and heap profiles (optional)")
 	profileDir := fs.String("profile-dir", ".", "where -pprof saves the profiles")
-	natsURL := fs.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4223"), "NATS URL to publish on")
-	secret := fs.String("secret", envOr("JWT_SECRET", auth.DevSecret), "HS256 secret the server accepts")
+	var natsURL, secret string
+	c.natsFlag(&natsURL)
+	c.secretFlag(&secret)
 	org := fs.String("org", "org-bench", "organization of the clients and events")
 	clients := fs.Int("clients", 15000, "WebSocket clients, one user each")
 	perWorker := fs.Int("per-worker", 5000, "clients per load-generator process")
@@ -39,21 +41,23 @@ func runBenchGateway(ctx context.Context, args []string) error {
 	drain := fs.Duration("drain", 15*time.Second, "how long to wait without progress for the last messages")
 	phases := fs.String("phases", gwbench.PhaseFanout+","+gwbench.PhasePipeline, "delivery phases to run: fanout, pipeline (empty: none)")
 	out := fs.String("out", "", "write the result as JSON to this file")
-	_ = fs.Parse(args)
+	if err := c.parse(args, io); err != nil {
+		return err
+	}
 
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable for the workers: %w", err)
 	}
-	log := logx.New(os.Stderr, "info")
+	log := logx.New(io.err, "info")
 	cfg := gwbench.Config{
-		Label: *label, URL: *url, ServerPID: *pid, MetricsURL: *metrics, PprofURL: *pprofURL, ProfileDir: *profileDir, NATSURL: *natsURL, Secret: *secret, Org: *org,
+		Label: *label, URL: *url, ServerPID: *pid, MetricsURL: *metrics, PprofURL: *pprofURL, ProfileDir: *profileDir, NATSURL: natsURL, Secret: secret, Org: *org,
 		Clients: *clients, PerWorker: *perWorker, Sources: list(*sources), Concurrency: *concurrency,
 		Handshake: *handshake, Idle: *idle, Rate: *rate, PipelineRate: *pipelineRate, Duration: *duration, Drain: *drain,
 		Phases: list(*phases), Log: log,
 		Worker: func(ctx context.Context) *exec.Cmd {
 			cmd := exec.CommandContext(ctx, self, "bench", "gateway-worker")
-			cmd.Stderr = os.Stderr
+			cmd.Stderr = io.err
 			return cmd
 		},
 	}
@@ -66,23 +70,34 @@ func runBenchGateway(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	return gwbench.WriteTable(os.Stdout, []*gwbench.Result{res})
+	return gwbench.WriteTable(io.out, []*gwbench.Result{res})
 }
 
 // runBenchGatewayWorker is one load-generator process, driven by the
 // coordinator over its stdin and stdout.
-func runBenchGatewayWorker(ctx context.Context, _ []string) error {
-	return gwbench.ServeWorker(ctx, os.Stdin, os.Stdout, logx.New(os.Stderr, "warn").With("role", "gwbench-worker", "pid", os.Getpid()))
+func runBenchGatewayWorker(ctx context.Context, args []string, io stdio) error {
+	c := newCommand("bench gateway-worker", "One load-generator process of 'bench gateway', which starts it and drives it\nover its standard input and output; not run by hand.",
+		`notifyctl bench gateway   # starts its workers itself`)
+	if err := c.parse(args, io); err != nil {
+		return err
+	}
+	return gwbench.ServeWorker(ctx, io.in, io.out, logx.New(io.err, "warn").With("role", "gwbench-worker", "pid", os.Getpid()))
 }
 
 // runBenchGatewayReport prints saved results side by side and checks the
 // first one against the targets and the others.
-func runBenchGatewayReport(args []string) error {
-	fs := flag.NewFlagSet("bench gateway-report", flag.ExitOnError)
+func runBenchGatewayReport(args []string, io stdio) error {
+	c := newCommand("bench gateway-report", "Prints saved 'bench gateway' results side by side and checks the first one\nagainst the targets and the others.",
+		`notifyctl bench gateway-report gateway.json node.json`,
+		`notifyctl bench gateway-report -strict gateway.json`)
+	c.args = "<result.json>..."
+	fs := c.fs
 	strict := fs.Bool("strict", false, "exit non-zero when the first server misses a target")
-	_ = fs.Parse(args)
+	if err := c.parse(args, io); err != nil {
+		return err
+	}
 	if fs.NArg() == 0 {
-		return errors.New("bench gateway-report: name result files (the gateway's first)")
+		return usageError{errors.New("bench gateway-report: name result files (the gateway's first)")}
 	}
 	var results []*gwbench.Result
 	for _, path := range fs.Args() {
@@ -92,7 +107,7 @@ func runBenchGatewayReport(args []string) error {
 		}
 		results = append(results, r)
 	}
-	if err := gwbench.WriteTable(os.Stdout, results); err != nil {
+	if err := gwbench.WriteTable(io.out, results); err != nil {
 		return err
 	}
 	var ref *gwbench.Result
@@ -100,9 +115,9 @@ func runBenchGatewayReport(args []string) error {
 		ref = results[1]
 	}
 	lines, ok := gwbench.Verdict(results[0], ref, gwbench.IssueTargets())
-	fmt.Printf("\n%s against the targets:\n", results[0].Label)
+	fmt.Fprintf(io.out, "\n%s against the targets:\n", results[0].Label)
 	for _, l := range lines {
-		fmt.Println("  " + l)
+		fmt.Fprintln(io.out, "  "+l)
 	}
 	if !ok && *strict {
 		return errors.New("targets missed")

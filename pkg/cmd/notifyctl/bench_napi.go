@@ -2,21 +2,21 @@ package main
 
 import (
 	"context"
-	"flag"
-	"os"
 	"time"
 
-	"github.com/xpeditis/notify/pkg/auth"
 	"github.com/xpeditis/notify/pkg/bench"
 )
 
 // runBenchIngest is `notifyctl bench ingest`: events through JetStream into
 // notification-api's table, against a running service.
-func runBenchIngest(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench ingest", flag.ExitOnError)
-	o := bench.IngestOptions{Progress: os.Stderr}
-	fs.StringVar(&o.NATSURL, "nats", envOr("NATS_URL", "nats://127.0.0.1:4223"), "NATS URL of the service's server (default: $NATS_URL, else notifyd's)")
-	fs.StringVar(&o.DatabaseURL, "db", os.Getenv("DATABASE_URL"), "the service's PostgreSQL (default: $DATABASE_URL)")
+func runBenchIngest(ctx context.Context, args []string, io stdio) error {
+	c := newCommand("bench ingest", "Publishes events through JetStream and times notification-api storing them\n(a running service: notifyd or notification-api), and the COPY ceiling.",
+		`notifyctl bench ingest -events 200000 -db "$DATABASE_URL"`,
+		`notifyctl bench ingest -nats nats://127.0.0.1:4223 -rate 10000 -copy=false -pid "$(pgrep -n notifyd)"`)
+	fs := c.fs
+	o := bench.IngestOptions{Progress: io.err}
+	c.natsFlag(&o.NATSURL)
+	c.dbFlag(&o.DatabaseURL)
 	fs.IntVar(&o.Events, "events", 200_000, "events to publish, one recipient each")
 	fs.IntVar(&o.Users, "users", 10_000, "recipients are drawn from this many users")
 	fs.Float64Var(&o.Rate, "rate", 0, "events/s to publish at (0: as fast as the stream acks them)")
@@ -25,22 +25,27 @@ func runBenchIngest(ctx context.Context, args []string) error {
 	fs.IntVar(&o.ServicePID, "pid", 0, "process id of the service, to report its CPU time (when it runs on this machine)")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long the service may take to catch up")
 	fs.BoolVar(&o.Copy, "copy", true, "also time one COPY of the same rows into an empty copy of the table (the ceiling)")
-	_ = fs.Parse(args)
+	if err := c.parse(args, io); err != nil {
+		return err
+	}
 	res, err := bench.Ingest(ctx, o)
 	if err != nil {
 		return err
 	}
-	res.Report(os.Stdout)
+	res.Report(io.out)
 	return res.Check()
 }
 
 // runBenchList is `notifyctl bench list`: GET /api/v1/notifications at a
 // constant arrival rate over a large seeded table.
-func runBenchList(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench list", flag.ExitOnError)
-	o := bench.ListOptions{Progress: os.Stderr}
+func runBenchList(ctx context.Context, args []string, io stdio) error {
+	c := newCommand("bench list", "Seeds a large notifications table, then reads pages at a constant arrival rate\nfrom a running notification-api (or notifyd) and reports latency percentiles.",
+		`notifyctl bench list -rows 5000000 -users 10000 -rate 500 -duration 30s -db "$DATABASE_URL"`,
+		`notifyctl bench list -url http://127.0.0.1:8080 -rows 100000 -rate 200 -duration 10s`)
+	fs := c.fs
+	o := bench.ListOptions{Progress: io.err}
 	fs.StringVar(&o.BaseURL, "url", "http://127.0.0.1:8080", "base URL of the service")
-	fs.StringVar(&o.DatabaseURL, "db", os.Getenv("DATABASE_URL"), "the service's PostgreSQL, for the seed and the query plans (default: $DATABASE_URL)")
+	c.dbFlag(&o.DatabaseURL)
 	fs.IntVar(&o.Seed.Rows, "rows", 5_000_000, "notifications in the seed")
 	fs.IntVar(&o.Seed.Users, "users", 10_000, "users the seed spreads them over, evenly")
 	fs.DurationVar(&o.Seed.History, "history", 180*24*time.Hour, "time span of the seed")
@@ -51,15 +56,22 @@ func runBenchList(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Limit, "limit", 20, "page size")
 	fs.IntVar(&o.DeepPage, "deep-page", 20, "page of the cursor chain for the deep load")
 	fs.IntVar(&o.DeepUsers, "deep-users", 1000, "users whose cursor chain is walked to the deep page")
-	fs.StringVar(&o.Secret, "secret", envOr("JWT_SECRET", auth.DevSecret), "HS256 secret to mint tokens with (default: $JWT_SECRET, else the development secret)")
+	c.secretFlag(&o.Secret)
 	fs.IntVar(&o.ServicePID, "pid", 0, "process id of the service, to report its CPU time (when it runs on this machine)")
-	fs.StringVar(&o.Issuer, "issuer", os.Getenv("JWT_ISSUER"), "iss claim")
-	fs.StringVar(&o.Audience, "audience", os.Getenv("JWT_AUDIENCE"), "aud claim")
-	_ = fs.Parse(args)
+	c.fromEnv(&o.Issuer, "issuer", "JWT_ISSUER", "", "none", "iss claim of the tokens")
+	c.fromEnv(&o.Audience, "audience", "JWT_AUDIENCE", "", "none", "aud claim of the tokens")
+	if err := c.parse(args, io); err != nil {
+		return err
+	}
 	res, err := bench.List(ctx, o)
 	if err != nil {
 		return err
 	}
-	res.Report(os.Stdout)
+	res.Report(io.out)
 	return res.Check()
+}
+
+// dbFlag is -db, the same in every command that reads PostgreSQL.
+func (c *command) dbFlag(p *string) {
+	c.fromEnv(p, "db", "DATABASE_URL", "", "", "PostgreSQL URL of the service's database")
 }

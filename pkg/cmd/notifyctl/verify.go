@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,45 +15,48 @@ import (
 // runVerify checks a received webhook delivery the way a receiver should:
 // the X-Webhook-Signature over the raw body and, when given, the Standard
 // Webhooks headers.
-func runVerify(args []string, stdin io.Reader, out io.Writer) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	secret := fs.String("secret", os.Getenv("WEBHOOK_SECRET"), "the webhook's secret (default: $WEBHOOK_SECRET)")
-	bodyFile := fs.String("body", "-", "file with the raw request body; - reads standard input")
-	signature := fs.String("signature", "", "X-Webhook-Signature header value (sha256=<hex>)")
+func runVerify(args []string, std stdio) error {
+	c := newCommand("verify", "Checks a received webhook delivery: X-Webhook-Signature over the raw body and,\nwhen given, the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature).",
+		`notifyctl verify -webhook-secret "$WEBHOOK_SECRET" -signature 'sha256=9f2c…' < body.json`,
+		`WEBHOOK_SECRET=whsec_... notifyctl verify -body body.json -H 'X-Webhook-Signature: sha256=9f2c…' -H 'webhook-id: 0193…' -H 'webhook-timestamp: 1764403200' -H 'webhook-signature: v1,K5o…'`)
+	var secret string
+	c.fromEnv(&secret, "webhook-secret", "WEBHOOK_SECRET", "", "", "the webhook's secret, as shown once when it was created")
+	bodyFile := c.fs.String("body", "-", "file with the raw request body; - reads standard input")
+	signature := c.fs.String("signature", "", "X-Webhook-Signature header value (sha256=<hex>)")
 	headers := headerFlags{}
-	fs.Var(&headers, "H", "a received header 'Name: value' (repeatable), e.g. -H 'webhook-signature: v1,...'")
-	tolerance := fs.Duration("tolerance", 5*time.Minute, "accepted age of webhook-timestamp; 0 accepts any")
-	if err := fs.Parse(args); err != nil {
+	c.fs.Var(&headers, "H", "a received header 'Name: value' (repeatable), e.g. -H 'webhook-signature: v1,...'")
+	tolerance := c.fs.Duration("tolerance", 5*time.Minute, "accepted age of webhook-timestamp; 0 accepts any")
+	if err := c.parse(args, std); err != nil {
 		return err
 	}
-	if *secret == "" {
-		return errors.New("verify: -secret (or $WEBHOOK_SECRET) is required")
+	if secret == "" {
+		return usageError{errors.New("verify: -webhook-secret (or $WEBHOOK_SECRET) is required")}
 	}
 	h := http.Header(headers)
 	if *signature != "" {
 		h.Set(webhook.HeaderSignature, *signature)
 	}
 	if h.Get(webhook.HeaderSignature) == "" {
-		return errors.New("verify: give -signature or -H 'X-Webhook-Signature: sha256=...'")
+		return usageError{errors.New("verify: give -signature or -H 'X-Webhook-Signature: sha256=...'")}
 	}
 	var body []byte
 	var err error
 	if *bodyFile == "-" {
-		body, err = io.ReadAll(io.LimitReader(stdin, 16<<20))
+		body, err = io.ReadAll(io.LimitReader(std.in, 16<<20))
 	} else {
 		body, err = os.ReadFile(*bodyFile)
 	}
 	if err != nil {
 		return fmt.Errorf("verify: read body: %w", err)
 	}
-	if err := webhook.Verify(*secret, body, h, time.Now(), *tolerance); err != nil {
+	if err := webhook.Verify(secret, body, h, time.Now(), *tolerance); err != nil {
 		return fmt.Errorf("verify: INVALID: %w", err)
 	}
 	checked := webhook.HeaderSignature
 	if h.Get(webhook.HeaderStdSignature) != "" {
 		checked += " and Standard Webhooks headers"
 	}
-	fmt.Fprintf(out, "valid: %s verified\n", checked)
+	fmt.Fprintf(std.out, "valid: %s verified\n", checked)
 	return nil
 }
 

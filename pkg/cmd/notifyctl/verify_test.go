@@ -19,17 +19,17 @@ func TestVerifyCommand(t *testing.T) {
 	ts := strconv.FormatInt(now.Unix(), 10)
 
 	var out bytes.Buffer
-	args := []string{"-secret", secret, "-signature", sig, "-H", "webhook-id: d-1", "-H", "webhook-timestamp: " + ts, "-H", "webhook-signature: " + std}
-	if err := runVerify(args, strings.NewReader(body), &out); err != nil {
+	args := []string{"-webhook-secret", secret, "-signature", sig, "-H", "webhook-id: d-1", "-H", "webhook-timestamp: " + ts, "-H", "webhook-signature: " + std}
+	if err := runVerify(args, stdio{in: strings.NewReader(body), out: &out, err: &out}); err != nil {
 		t.Fatalf("valid delivery refused: %v", err)
 	}
 	if !strings.Contains(out.String(), "Standard Webhooks") {
 		t.Fatalf("output %q does not say the Standard Webhooks headers were checked", out.String())
 	}
-	if err := runVerify([]string{"-secret", secret, "-signature", sig}, strings.NewReader(body+" "), &out); err == nil || !strings.Contains(err.Error(), "INVALID") {
+	if err := runVerify([]string{"-webhook-secret", secret, "-signature", sig}, stdio{in: strings.NewReader(body + " "), out: &out, err: &out}); err == nil || !strings.Contains(err.Error(), "INVALID") {
 		t.Fatalf("tampered body: err = %v, want INVALID", err)
 	}
-	if err := runVerify([]string{"-signature", sig}, strings.NewReader(body), &out); err == nil {
+	if err := runVerify([]string{"-signature", sig}, stdio{in: strings.NewReader(body), out: &out, err: &out}); err == nil {
 		t.Fatal("missing secret accepted")
 	}
 }

@@ -214,6 +214,9 @@ func TestFiltersCombine(t *testing.T) {
 		{"?priority=urgent&read=false", func(i int, r store.Row) bool { return r.Priority == "URGENT" && i >= 5 }},
 		{"?since=" + url.QueryEscape(since) + "&until=" + url.QueryEscape(until), func(i int, _ store.Row) bool { return i > 4 && i <= 19 }},
 		{"?since=" + url.QueryEscape(since) + "&type=BOOKING_CREATED&read=false", func(i int, r store.Row) bool { return i <= 19 && i >= 5 && r.Type == "BOOKING_CREATED" }},
+		{"?eventId=" + url.QueryEscape(rows[7].EventID), func(i int, _ store.Row) bool { return i == 7 }},
+		{"?eventId=" + url.QueryEscape(rows[7].EventID) + "&read=true", func(int, store.Row) bool { return false }},
+		{"?eventId=no-such-event", func(int, store.Row) bool { return false }},
 	}
 	for _, c := range cases {
 		if got, w := count(c.query), want(c.pred); got != w {
@@ -237,6 +240,7 @@ func TestBadInputIsAProblemNamingIt(t *testing.T) {
 		"/api/v1/notifications?cursor=bm9wZQ":                                         "cursor",
 		"/api/v1/notifications?cursor=abc&page=2":                                     "cursor or page",
 		"/api/v1/notifications?colour=red":                                            "unknown query parameter colour",
+		"/api/v1/notifications?eventId=" + strings.Repeat("e", 201):                   "eventId is longer",
 		"/api/v1/notifications/unread-count?x=1":                                      "", // no parameters: ignored
 		"/api/v1/notifications?since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z": "since must be before until",
 	}
@@ -259,6 +263,9 @@ func TestBadInputIsAProblemNamingIt(t *testing.T) {
 	}
 	if r := h.do("PATCH", "/api/v1/notifications/read-all?type=NOPE", tok, ""); r.Status != http.StatusBadRequest {
 		t.Errorf("read-all with a bad filter: status %d", r.Status)
+	}
+	if r := h.do("PATCH", "/api/v1/notifications/read-all?eventId=e", tok, ""); r.Status != http.StatusBadRequest {
+		t.Errorf("read-all by event (a list-only filter): status %d, want 400", r.Status)
 	}
 	big := `{"x":"` + strings.Repeat("a", 100<<10) + `"}`
 	if r := h.do("PATCH", "/api/v1/notifications/read-all", tok, big); r.Status != http.StatusRequestEntityTooLarge || !strings.HasPrefix(r.ContentType, "application/problem+json") {

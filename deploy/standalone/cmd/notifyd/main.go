@@ -15,7 +15,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := notifyd.Main(ctx, os.Stderr); err != nil {
+	if err := notifyd.Main(ctx, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "notifyd:", err)
 		os.Exit(1)
 	}

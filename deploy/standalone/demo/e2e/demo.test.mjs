@@ -1,5 +1,5 @@
-// The demo page in a real browser: Debian's Chromium, driven by
-// playwright-core, against a notifyd started by the Go test
+// The demo page in a real browser: Chromium or Chrome (CHROME_PATH, found by
+// scripts/test-setup-demo.sh), driven by playwright-core, against a notifyd started by the Go test
 // (deploy/standalone/notifyd/demo_browser_test.go), whose URL comes in
 // DEMO_URL. Run it alone with: DEMO_URL=http://127.0.0.1:8080 node --test
 import { test, before, after } from 'node:test';
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 const base = process.env.DEMO_URL;
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const executablePath = process.env.CHROME_PATH || '/usr/bin/chromium';
 const flags = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',

@@ -1,4 +1,4 @@
-// Package api serves the notification REST routes of DESIGN.md. Every route
+// Package api serves the notification REST routes (docs/architecture.md). Every route
 // is scoped to the token's subject: another user's notification answers 404.
 package api
 

@@ -27,7 +27,10 @@ const (
 
 var (
 	filterParams = []string{"read", "type", "priority", "since", "until"}
-	listParams   = append([]string{"limit", "cursor", "page"}, filterParams...)
+	// eventId selects what one event produced (a script finds the
+	// notification of the event it published); it is not a read-all filter,
+	// whose filters the user's other tabs apply to what they show.
+	listParams = append([]string{"limit", "cursor", "page", "eventId"}, filterParams...)
 )
 
 type filterQuery struct {
@@ -63,6 +66,12 @@ func parseListQuery(raw string) (listQuery, error) {
 		return listQuery{}, err
 	}
 	q := listQuery{filterQuery: fq, page: store.Page{Limit: DefaultLimit}}
+	if s := v.Get("eventId"); s != "" {
+		if len(s) > contract.MaxIDLength {
+			return q, problem.BadRequest("eventId is longer than %d characters", contract.MaxIDLength)
+		}
+		q.filter.EventID = s
+	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxLimit {

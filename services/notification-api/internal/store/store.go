@@ -184,6 +184,7 @@ type Filter struct {
 	Priorities []string
 	Since      *time.Time // created at or after
 	Until      *time.Time // created before
+	EventID    string     // only what this event produced (list only)
 }
 
 // where appends the filter's conditions to a query builder.
@@ -206,6 +207,9 @@ func (f Filter) where(b *builder) {
 	}
 	if f.Until != nil {
 		b.cond("created_at < " + b.arg(*f.Until))
+	}
+	if f.EventID != "" {
+		b.cond("event_id = " + b.arg(f.EventID))
 	}
 }
 

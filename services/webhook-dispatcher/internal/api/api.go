@@ -267,8 +267,8 @@ func (a *API) update(c *echo.Context) error {
 	return c.JSON(http.StatusOK, toJSON(w))
 }
 
-// get answers one webhook of the caller's organization (not in DESIGN.md's
-// route list; integrators expect the resource itself to answer a GET).
+// get answers one webhook of the caller's organization (not in the first
+// specification's route list; integrators expect the resource itself to answer a GET).
 func (a *API) get(c *echo.Context) error {
 	id, err := idParam(c, "id", "webhook")
 	if err != nil {
