@@ -28,4 +28,5 @@ status=0
 for m in "${MODULES[@]}"; do
 	(cd "$m" && go test -race -count=1 -timeout 15m ./...) || status=1
 done
+./scripts/fuzz.sh || status=1
 exit $status

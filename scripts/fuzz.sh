@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for FUZZTIME (default 5s) beyond its committed seed
+# corpus (which plain `go test` already runs). make test calls it, so CI
+# fuzzes each decoder that takes outside input a little on every run; a
+# finding fails the run and is written under the package's testdata/fuzz.
+# For a longer session: FUZZTIME=10m scripts/fuzz.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME=${FUZZTIME:-5s}
+
+# module  package  target
+TARGETS=(
+	"pkg ./contract FuzzDecode"
+	"services/notification-api ./internal/api FuzzDecodeCursor"
+	"services/realtime-gateway ./internal/engineio FuzzDecodePayload"
+	"services/realtime-gateway ./internal/engineio FuzzDecode"
+	"services/realtime-gateway ./internal/socketio FuzzDecode"
+	"services/realtime-gateway ./internal/gateway FuzzDecodePlain"
+)
+
+echo "==> fuzzing each target for $FUZZTIME"
+for t in "${TARGETS[@]}"; do
+	read -r module pkg target <<<"$t"
+	(cd "$module" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg")
+done
