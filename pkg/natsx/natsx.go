@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	neturl "net/url"
 	"strings"
 	"time"
 
@@ -124,20 +123,22 @@ func ClientOptions(auth config.NATSAuth) ([]nats.Option, error) {
 	return opts, nil
 }
 
-// RedactURL hides the user information (password or token) of every URL of
-// a comma-separated NATS server list, for logs and errors.
+// RedactURL hides the user information (user, password or token) of every
+// URL of a comma-separated NATS server list, for logs and errors. It works
+// on the text, so that a URL without a scheme ("u:p@host:4222") is hidden
+// too.
 func RedactURL(servers string) string {
 	parts := strings.Split(servers, ",")
 	for i, p := range parts {
-		u, err := neturl.Parse(strings.TrimSpace(p))
-		if err != nil {
-			parts[i] = "(unparsable url)"
-			continue
+		p = strings.TrimSpace(p)
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			prefix := ""
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				prefix = p[:scheme+3]
+			}
+			p = prefix + "redacted" + p[at:]
 		}
-		if u.User != nil {
-			u.User = neturl.User("redacted")
-		}
-		parts[i] = u.String()
+		parts[i] = p
 	}
 	return strings.Join(parts, ",")
 }

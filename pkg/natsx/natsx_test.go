@@ -162,8 +162,8 @@ func TestFeedPassesEveryMessageAndClosesWhenStopped(t *testing.T) {
 func TestRedactURLHidesCredentialsOnly(t *testing.T) {
 	for in, want := range map[string]string{
 		"nats://127.0.0.1:4223":                             "nats://127.0.0.1:4223",
-		"nats://alice:s3cret@nats-1:4222,nats://tok@nats-2": "nats://REDACTED@nats-1:4222,nats://REDACTED@nats-2",
-		"bob:pw@localhost:4222":                             "REDACTED@localhost:4222",
+		"nats://alice:s3cret@nats-1:4222,nats://tok@nats-2": "nats://redacted@nats-1:4222,nats://redacted@nats-2",
+		"bob:pw@localhost:4222":                             "redacted@localhost:4222",
 	} {
 		if got := natsx.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -178,7 +178,7 @@ func TestPublishFailsLoudlyWhenNoEventsStreamAcknowledges(t *testing.T) {
 		if code != 1 || out != "" {
 			t.Fatalf("JetStream %v: exit %d, stdout %q; want exit 1 and no event id", jetStream, code, out)
 		}
-		if !strings.Contains(errOut, "NATS_URL=nats://REDACTED@"+strings.TrimPrefix(srv.ClientURL(), "nats://")) || !strings.Contains(errOut, "no EVENTS stream") {
+		if !strings.Contains(errOut, "NATS_URL=nats://redacted@"+strings.TrimPrefix(srv.ClientURL(), "nats://")) || !strings.Contains(errOut, "no EVENTS stream") {
 			t.Errorf("JetStream %v: stderr %q does not name NATS_URL, its address and the missing EVENTS stream", jetStream, errOut)
 		}
 		if strings.Contains(errOut, "pw-not-shown") {
