@@ -50,7 +50,7 @@ func TestAPostgreSQLOutageSharedByTwoDispatchersSendsNoDeliveryTwice(t *testing.
 
 	rcv := newReceiver(t)
 	rcv.setAnswer(func(int) (int, string) {
-		time.Sleep(100 * time.Millisecond) // the receiver's own work: requests are in flight at the cut
+		time.Sleep(300 * time.Millisecond) // the receiver's own work: requests are in flight at the cut
 		return http.StatusOK, "ok"
 	})
 	const hooks = 4
@@ -67,7 +67,7 @@ func TestAPostgreSQLOutageSharedByTwoDispatchersSendsNoDeliveryTwice(t *testing.
 	var published []string
 	var pubErr error
 	wg.Go(func() {
-		tick := time.NewTicker(10 * time.Millisecond)
+		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; i++ {
 			select {
