@@ -99,7 +99,7 @@ func ReadConfig(e *config.Env) Config {
 		MaxInFlightPerWebhook: e.Int("WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK", 16),
 		QueuePerWebhook:       e.Int("WEBHOOK_QUEUE_PER_WEBHOOK", 2000),
 
-		Lease:        e.Duration("WEBHOOK_LEASE", 6*time.Second),
+		Lease:        e.Duration("WEBHOOK_LEASE", 3*time.Second),
 		PollInterval: e.Duration("WEBHOOK_POLL_INTERVAL", 250*time.Millisecond),
 		AckWait:      e.Duration("WEBHOOK_ACK_WAIT", 30*time.Second),
 		Batch:        e.Int("WEBHOOK_BATCH", 256),

@@ -44,8 +44,8 @@ type Health struct {
 type deliveryStore interface {
 	completer
 	leaseStore
-	InsertDeliveries(ctx context.Context, holder uuid.UUID, rows []store.NewDelivery) ([]store.Job, error)
-	ClaimDue(ctx context.Context, holder uuid.UUID, limit int) ([]store.Job, error)
+	InsertDeliveries(ctx context.Context, holder, batch uuid.UUID, rows []store.NewDelivery) ([]store.Job, error)
+	ClaimDue(ctx context.Context, holder, batch uuid.UUID, limit int) ([]store.Job, error)
 	ReleaseClaims(ctx context.Context, jobs []store.Job, delay time.Duration) error
 }
 
@@ -206,7 +206,16 @@ func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome
 		}
 		done = append(done, i)
 	}
-	jobs, err := d.st.InsertDeliveries(ctx, d.lease.holder, rows)
+	// While a failed claim is not cleared up, the rows are inserted
+	// unclaimed (no live lease is uuid.Nil's), for any replica's poller.
+	holder, batch := uuid.Nil, uuid.Nil
+	if b, ok := d.lease.claim(); ok {
+		holder, batch = d.lease.holder, b
+	}
+	jobs, err := d.st.InsertDeliveries(ctx, holder, batch, rows)
+	if holder != uuid.Nil {
+		d.lease.claimed(batch, err)
+	}
 	d.o.Health.Postgres.Report(err)
 	for _, i := range done {
 		if err != nil {
@@ -282,7 +291,12 @@ func (d *Dispatcher) poll(ctx context.Context) {
 			if room == 0 {
 				break
 			}
-			jobs, err := d.st.ClaimDue(ctx, d.lease.holder, room)
+			batch, ok := d.lease.claim()
+			if !ok {
+				break // a failed claim is cleared up by the next renewal
+			}
+			jobs, err := d.st.ClaimDue(ctx, d.lease.holder, batch, room)
+			d.lease.claimed(batch, err)
 			if err != nil {
 				if ctx.Err() == nil {
 					d.o.Health.Postgres.Fail(err)
@@ -330,10 +344,6 @@ func (d *Dispatcher) handBack(j store.Job, delay time.Duration) {
 // that the scheduler's next attempt to the webhook finds it disabled once
 // the threshold is reached.
 func (d *Dispatcher) deliver(j store.Job) outcome {
-	if !d.lease.Covers(j.ClaimedAt) {
-		d.handBack(j, 0) // the lease ran out since the claim: another replica may be sending it
-		return notSent
-	}
 	ctx := context.Background() // requests in flight finish during shutdown, bounded by the timeout
 	hook, ok, err := d.cache.Hook(ctx, j.OrgID, j.WebhookID)
 	if err != nil {
@@ -347,6 +357,12 @@ func (d *Dispatcher) deliver(j store.Job) outcome {
 	}
 	if hook.SecretErr != nil {
 		d.failUnsigned(j, hook.SecretErr)
+		return notSent
+	}
+	// Checked right before the request: the lookup above may have waited
+	// on PostgreSQL.
+	if !d.lease.Covers(j.ClaimedAt) {
+		d.handBack(j, 0) // the lease is not live, or deliveries were taken over since the claim
 		return notSent
 	}
 	out := d.sender.Send(ctx, hook.URL, hook.Secret, webhook.Delivery{ID: j.DeliveryID.String(), Event: j.Event, Timestamp: time.Now(), Attempt: j.Attempt}, j.Body)

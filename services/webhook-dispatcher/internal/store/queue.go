@@ -21,9 +21,9 @@ import (
 // (Complete) or, when no request was made, takes it back (a hand-back).
 //
 // A holder keeps its claims with one lease row that it renews (RenewLease);
-// when the row runs out, the next renewal of any other replica hands the
-// holder's deliveries back to the queue and marks their started attempts
-// interrupted. The claim counter tells a late completion of a claim that
+// when the row has been expired for a lease period while another replica
+// was live, that replica's next renewal hands the holder's deliveries back
+// to the queue and marks their started attempts interrupted. The claim counter tells a late completion of a claim that
 // was taken over from the current one: its attempt is logged, the state is
 // left alone.
 
@@ -70,11 +70,12 @@ const liveLease = `SELECT holder FROM webhook_leases WHERE holder = $1 AND expir
 const jobColumns = `d.id, d.webhook_id, d.org_id, d.event_id, d.event, d.body, d.attempt_count AS attempt, d.claim`
 
 // InsertDeliveries inserts the deliveries that do not exist yet and returns
-// those it claimed for holder as jobs, their first attempt started. Rows for
+// those it claimed for holder as jobs, their first attempt started, tagged
+// with batch (see RenewLease). Rows for
 // webhooks that are gone or no longer ACTIVE are skipped. When holder's
 // lease is not live the rows are inserted unclaimed and due now, for any
 // replica's poller, and no job is returned.
-func (s *Store) InsertDeliveries(ctx context.Context, holder uuid.UUID, rows []NewDelivery) ([]Job, error) {
+func (s *Store) InsertDeliveries(ctx context.Context, holder, batch uuid.UUID, rows []NewDelivery) ([]Job, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -101,20 +102,20 @@ func (s *Store) InsertDeliveries(ctx context.Context, holder uuid.UUID, rows []N
 		SELECT w.id FROM webhooks w WHERE w.id = ANY($3::uuid[]) AND w.status = 'ACTIVE' ORDER BY w.id FOR SHARE),
 		ins AS (
 		INSERT INTO webhook_deliveries AS d (id, webhook_id, org_id, event_id, event, body, status, holder, next_attempt_at,
-			claim, attempt_count, attempts, created_at, updated_at)
+			claim, attempt_count, attempts, created_at, updated_at, claim_batch)
 		SELECT v.id, v.webhook_id, v.org_id, v.event_id, v.event, v.body, 'PENDING', me.holder,
 			CASE WHEN me.holder IS NULL THEN now() END,
 			CASE WHEN me.holder IS NULL THEN 0 ELSE 1 END,
 			CASE WHEN me.holder IS NULL THEN 0 ELSE 1 END,
 			CASE WHEN me.holder IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(`+startedAttempt("1")+`) END,
-			now(), now()
+			now(), now(), CASE WHEN me.holder IS NOT NULL THEN $8::uuid END
 		FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bytea[]) AS v(id, webhook_id, org_id, event_id, event, body)
 		LEFT JOIN me ON true
 		WHERE v.webhook_id IN (SELECT id FROM hooks)
 		ON CONFLICT (event_id, webhook_id) DO NOTHING
 		RETURNING `+jobColumns+`, 0 AS interrupted, d.holder IS NOT NULL AS held)
 		SELECT * FROM ins`,
-		holder, pq.Array(ids), pq.Array(hooks), pq.Array(orgs), pq.Array(events), pq.Array(names), pq.ByteaArray(bodies))
+		holder, pq.Array(ids), pq.Array(hooks), pq.Array(orgs), pq.Array(events), pq.Array(names), pq.ByteaArray(bodies), batch)
 	if err != nil {
 		return nil, fmt.Errorf("insert deliveries: %w", err)
 	}
@@ -129,14 +130,15 @@ func (s *Store) InsertDeliveries(ctx context.Context, holder uuid.UUID, rows []N
 }
 
 // ClaimDue claims for holder up to limit due deliveries of ACTIVE webhooks,
-// oldest due first, and starts their next attempt. It claims nothing while
-// holder's lease is not live.
-func (s *Store) ClaimDue(ctx context.Context, holder uuid.UUID, limit int) ([]Job, error) {
+// oldest due first, and starts their next attempt; the rows are tagged with
+// batch (see RenewLease). It claims nothing while holder's lease is not
+// live.
+func (s *Store) ClaimDue(ctx context.Context, holder, batch uuid.UUID, limit int) ([]Job, error) {
 	start := time.Now()
 	var jobs []Job
 	err := s.db.SelectContext(ctx, &jobs, `WITH me AS (`+liveLease+`)
 		UPDATE webhook_deliveries d
-		SET holder = $1, next_attempt_at = NULL, claim = d.claim + 1, attempt_count = d.attempt_count + 1,
+		SET holder = $1, claim_batch = $3, next_attempt_at = NULL, claim = d.claim + 1, attempt_count = d.attempt_count + 1,
 			attempts = d.attempts || `+startedAttempt("d.attempt_count + 1")+`, updated_at = now()
 		FROM (SELECT dd.id FROM webhook_deliveries dd JOIN webhooks w ON w.id = dd.webhook_id
 		      WHERE dd.status = 'PENDING' AND dd.holder IS NULL AND dd.next_attempt_at <= now() AND w.status = 'ACTIVE'
@@ -146,7 +148,7 @@ func (s *Store) ClaimDue(ctx context.Context, holder uuid.UUID, limit int) ([]Jo
 		WHERE d.id = due.id
 		RETURNING `+jobColumns+`,
 			(SELECT count(*) FROM jsonb_array_elements(d.attempts) e WHERE e->>'outcome' = '`+OutcomeInterrupted+`')::int AS interrupted`,
-		holder, limit)
+		holder, limit, batch)
 	if err != nil {
 		return nil, fmt.Errorf("claim due deliveries: %w", err)
 	}
@@ -162,35 +164,58 @@ const interruptedError = "no answer recorded: the dispatcher making this attempt
 // Renewal is what a lease renewal found.
 type Renewal struct {
 	// Lapsed reports that the lease had run out before this renewal (or
-	// did not exist yet): deliveries claimed before may have been taken
-	// over by other replicas.
+	// did not exist yet).
 	Lapsed bool
+	// Losses counts the times another replica took this holder's
+	// deliveries over: when it changed since the last renewal, deliveries
+	// claimed before may be another replica's now. A lease that lapsed
+	// without a takeover keeps its deliveries.
+	Losses int
 	// TakenOver counts the deliveries of dead holders that this renewal
 	// handed back to the queue.
 	TakenOver int
 }
 
 // RenewLease extends holder's lease to ttl from now and, in the same
-// statement, hands the deliveries of holders whose lease ran out back to
-// the queue (due now, their started attempt marked interrupted), so that a
-// replica that dies is taken over by the next renewal of any other. Lease
-// rows that ran out long ago and hold nothing are deleted.
-func (s *Store) RenewLease(ctx context.Context, holder uuid.UUID, ttl time.Duration) (Renewal, error) {
+// statement, hands the deliveries of dead holders back to the queue (due
+// now, their started attempt marked interrupted). A holder is dead once its
+// lease has been expired for ttl while holder's own lease was live without
+// a break, both by the database's clock: after an outage that every
+// replica shared, each gets a lease period to renew (and so keep its
+// deliveries, whose answers it may still have to write) before any takes
+// another's over. The rows holder claimed in the batches unsure (claim
+// statements whose outcome holder never learnt) are handed back, due now,
+// their started attempt taken back. Lease rows that ran out long ago and
+// hold nothing are deleted.
+func (s *Store) RenewLease(ctx context.Context, holder uuid.UUID, ttl time.Duration, unsure []uuid.UUID) (Renewal, error) {
 	var r struct {
-		Live      bool `db:"live"`
+		Lapsed    bool `db:"lapsed"`
+		Losses    int  `db:"losses"`
 		TakenOver int  `db:"taken_over"`
 	}
-	// SKIP LOCKED lets renewals of several replicas share a dead holder's
-	// rows without waiting for (or deadlocking on) each other; a row
-	// skipped now is taken at the next renewal.
-	err := s.db.GetContext(ctx, &r, `WITH old AS (SELECT expires_at > now() AS live FROM webhook_leases WHERE holder = $1),
-		renewed AS (
-			INSERT INTO webhook_leases (holder, expires_at) VALUES ($1, now() + $2 * interval '1 millisecond')
-			ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at
-			RETURNING holder),
+	// The upsert sees the latest version of holder's row (a takeover that
+	// committed meanwhile included); live_since restarts when the lease had
+	// run out, and only a fresh start equals now(), the transaction's time.
+	// The dead holders' rows are locked before their deliveries are taken:
+	// a holder renewing at this moment is skipped (SKIP LOCKED), one that
+	// renewed since this statement began is re-checked and no longer dead,
+	// and a renewal of the holder after this one commits sees its losses
+	// counted. SKIP LOCKED on the deliveries lets renewals of several
+	// replicas share a dead holder's rows without waiting for (or
+	// deadlocking on) each other; a row skipped now is taken at the next
+	// renewal.
+	err := s.db.GetContext(ctx, &r, `WITH me AS (
+			INSERT INTO webhook_leases AS l (holder, expires_at, live_since) VALUES ($1, now() + $2 * interval '1 millisecond', now())
+			ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at,
+				live_since = CASE WHEN l.expires_at > now() THEN l.live_since ELSE now() END
+			RETURNING live_since, losses),
+		dead AS (
+			SELECT l.holder FROM webhook_leases l, me
+			WHERE l.holder <> $1 AND GREATEST(l.expires_at, me.live_since) <= now() - $2 * interval '1 millisecond'
+				AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.holder = l.holder)
+			FOR UPDATE OF l SKIP LOCKED),
 		orphaned AS (
-			SELECT d.id FROM webhook_deliveries d JOIN webhook_leases l ON l.holder = d.holder
-			WHERE d.holder IS NOT NULL AND l.expires_at < now() AND l.holder <> $1
+			SELECT d.id, d.holder FROM webhook_deliveries d JOIN dead ON dead.holder = d.holder
 			FOR UPDATE OF d SKIP LOCKED),
 		taken AS (
 			UPDATE webhook_deliveries d SET holder = NULL,
@@ -200,16 +225,25 @@ func (s *Store) RenewLease(ctx context.Context, holder uuid.UUID, ttl time.Durat
 				next_attempt_at = CASE WHEN d.status = 'PENDING' THEN now() ELSE d.next_attempt_at END,
 				updated_at = now()
 			FROM orphaned WHERE d.id = orphaned.id
-			RETURNING 1),
+			RETURNING orphaned.holder),
+		unknown AS (
+			UPDATE webhook_deliveries d SET holder = NULL,
+				attempt_count = CASE WHEN `+ownAttempt+` THEN d.attempt_count - 1 ELSE d.attempt_count END,
+				attempts = CASE WHEN `+ownAttempt+` THEN d.attempts - (-1) ELSE d.attempts END,
+				next_attempt_at = CASE WHEN d.status = 'PENDING' THEN now() ELSE d.next_attempt_at END,
+				updated_at = now()
+			WHERE d.holder = $1 AND d.claim_batch = ANY($4::uuid[])),
+		lost AS (
+			UPDATE webhook_leases l SET losses = l.losses + 1 WHERE l.holder IN (SELECT holder FROM taken)),
 		gone AS (
 			DELETE FROM webhook_leases l WHERE l.expires_at < now() - interval '10 minutes' AND l.holder <> $1
 				AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.holder = l.holder))
-		SELECT COALESCE((SELECT live FROM old), false) AS live, (SELECT count(*) FROM taken) AS taken_over`,
-		holder, ttl.Milliseconds(), interruptedError)
+		SELECT me.live_since = now() AS lapsed, me.losses, (SELECT count(*) FROM taken) AS taken_over FROM me`,
+		holder, ttl.Milliseconds(), interruptedError, pq.Array(unsure))
 	if err != nil {
 		return Renewal{}, fmt.Errorf("renew lease: %w", err)
 	}
-	return Renewal{Lapsed: !r.Live, TakenOver: r.TakenOver}, nil
+	return Renewal{Lapsed: r.Lapsed, Losses: r.Losses, TakenOver: r.TakenOver}, nil
 }
 
 // EndLease ends holder's lease now: whatever it still holds is taken over
@@ -236,18 +270,20 @@ func (s *Store) ReleaseClaims(ctx context.Context, jobs []Job, delay time.Durati
 	return release(ctx, s.db, results)
 }
 
+// ownAttempt holds while the last attempt is the one the current claim
+// started: numbered attempt_count, started (or interrupted if the lease ran
+// out meanwhile).
+const ownAttempt = `d.attempts->-1->>'number' = d.attempt_count::text AND d.attempts->-1->>'outcome' IN ('` + OutcomeStarted + `', '` + OutcomeInterrupted + `')`
+
 func release(ctx context.Context, q sqlx.ExecerContext, results []Result) error {
 	ids, claims, delays := make([]string, len(results)), make([]int64, len(results)), make([]int64, len(results))
 	for i, r := range results {
 		ids[i], claims[i], delays[i] = r.Job.DeliveryID.String(), int64(r.Job.Claim), r.RetryIn.Milliseconds()
 	}
-	// While the claim is current, the attempt it started is the last entry,
-	// numbered attempt_count (interrupted if the lease ran out meanwhile).
-	const own = `d.attempts->-1->>'number' = d.attempt_count::text AND d.attempts->-1->>'outcome' IN ('` + OutcomeStarted + `', '` + OutcomeInterrupted + `')`
 	_, err := q.ExecContext(ctx, `UPDATE webhook_deliveries d SET
 			holder = NULL,
-			attempt_count = CASE WHEN `+own+` THEN d.attempt_count - 1 ELSE d.attempt_count END,
-			attempts = CASE WHEN `+own+` THEN d.attempts - (-1) ELSE d.attempts END,
+			attempt_count = CASE WHEN `+ownAttempt+` THEN d.attempt_count - 1 ELSE d.attempt_count END,
+			attempts = CASE WHEN `+ownAttempt+` THEN d.attempts - (-1) ELSE d.attempts END,
 			next_attempt_at = CASE WHEN d.status = 'PENDING' THEN now() + v.delay_ms * interval '1 millisecond' ELSE d.next_attempt_at END,
 			updated_at = now()
 		FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS v(id, claim, delay_ms)

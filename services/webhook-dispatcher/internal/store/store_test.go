@@ -39,7 +39,7 @@ func activeWebhook(t *testing.T, s *Store, org string) Webhook {
 func liveHolder(t *testing.T, s *Store, ttl time.Duration) uuid.UUID {
 	t.Helper()
 	h := uuid.New()
-	if _, err := s.RenewLease(t.Context(), h, ttl); err != nil {
+	if _, err := s.RenewLease(t.Context(), h, ttl, nil); err != nil {
 		t.Fatalf("lease: %v", err)
 	}
 	return h
@@ -67,17 +67,19 @@ func logOf(as []Attempt) string {
 	return strings.TrimSpace(b.String())
 }
 
-// A holder that stops renewing its lease loses its deliveries to the next
-// renewal of another holder: the attempt it had started is logged as
+// A holder that stops renewing its lease loses its deliveries to another
+// holder once its lease has been expired for a lease period while the
+// other's was live: the attempt it had started is logged as
 // interrupted, the next claim starts attempt 2, and a late completion of the
 // old claim fills in its own entry without changing the delivery's state.
 func TestADeadHoldersDeliveriesAreTakenOverWithTheirAttemptInterrupted(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
 	w := activeWebhook(t, s, "org-1")
-	dying, survivor := liveHolder(t, s, 300*time.Millisecond), liveHolder(t, s, time.Minute)
+	const ttl = 300 * time.Millisecond
+	dying, survivor := liveHolder(t, s, ttl), liveHolder(t, s, ttl)
 	row := newDelivery(w, "evt-1")
-	jobs, err := s.InsertDeliveries(ctx, dying, []NewDelivery{row})
+	jobs, err := s.InsertDeliveries(ctx, dying, uuid.New(), []NewDelivery{row})
 	if err != nil || len(jobs) != 1 || jobs[0].Claim != 1 || jobs[0].Attempt != 1 {
 		t.Fatalf("insert: %+v %v", jobs, err)
 	}
@@ -85,21 +87,31 @@ func TestADeadHoldersDeliveriesAreTakenOverWithTheirAttemptInterrupted(t *testin
 	if got := logOf(attemptsOf(t, d)); got != "1:started" || d.AttemptCount != 1 {
 		t.Fatalf("after the claim: log %q, attempt_count %d; want the first attempt started", got, d.AttemptCount)
 	}
-	if again, err := s.InsertDeliveries(ctx, dying, []NewDelivery{newDelivery(w, "evt-1")}); err != nil || len(again) != 0 {
+	if again, err := s.InsertDeliveries(ctx, dying, uuid.New(), []NewDelivery{newDelivery(w, "evt-1")}); err != nil || len(again) != 0 {
 		t.Fatalf("the same (event, webhook) inserted again: %+v %v", again, err)
 	}
-	if due, _ := s.ClaimDue(ctx, survivor, 10); len(due) != 0 {
+	if due, _ := s.ClaimDue(ctx, survivor, uuid.New(), 10); len(due) != 0 {
 		t.Fatalf("a held delivery was claimed by another holder: %+v", due)
 	}
 	testkit.Eventually(t, 5*time.Second, "the survivor's renewal to take the delivery over", func() bool {
-		r, err := s.RenewLease(ctx, survivor, time.Minute)
+		r, err := s.RenewLease(ctx, survivor, ttl, nil)
+		if err == nil && r.TakenOver == 1 {
+			var waited bool
+			_ = s.db.Get(&waited, `SELECT expires_at <= now() - interval '300 milliseconds' FROM webhook_leases WHERE holder = $1`, dying)
+			if !waited || r.Lapsed {
+				t.Fatalf("taken over by a renewal %+v before the lease had been expired for a lease period", r)
+			}
+		}
 		return err == nil && r.TakenOver == 1 && !r.Lapsed
 	})
+	if r, err := s.RenewLease(ctx, dying, ttl, nil); err != nil || r.Losses != 1 {
+		t.Fatalf("the dead holder's renewal: %+v %v; want its deliveries reported lost once", r, err)
+	}
 	d, _ = s.GetDelivery(ctx, "org-1", w.ID, row.ID)
 	if got := logOf(attemptsOf(t, d)); got != "1:interrupted" || d.Status != DeliveryPending {
 		t.Fatalf("after the takeover: log %q, status %s", got, d.Status)
 	}
-	reclaimed, err := s.ClaimDue(ctx, survivor, 10)
+	reclaimed, err := s.ClaimDue(ctx, survivor, uuid.New(), 10)
 	if err != nil || len(reclaimed) != 1 {
 		t.Fatalf("claim after the takeover: %+v %v", reclaimed, err)
 	}
@@ -138,7 +150,7 @@ func TestNothingIsClaimedWithoutALiveLease(t *testing.T) {
 	w := activeWebhook(t, s, "org-5")
 	holder := uuid.New() // never renewed
 	row := newDelivery(w, "evt-5")
-	jobs, err := s.InsertDeliveries(ctx, holder, []NewDelivery{row})
+	jobs, err := s.InsertDeliveries(ctx, holder, uuid.New(), []NewDelivery{row})
 	if err != nil || len(jobs) != 0 {
 		t.Fatalf("insert without a lease handed out %+v (%v)", jobs, err)
 	}
@@ -146,13 +158,13 @@ func TestNothingIsClaimedWithoutALiveLease(t *testing.T) {
 	if d.Status != DeliveryPending || !d.NextAttemptAt.Valid || d.AttemptCount != 0 || len(attemptsOf(t, d)) != 0 {
 		t.Fatalf("inserted without a lease: %+v", d)
 	}
-	if due, err := s.ClaimDue(ctx, holder, 10); err != nil || len(due) != 0 {
+	if due, err := s.ClaimDue(ctx, holder, uuid.New(), 10); err != nil || len(due) != 0 {
 		t.Fatalf("claimed without a lease: %+v %v", due, err)
 	}
-	if r, err := s.RenewLease(ctx, holder, time.Minute); err != nil || !r.Lapsed {
+	if r, err := s.RenewLease(ctx, holder, time.Minute, nil); err != nil || !r.Lapsed {
 		t.Fatalf("first renewal: %+v %v; want it reported as a new lease", r, err)
 	}
-	due, err := s.ClaimDue(ctx, holder, 10)
+	due, err := s.ClaimDue(ctx, holder, uuid.New(), 10)
 	if err != nil || len(due) != 1 || due[0].Attempt != 1 || due[0].Interrupted != 0 {
 		t.Fatalf("claim under a live lease: %+v %v", due, err)
 	}
@@ -167,7 +179,7 @@ func TestHandingBackAnUnsentJobTakesItsAttemptBack(t *testing.T) {
 	w := activeWebhook(t, s, "org-6")
 	holder := liveHolder(t, s, time.Minute)
 	rows := []NewDelivery{newDelivery(w, "a"), newDelivery(w, "b")}
-	jobs, err := s.InsertDeliveries(ctx, holder, rows)
+	jobs, err := s.InsertDeliveries(ctx, holder, uuid.New(), rows)
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("insert: %+v %v", jobs, err)
 	}
@@ -187,7 +199,7 @@ func TestHandingBackAnUnsentJobTakesItsAttemptBack(t *testing.T) {
 			t.Fatalf("delivery %d handed back due in %s", i, wait)
 		}
 	}
-	due, err := s.ClaimDue(ctx, holder, 10)
+	due, err := s.ClaimDue(ctx, holder, uuid.New(), 10)
 	if err != nil || len(due) != 1 || due[0].Attempt != 1 || due[0].Claim != 2 {
 		t.Fatalf("claim after the hand-back: %+v %v; want attempt 1 again, claim 2", due, err)
 	}
@@ -202,23 +214,113 @@ func TestHandingBackAnUnsentJobTakesItsAttemptBack(t *testing.T) {
 }
 
 // A holder that ends its lease (a graceful stop) has what it still held
-// taken over by the very next renewal of another holder.
-func TestAnEndedLeaseIsTakenOverAtTheNextRenewal(t *testing.T) {
+// taken over by another holder a lease period later.
+func TestAnEndedLeaseIsTakenOverALeasePeriodLater(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
 	w := activeWebhook(t, s, "org-7")
-	leaving, staying := liveHolder(t, s, time.Minute), liveHolder(t, s, time.Minute)
-	if jobs, err := s.InsertDeliveries(ctx, leaving, []NewDelivery{newDelivery(w, "x")}); err != nil || len(jobs) != 1 {
+	const ttl = 300 * time.Millisecond
+	leaving, staying := liveHolder(t, s, time.Minute), liveHolder(t, s, ttl)
+	if jobs, err := s.InsertDeliveries(ctx, leaving, uuid.New(), []NewDelivery{newDelivery(w, "x")}); err != nil || len(jobs) != 1 {
 		t.Fatalf("insert: %+v %v", jobs, err)
 	}
-	if r, err := s.RenewLease(ctx, staying, time.Minute); err != nil || r.TakenOver != 0 {
+	if r, err := s.RenewLease(ctx, staying, ttl, nil); err != nil || r.TakenOver != 0 {
 		t.Fatalf("renewal while the other lease is live: %+v %v", r, err)
 	}
 	if err := s.EndLease(ctx, leaving); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.RenewLease(ctx, staying, time.Minute); err != nil || r.TakenOver != 1 {
-		t.Fatalf("renewal after the other lease ended: %+v %v; want 1 delivery taken over", r, err)
+	if r, err := s.RenewLease(ctx, staying, ttl, nil); err != nil || r.TakenOver != 0 {
+		t.Fatalf("renewal right after the other lease ended: %+v %v; want nothing taken over yet", r, err)
+	}
+	testkit.Eventually(t, 5*time.Second, "the ended lease's delivery to be taken over", func() bool {
+		r, err := s.RenewLease(ctx, staying, ttl, nil)
+		return err == nil && r.TakenOver == 1
+	})
+}
+
+// An outage that both holders share lets both leases run out: when the
+// database is back, the first holder to renew takes nothing over; the other
+// renews within a lease period, keeps its delivery (no loss reported) and
+// still holds it, however long both stay live afterwards.
+func TestAfterASharedOutageTheFirstToRenewTakesNothingFromAHolderThatRenewsWithinALease(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	w := activeWebhook(t, s, "org-8")
+	const ttl = 300 * time.Millisecond
+	first, second := liveHolder(t, s, ttl), liveHolder(t, s, ttl)
+	jobs, err := s.InsertDeliveries(ctx, second, uuid.New(), []NewDelivery{newDelivery(w, "held")})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("insert: %+v %v", jobs, err)
+	}
+	testkit.Eventually(t, 5*time.Second, "both leases expired for more than a lease", func() bool {
+		var expired int
+		_ = s.db.Get(&expired, `SELECT count(*) FROM webhook_leases WHERE expires_at < now() - interval '600 milliseconds'`)
+		return expired == 2
+	})
+	if r, err := s.RenewLease(ctx, first, ttl, nil); err != nil || !r.Lapsed || r.TakenOver != 0 {
+		t.Fatalf("first renewal after the outage: %+v %v; want lapsed, nothing taken over", r, err)
+	}
+	if r, err := s.RenewLease(ctx, second, ttl, nil); err != nil || !r.Lapsed || r.Losses != 0 {
+		t.Fatalf("the other's renewal: %+v %v; want lapsed, nothing lost", r, err)
+	}
+	testkit.Eventually(t, 5*time.Second, "both live for two lease periods", func() bool {
+		for _, h := range []uuid.UUID{first, second} {
+			r, err := s.RenewLease(ctx, h, ttl, nil)
+			if err != nil || r.Lapsed || r.TakenOver != 0 || r.Losses != 0 {
+				t.Fatalf("renewal of %s: %+v %v; want both kept live, nothing taken over", h, r, err)
+			}
+		}
+		var long bool
+		_ = s.db.Get(&long, `SELECT live_since < now() - interval '600 milliseconds' FROM webhook_leases WHERE holder = $1`, first)
+		return long
+	})
+	var holder uuid.UUID
+	if err := s.db.Get(&holder, `SELECT holder FROM webhook_deliveries WHERE id = $1`, jobs[0].DeliveryID); err != nil || holder != second {
+		t.Fatalf("the delivery is held by %s (%v); want its own holder %s", holder, err, second)
+	}
+	// Its answer is recorded under the claim it still has.
+	if _, err := s.Complete(ctx, []Result{{Job: jobs[0], Attempt: Attempt{Number: 1, Outcome: OutcomeSuccess, StatusCode: 200}, Status: DeliverySucceeded}}, 3); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := s.GetDelivery(ctx, "org-8", w.ID, jobs[0].DeliveryID)
+	if got := logOf(attemptsOf(t, d)); got != "1:success" || d.Status != DeliverySucceeded {
+		t.Fatalf("after the outage: log %q, status %s", got, d.Status)
+	}
+}
+
+// A claim statement whose outcome its holder never learnt (the connection
+// broke) may have claimed rows: the holder's next renewal, told the
+// statement's batch, hands them back due now with their attempt taken back,
+// and leaves the holder's other claims alone.
+func TestARenewalHandsBackTheRowsOfAClaimWhoseOutcomeWasNotLearnt(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	w := activeWebhook(t, s, "org-9")
+	holder := liveHolder(t, s, time.Minute)
+	unknown, known := uuid.New(), uuid.New()
+	lostJobs, err := s.InsertDeliveries(ctx, holder, unknown, []NewDelivery{newDelivery(w, "unknown")})
+	if err != nil || len(lostJobs) != 1 {
+		t.Fatalf("insert: %+v %v", lostJobs, err)
+	}
+	kept, err := s.InsertDeliveries(ctx, holder, known, []NewDelivery{newDelivery(w, "known")})
+	if err != nil || len(kept) != 1 {
+		t.Fatalf("insert: %+v %v", kept, err)
+	}
+	if _, err := s.RenewLease(ctx, holder, time.Minute, []uuid.UUID{unknown}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := s.GetDelivery(ctx, "org-9", w.ID, lostJobs[0].DeliveryID)
+	if d.AttemptCount != 0 || len(attemptsOf(t, d)) != 0 || d.Status != DeliveryPending || !d.NextAttemptAt.Valid || time.Until(d.NextAttemptAt.Time) > 0 {
+		t.Fatalf("the row of the unknown claim: %+v; want it unclaimed, due now, no attempt", d)
+	}
+	var holders []uuid.UUID
+	if err := s.db.Select(&holders, `SELECT holder FROM webhook_deliveries WHERE holder IS NOT NULL`); err != nil || len(holders) != 1 || holders[0] != holder {
+		t.Fatalf("held rows: %v %v; want only the known claim", holders, err)
+	}
+	due, err := s.ClaimDue(ctx, holder, uuid.New(), 10)
+	if err != nil || len(due) != 1 || due[0].Attempt != 1 || due[0].DeliveryID != lostJobs[0].DeliveryID {
+		t.Fatalf("claim after the hand-back: %+v %v; want attempt 1 of the handed-back row", due, err)
 	}
 }
 
@@ -232,7 +334,7 @@ func TestCompleteCountsFailuresAndDisables(t *testing.T) {
 	for i := range 4 {
 		rows = append(rows, NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-2", EventID: "e" + string(rune('a'+i)), Event: "BOOKING_CREATED", Body: []byte(`{}`)})
 	}
-	jobs, err := s.InsertDeliveries(ctx, liveHolder(t, s, time.Minute), rows)
+	jobs, err := s.InsertDeliveries(ctx, liveHolder(t, s, time.Minute), uuid.New(), rows)
 	if err != nil || len(jobs) != 4 {
 		t.Fatal(err)
 	}
@@ -260,7 +362,7 @@ func TestCompleteCountsFailuresAndDisables(t *testing.T) {
 	if len(pending) != 0 {
 		t.Fatalf("%d deliveries still pending on a FAILED webhook", len(pending))
 	}
-	if more, _ := s.InsertDeliveries(ctx, liveHolder(t, s, time.Minute), []NewDelivery{newDelivery(w, "late")}); len(more) != 0 {
+	if more, _ := s.InsertDeliveries(ctx, liveHolder(t, s, time.Minute), uuid.New(), []NewDelivery{newDelivery(w, "late")}); len(more) != 0 {
 		t.Fatal("a delivery was inserted for a FAILED webhook")
 	}
 }
@@ -276,7 +378,7 @@ func TestFailureCountStopsAtTheThreshold(t *testing.T) {
 	for i := range 12 {
 		rows = append(rows, NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: "org-3", EventID: "c" + string(rune('a'+i)), Event: "BOOKING_CREATED", Body: []byte(`{}`)})
 	}
-	jobs, err := s.InsertDeliveries(ctx, liveHolder(t, s, time.Minute), rows)
+	jobs, err := s.InsertDeliveries(ctx, liveHolder(t, s, time.Minute), uuid.New(), rows)
 	if err != nil || len(jobs) != 12 {
 		t.Fatalf("insert: %d jobs, %v", len(jobs), err)
 	}
@@ -339,7 +441,7 @@ func TestDeliveriesInsertedWhileAWebhookIsDisabledAreNotLeftPending(t *testing.T
 	done := make(chan inserted, 1)
 	holder := liveHolder(t, s, time.Minute)
 	go func() {
-		jobs, err := s.InsertDeliveries(context.Background(), holder, []NewDelivery{newDelivery(w, "racing")})
+		jobs, err := s.InsertDeliveries(context.Background(), holder, uuid.New(), []NewDelivery{newDelivery(w, "racing")})
 		done <- inserted{jobs, err}
 	}()
 	testkit.Eventually(t, 5*time.Second, "the insert to wait for the disabling transaction", func() bool {
