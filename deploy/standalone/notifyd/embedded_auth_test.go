@@ -55,7 +55,7 @@ var producerURL = regexp.MustCompile(`"msg":"embedded NATS listening for produce
 func runNotifydListening(t *testing.T, vars map[string]string) (base, natsURL string, logs *logBuffer) {
 	t.Helper()
 	m := map[string]string{
-		"DATABASE_URL": testkit.Database(t), "NATS_LISTEN": "127.0.0.1:-1", "JWT_SECRET": testkit.JWTSecret,
+		"DATABASE_URL": testkit.Database(t), "NATS_LISTEN": "127.0.0.1:0", "JWT_SECRET": testkit.JWTSecret,
 		"WEBHOOK_SECRETS_KEYS": webhookdispatcher.NewSecretKeySpec("test1"), "INGEST_MAX_WAIT": "5ms",
 	}
 	for k, v := range vars {
@@ -81,6 +81,7 @@ func runNotifydListening(t *testing.T, vars map[string]string) (base, natsURL st
 	case addr := <-ready:
 		base = "http://" + addr
 	case err := <-done:
+		done <- err // for the cleanup, which waits for Run
 		t.Fatalf("notifyd did not start: %v\n%s", err, logs)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("notifyd did not start within 30s\n%s", logs)
@@ -231,7 +232,7 @@ func TestDevelopmentNotifydListenerStaysOpen(t *testing.T) {
 // A producer key that is not a public user NKey stops start-up, named.
 func TestNotifydRefusesABadProducerKey(t *testing.T) {
 	env := config.FromMap(map[string]string{
-		"NOTIFY_MODE": "production", "DATA_DIR": t.TempDir(), "DATABASE_URL": "postgres://unused", "NATS_LISTEN": "127.0.0.1:-1",
+		"NOTIFY_MODE": "production", "DATA_DIR": t.TempDir(), "DATABASE_URL": "postgres://unused", "NATS_LISTEN": "127.0.0.1:0",
 		"JWT_SECRET": testkit.JWTSecret, "WEBHOOK_SECRETS_KEYS": webhookdispatcher.NewSecretKeySpec("test1"),
 		"NATS_LISTEN_NKEYS": "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU",
 	})

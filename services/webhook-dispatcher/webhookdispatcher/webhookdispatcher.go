@@ -275,6 +275,16 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.disp.Run(ctx)
 }
 
+// reencryptStopped reports a re-encryption cut short by err: nothing to say
+// when the service is stopping, else a warning (the next start goes on
+// where this one stopped).
+func (s *Service) reencryptStopped(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	s.log.Warn("re-encrypt secrets stopped; the next start goes on", "err", err)
+}
+
 // reencryptSecrets moves secrets sealed with an older key to the current
 // one, so that the older key can be retired. A secret it cannot open (its
 // key is gone) is logged and passed over, so that one lost key does not
@@ -285,7 +295,7 @@ func (s *Service) reencryptSecrets(ctx context.Context) {
 	for ctx.Err() == nil {
 		rows, err := s.st.SecretsNotUnder(ctx, s.keys.Current(), after, 100)
 		if err != nil {
-			s.log.Error("re-encrypt secrets", "err", err)
+			s.reencryptStopped(ctx, err)
 			return
 		}
 		if len(rows) == 0 {
@@ -302,7 +312,7 @@ func (s *Service) reencryptSecrets(ctx context.Context) {
 			}
 			kid, ct := s.keys.Seal(plain, r.ID[:])
 			if err := s.st.ReplaceSecret(ctx, r, kid, ct); err != nil {
-				s.log.Error("re-encrypt secrets", "err", err)
+				s.reencryptStopped(ctx, err)
 				return
 			}
 			moved++
