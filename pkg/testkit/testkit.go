@@ -4,6 +4,7 @@
 package testkit
 
 import (
+	"errors"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -129,20 +130,37 @@ func Postgres(t testing.TB) *sqlx.DB {
 	return db
 }
 
-// Eventually polls cond every 10ms until it returns true or timeout passes.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// WaitFor polls cond every 10ms until it returns nil, failing with what and
+// cond's last error once timeout has passed, so that a timeout says what was
+// last seen.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if cond() {
+		err := cond()
+		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Eventually is WaitFor for a condition that has nothing to say but yes or
+// no; prefer WaitFor.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	WaitFor(t, timeout, what, func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet
+	})
+}
+
+var errNotYet = errors.New("not yet")
 
 // Logger is a logger for tests that do not read logs.
 var Logger = logx.Discard

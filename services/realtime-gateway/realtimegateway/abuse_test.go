@@ -25,27 +25,10 @@ import (
 // gateway_send_queue_peak_bytes.
 const unauthBound = "16384"
 
-// waitFor polls cond until it returns nil, failing with its last error
-// after timeout.
-func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // metricIs waits until series reads want.
 func metricIs(t testing.TB, g *gateway, series, want string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, func() error {
+	testkit.WaitFor(t, 10*time.Second, "the metric "+series, func() error {
 		if got := metric(t, g, series); got != want {
 			return fmt.Errorf("%s = %q, want %q", series, got, want)
 		}
@@ -262,7 +245,7 @@ func TestPendingConnectionLimits(t *testing.T) {
 	}
 	// Closing frees it too.
 	second[0].Close()
-	waitFor(t, 5*time.Second, func() error {
+	testkit.WaitFor(t, 5*time.Second, "a closed pending connection to free its slot", func() error {
 		if v := metric(t, g, "gateway_pending_connections"); v != "4" {
 			return fmt.Errorf("pending connections %s, want 4", v)
 		}
