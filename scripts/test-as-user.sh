@@ -37,6 +37,6 @@ runuser -u "$user" -- env -i HOME="$home" USER="$user" \
 		./scripts/with-postgres.sh bash -c "
 			bash scripts/test-setup-demo.sh
 			bash scripts/test-setup-gateway.sh
-			(cd pkg && go test -race -count=1 ./cmd/notifyctl ./netx)
+			(cd pkg && go test -race -count=1 ./cmd/notifyctl ./netx ./config)
 			(cd deploy/standalone && go test -race -count=1 ./notifyd)
 		"'
