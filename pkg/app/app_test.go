@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,28 +21,10 @@ import (
 	"github.com/xpeditis/notify/pkg/testkit"
 )
 
-// syncBuffer is a log destination the test reads while the service writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // process is app.Run with no service: the shared set-up alone.
 type process struct {
 	base string
-	logs *syncBuffer
+	logs *testkit.LogBuffer
 }
 
 func run(t *testing.T, natsURL string, replicas int) *process {
@@ -56,7 +36,7 @@ func run(t *testing.T, natsURL string, replicas int) *process {
 	common := config.ReadCommon(config.FromMap(map[string]string{
 		"NATS_URL": natsURL, "JWT_SECRET": testkit.JWTSecret, "STREAM_REPLICAS": fmt.Sprint(replicas),
 	}), false, true)
-	p := &process{base: "http://" + ln.Addr().String(), logs: &syncBuffer{}}
+	p := &process{base: "http://" + ln.Addr().String(), logs: &testkit.LogBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

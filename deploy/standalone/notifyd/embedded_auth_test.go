@@ -1,7 +1,6 @@
 package notifyd_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,30 +27,12 @@ import (
 	"github.com/xpeditis/notify/services/webhook-dispatcher/webhookdispatcher"
 )
 
-// logBuffer is notifyd's log output, read while it runs.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 var producerURL = regexp.MustCompile(`"msg":"embedded NATS listening for producers"[^}]*"url":"(nats://[^"]+)"`)
 
 // runNotifydListening runs notifyd with its producer listener on a random
 // loopback port and returns its HTTP base URL, the listener's NATS URL and
 // its log.
-func runNotifydListening(t *testing.T, vars map[string]string) (base, natsURL string, logs *logBuffer) {
+func runNotifydListening(t *testing.T, vars map[string]string) (base, natsURL string, logs *testkit.LogBuffer) {
 	t.Helper()
 	m := map[string]string{
 		"DATABASE_URL": testkit.Database(t), "NATS_LISTEN": "127.0.0.1:0", "JWT_SECRET": testkit.JWTSecret,
@@ -65,7 +45,7 @@ func runNotifydListening(t *testing.T, vars map[string]string) (base, natsURL st
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs = &logBuffer{}
+	logs = &testkit.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done, ready := make(chan error, 1), make(chan string, 1)
 	go func() {
@@ -236,7 +216,7 @@ func TestNotifydRefusesABadProducerKey(t *testing.T) {
 		"JWT_SECRET": testkit.JWTSecret, "WEBHOOK_SECRETS_KEYS": webhookdispatcher.NewSecretKeySpec("test1"),
 		"NATS_LISTEN_NKEYS": "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU",
 	})
-	err := notifyd.Run(context.Background(), env, &logBuffer{}, notifyd.RunOptions{})
+	err := notifyd.Run(context.Background(), env, &testkit.LogBuffer{}, notifyd.RunOptions{})
 	if err == nil || !strings.Contains(err.Error(), "NATS_LISTEN_NKEYS") || strings.Contains(err.Error(), "SUAMLK2") {
 		t.Fatalf("start with a seed in NATS_LISTEN_NKEYS: %v, want an error naming the variable without echoing the secret", err)
 	}

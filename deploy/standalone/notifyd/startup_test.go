@@ -17,10 +17,10 @@ import (
 
 // runInProcess runs notifyd with env until the test ends and returns what it
 // printed once ready and its log; it fails the test if notifyd stops early.
-func runInProcess(t testing.TB, env map[string]string, ln net.Listener) (ready string, logs *syncBuffer) {
+func runInProcess(t testing.TB, env map[string]string, ln net.Listener) (ready string, logs *testkit.LogBuffer) {
 	t.Helper()
-	logs = &syncBuffer{}
-	out := &syncBuffer{}
+	logs = &testkit.LogBuffer{}
+	out := &testkit.LogBuffer{}
 	readyc := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -106,7 +106,7 @@ func TestATakenPortNamesItsVariableAndHolder(t *testing.T) {
 		env[variable] = addr
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := notifyd.Run(ctx, config.FromMap(env), &syncBuffer{}, notifyd.RunOptions{})
+		err := notifyd.Run(ctx, config.FromMap(env), &testkit.LogBuffer{}, notifyd.RunOptions{})
 		cancel()
 		if err == nil {
 			t.Fatalf("%s=%s (taken): notifyd ran", variable, addr)

@@ -2,13 +2,11 @@ package notifyd_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -99,7 +97,7 @@ func runNotifydBinary(t testing.TB, bin string) (api, natsURL string) {
 		"DATABASE_URL="+testkit.Database(t), "DATA_DIR="+t.TempDir(),
 		"HTTP_ADDR=127.0.0.1:0", "NATS_LISTEN=127.0.0.1:0", "NATS_URL=",
 		"NOTIFY_MODE=development", "JWT_SECRET=", "JWT_ISSUER=", "JWT_AUDIENCE=", "WEBHOOK_SECRETS_KEYS=", "LOG_LEVEL=warn")
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	cmd.Stderr = &logs
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -154,22 +152,4 @@ func runNotifydBinary(t testing.TB, bin string) (api, natsURL string) {
 		}
 	}()
 	return api, natsURL
-}
-
-// syncBuffer is a bytes.Buffer that a process writes while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
