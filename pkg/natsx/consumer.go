@@ -75,9 +75,11 @@ type ConsumerConfig struct {
 // started, so that another replica takes it without waiting for the ack
 // deadline.
 type Consumer struct {
-	js     jetstream.JetStream
-	cfg    ConsumerConfig
-	handle Handler
+	js        jetstream.JetStream
+	cfg       ConsumerConfig
+	handle    Handler
+	quiet     chan struct{} // closed once no handler runs again
+	quietOnce sync.Once
 }
 
 // restart is the pause before a consumer that stopped is set up again.
@@ -96,13 +98,23 @@ func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, handle Handler) *Co
 	if cfg.Retry.Base <= 0 {
 		cfg.Retry = backoff.Policy{Base: time.Second, Max: time.Minute, Jitter: 0.1}
 	}
-	return &Consumer{js: js, cfg: cfg, handle: handle}
+	return &Consumer{js: js, cfg: cfg, handle: handle, quiet: make(chan struct{})}
 }
+
+// Quiet is closed once Run's context has ended and the last handler has
+// returned: what the handlers did is done, though Run may still be handing
+// back what its last pull request brings (up to pullExpiry). A service
+// that drains more than its consumer (the dispatcher's queued deliveries)
+// starts that at Quiet rather than when Run returns.
+func (c *Consumer) Quiet() <-chan struct{} { return c.quiet }
+
+func (c *Consumer) beQuiet() { c.quietOnce.Do(func() { close(c.quiet) }) }
 
 // Run consumes until ctx ends, then drains (see Consumer) and returns. A
 // consumer that cannot be set up, or stops, is set up again after a pause
 // growing from 1 s to 30 s; its condition says why meanwhile.
 func (c *Consumer) Run(ctx context.Context) {
+	defer c.beQuiet()
 	for attempt := 1; ; attempt++ {
 		started, err := c.runOnce(ctx)
 		if ctx.Err() != nil {
@@ -150,6 +162,9 @@ func (c *Consumer) runOnce(ctx context.Context) (bool, error) {
 		wg.Go(func() { c.work(context.WithoutCancel(ctx), free, batches) })
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		c.beQuiet()
+	}
 	err = <-pulled
 	select {
 	case err := <-stopped:
@@ -285,8 +300,10 @@ func (c *Consumer) work(ctx context.Context, free chan<- struct{}, batches <-cha
 // for it, and closes out once msgs is closed and drained. Once ctx ends it
 // forms no more and hands back what it holds.
 func (c *Consumer) form(ctx context.Context, msgs <-chan jetstream.Msg, free <-chan struct{}, out chan<- *Batch) {
-	defer close(out)
+	// The workers are let go first: handing back waits for the last pull
+	// request to end.
 	defer handBack(msgs)
+	defer close(out)
 	order := newTurns()
 	var seq uint64
 	for {
