@@ -207,11 +207,12 @@ type attemptOut struct {
 }
 
 type deliveryOut struct {
-	ID       string       `json:"id"`
-	EventID  string       `json:"eventId"`
-	Event    string       `json:"event"`
-	Status   string       `json:"status"`
-	Attempts []attemptOut `json:"attempts"`
+	ID         string       `json:"id"`
+	EventID    string       `json:"eventId"`
+	RecoveryID string       `json:"recoveryId"`
+	Event      string       `json:"event"`
+	Status     string       `json:"status"`
+	Attempts   []attemptOut `json:"attempts"`
 }
 
 type pageOut[T any] struct {

@@ -72,6 +72,10 @@ type Config struct {
 	Batch        int
 	CacheTTL     time.Duration
 
+	// RecoveryBacklog is how many deliveries of one recovery may be pending
+	// at once; it reads on as they finish.
+	RecoveryBacklog int
+
 	// Resolve replaces the system resolver of outbound requests (tests map
 	// names to addresses with it; the SSRF guard still checks what is dialled).
 	Resolve ssrf.Lookup
@@ -106,6 +110,8 @@ func ReadConfig(e *config.Env) Config {
 		AckWait:      e.Duration("WEBHOOK_ACK_WAIT", 30*time.Second),
 		Batch:        e.Int("WEBHOOK_BATCH", 256),
 		CacheTTL:     e.Duration("WEBHOOK_CACHE_TTL", time.Minute),
+
+		RecoveryBacklog: e.Int("WEBHOOK_RECOVERY_BACKLOG", 500),
 	}
 	for _, s := range e.List("WEBHOOK_ALLOW_TARGETS", nil) {
 		p, err := netip.ParsePrefix(s)
@@ -148,6 +154,7 @@ func (c Config) Validate() error {
 	check(c.PollInterval > 0, "WEBHOOK_POLL_INTERVAL must be positive")
 	check(c.Batch >= 1 && c.Batch <= 5000, "WEBHOOK_BATCH must be 1 to 5000")
 	check(c.CacheTTL > 0, "WEBHOOK_CACHE_TTL must be positive")
+	check(c.RecoveryBacklog >= 1 && c.RecoveryBacklog <= c.QueuePerWebhook, "WEBHOOK_RECOVERY_BACKLOG must be 1 to WEBHOOK_QUEUE_PER_WEBHOOK")
 	return errors.Join(errs...)
 }
 
@@ -215,7 +222,7 @@ func New(cfg Config) app.Builder {
 			},
 		}, st, cache, sender, d.JS, ann, metrics, log)
 		s.recoveries = recovery.New(recovery.Options{
-			Lease: recoveryLease, Batch: cfg.Batch, Backlog: cfg.QueuePerWebhook / 2, MaxConcurrent: 4, Poll: 250 * time.Millisecond,
+			Lease: recoveryLease, Batch: cfg.Batch, Backlog: cfg.RecoveryBacklog, MaxConcurrent: 4, Poll: 250 * time.Millisecond,
 		}, st, d.JS, log)
 		s.api = api.New(st, keys, cfg.Guard(), sender, ann, s.recoveries, api.Options{
 			WriteRoles: cfg.WriteRoles, MaxPerOrganization: cfg.MaxPerOrganization, Writes: cfg.Writes, Sends: cfg.Sends,

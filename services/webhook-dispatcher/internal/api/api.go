@@ -487,6 +487,9 @@ func (a *API) recover(c *echo.Context) error {
 		return problem.BadRequest("since, until: the window is %s long; at most 7 days (168h) per recovery", until.Sub(since).Round(time.Second))
 	}
 	ctx := c.Request().Context()
+	if _, err := a.st.GetWebhook(ctx, org(c), id); err != nil {
+		return mapErr(err, "webhook")
+	}
 	oldest, lastSeq, err := a.rec.Window(ctx)
 	if err != nil {
 		return err

@@ -170,8 +170,28 @@ func subjectsOf(events []string) []string {
 
 // recover reads the window from where the recovery stopped and inserts its
 // deliveries, one batch of events per step, each step recorded with the
-// position it reached.
+// position it reached; then it waits for the last of its deliveries to
+// finish, so that a RUNNING recovery means deliveries still on their way
+// (and a second recovery of the webhook waits for the first to be over).
 func (r *Runner) recover(ctx context.Context, rec store.Recovery) error {
+	if err := r.read(ctx, rec); err != nil {
+		return err
+	}
+	if _, err := r.waitForBacklog(ctx, rec, 1); err != nil {
+		return err
+	}
+	hook, err := r.st.GetWebhook(ctx, rec.OrgID, rec.WebhookID)
+	if err != nil {
+		return err
+	}
+	if hook.Status != store.StatusActive {
+		// Its pending deliveries were stopped with it (FAILED, retryable by hand).
+		return &failure{reason: fmt.Sprintf("the webhook turned %s while its deliveries were being sent; see its FAILED deliveries", hook.Status)}
+	}
+	return nil
+}
+
+func (r *Runner) read(ctx context.Context, rec store.Recovery) error {
 	hook, err := r.st.GetWebhook(ctx, rec.OrgID, rec.WebhookID)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.ErrLeaseLost // deleted, with its recoveries
@@ -194,10 +214,11 @@ func (r *Runner) recover(ctx context.Context, rec store.Recovery) error {
 		return fmt.Errorf("read %s: %w", natsx.StreamEvents, err)
 	}
 	for {
-		if err := r.waitForRoom(ctx, rec); err != nil {
+		room, err := r.waitForBacklog(ctx, rec, r.o.Backlog)
+		if err != nil {
 			return err
 		}
-		batch, err := cons.Fetch(r.o.Batch, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(min(r.o.Batch, room), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return fmt.Errorf("read %s: %w", natsx.StreamEvents, err)
 		}
@@ -261,23 +282,23 @@ func deliveryOf(data []byte, stored time.Time, org string, events []string) (sto
 	return store.RecoveredDelivery{ID: uuid.Must(uuid.NewV7()), EventID: ev.GetId(), Event: route.Webhook, Body: body}, true
 }
 
-// waitForRoom waits, renewing the lease, until fewer than Backlog of the
-// recovery's deliveries are pending.
-func (r *Runner) waitForRoom(ctx context.Context, rec store.Recovery) error {
+// waitForBacklog waits, renewing the lease, until fewer than limit of the
+// recovery's deliveries are pending, and returns how many fewer.
+func (r *Runner) waitForBacklog(ctx context.Context, rec store.Recovery, limit int) (int, error) {
 	for {
 		n, err := r.st.RecoveryBacklog(ctx, rec.ID)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if n < r.o.Backlog {
-			return nil
+		if n < limit {
+			return limit - n, nil
 		}
 		if err := r.st.RenewRecovery(ctx, r.holder, rec.ID, r.o.Lease); err != nil {
-			return err
+			return 0, err
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		case <-time.After(r.o.Poll):
 		}
 	}
