@@ -224,9 +224,11 @@ func New(cfg Config) app.Builder {
 		s.recoveries = recovery.New(recovery.Options{
 			Lease: recoveryLease, Batch: cfg.Batch, Backlog: cfg.RecoveryBacklog, MaxConcurrent: 4, Poll: 250 * time.Millisecond,
 		}, st, d.JS, log)
-		s.api = api.New(st, keys, cfg.Guard(), sender, ann, s.recoveries, api.Options{
+		if s.api, err = api.New(st, keys, cfg.Guard(), sender, ann, s.recoveries, api.Options{
 			WriteRoles: cfg.WriteRoles, MaxPerOrganization: cfg.MaxPerOrganization, Writes: cfg.Writes, Sends: cfg.Sends,
-		})
+		}); err != nil {
+			return nil, fmt.Errorf("%s: %w", Name, err)
+		}
 		if s.keysErr, err = checkKeys(ctx, st, keys); err != nil {
 			return nil, err
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/xpeditis/notify/pkg/problem"
 	"github.com/xpeditis/notify/pkg/ratelimit"
 	"github.com/xpeditis/notify/pkg/webhook"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/catalogue"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
@@ -75,18 +76,31 @@ type API struct {
 	opts   Options
 	writes *ratelimit.Limiter
 	sends  *ratelimit.Limiter
+	events []byte // the answer of GET /api/v1/webhook-events
 }
 
 // New builds the API.
-func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *outbound.Sender, ann Announcer, rec Recoveries, o Options) *API {
+func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *outbound.Sender, ann Announcer, rec Recoveries, o Options) (*API, error) {
+	entries, err := catalogue.Load()
+	if err != nil {
+		return nil, err
+	}
+	events, err := json.Marshal(map[string]any{"data": entries})
+	if err != nil {
+		return nil, fmt.Errorf("webhook event catalogue: %w", err)
+	}
 	return &API{
 		st: st, keys: keys, guard: guard, sender: sender, ann: ann, rec: rec, opts: o,
-		writes: ratelimit.New(o.Writes, 0, nil), sends: ratelimit.New(o.Sends, 0, nil),
-	}
+		writes: ratelimit.New(o.Writes, 0, nil), sends: ratelimit.New(o.Sends, 0, nil), events: events,
+	}, nil
 }
 
-// Register adds the routes behind authentication.
+// Register adds the routes: the documents an integrator reads first
+// (the event catalogue, the OpenAPI document) in the open, the rest behind
+// authentication.
 func (a *API) Register(e *echo.Echo, v *auth.Verifier) {
+	e.GET("/api/v1/webhook-events", func(c *echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, a.events) })
+	e.GET("/api/v1/webhooks/openapi.json", func(c *echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI) })
 	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg)
 	write := a.writes.Middleware("webhook changes", func(c *echo.Context) string { return org(c) + "\x00" + httpx.Claims(c).UserID })
 	send := a.sends.Middleware("webhook tests and retries by the organization", org)
