@@ -146,7 +146,6 @@ func TestRecoverRefusesBadWindowsOtherOrganizationsAndReaders(t *testing.T) {
 	admin := token(t, org, "ADMIN")
 	w := h.createWebhook(admin, rcv.srv.URL, "BOOKING_CREATED")
 	h.publish(org, "BOOKING_CREATED", nil)
-	stored := time.Now() // after the oldest event EVENTS holds
 	path := "/api/v1/webhooks/" + w.ID + "/recover"
 	now := time.Now().UTC()
 	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
@@ -167,7 +166,17 @@ func TestRecoverRefusesBadWindowsOtherOrganizationsAndReaders(t *testing.T) {
 			t.Errorf("%s: %d %q, want 400 naming %q", name, code, p.Detail, c.want)
 		}
 	}
-	// Older than what EVENTS holds: 409 naming the oldest available time.
+	// Older than what EVENTS still holds (its first event is dropped, as
+	// retention does): 409 naming the oldest available time.
+	h.publish(org, "BOOKING_CREATED", nil)
+	stream, err := h.nats.JS.Stream(t.Context(), natsx.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteMsg(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	stored := time.Now() // after the oldest event EVENTS holds
 	var p problemOut
 	if code := h.call(http.MethodPost, path, admin, map[string]any{"since": at(-time.Hour)}, &p); code != http.StatusConflict || !strings.Contains(p.Detail, "the oldest available is from "+now.Format("2006-01-02T")) {
 		t.Errorf("before retention: %d %q, want 409 naming the oldest time", code, p.Detail)

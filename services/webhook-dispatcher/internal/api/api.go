@@ -47,8 +47,8 @@ const (
 
 // Recoveries runs the recoveries the API starts.
 type Recoveries interface {
-	// Window is what EVENTS holds: the time of its oldest event (zero when
-	// it holds none) and its last sequence.
+	// Window is what EVENTS holds: the time before which events were
+	// dropped (zero when none ever were) and its last sequence.
 	Window(ctx context.Context) (oldest time.Time, lastSeq uint64, err error)
 	// Wake has a new recovery looked at now.
 	Wake()

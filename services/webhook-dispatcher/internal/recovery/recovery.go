@@ -71,8 +71,9 @@ func (r *Runner) Wake() {
 	}
 }
 
-// Window is what EVENTS holds: the time of its oldest event (zero when it
-// holds none) and its last sequence.
+// Window is what EVENTS holds: the time before which events were dropped
+// (by age or limits; zero when it never dropped any, so that any window is
+// whole) and its last sequence.
 func (r *Runner) Window(ctx context.Context) (time.Time, uint64, error) {
 	s, err := r.js.Stream(ctx, natsx.StreamEvents)
 	if err != nil {
@@ -82,10 +83,14 @@ func (r *Runner) Window(ctx context.Context) (time.Time, uint64, error) {
 	if err != nil {
 		return time.Time{}, 0, fmt.Errorf("stream %s info: %w", natsx.StreamEvents, err)
 	}
-	if info.State.Msgs == 0 {
-		return time.Time{}, info.State.LastSeq, nil
+	st := info.State
+	switch {
+	case st.FirstSeq <= 1:
+		return time.Time{}, st.LastSeq, nil
+	case st.Msgs == 0:
+		return time.Now(), st.LastSeq, nil // every event stored was dropped
 	}
-	return info.State.FirstTime, info.State.LastSeq, nil
+	return st.FirstTime, st.LastSeq, nil
 }
 
 // Run takes and runs recoveries until ctx ends; those still running are
