@@ -308,17 +308,33 @@ func (s *Service) reencryptStopped(ctx context.Context, err error) {
 }
 
 // reencryptSecrets moves secrets sealed with an older key to the current
-// one, so that the older key can be retired. A secret it cannot open (its
-// key is gone) is logged and passed over, so that one lost key does not
-// keep every other secret on its old key.
+// one, so that the older key can be retired: the current secrets, then the
+// replaced secrets of rotations still overlapping. A secret it cannot open
+// (its key is gone) is logged and passed over, so that one lost key does
+// not keep every other secret on its old key.
 func (s *Service) reencryptSecrets(ctx context.Context) {
 	moved, unreadable := 0, 0
+	for _, previous := range []bool{false, true} {
+		m, u, ok := s.reencrypt(ctx, previous)
+		moved, unreadable = moved+m, unreadable+u
+		if !ok {
+			return
+		}
+	}
+	if moved > 0 || unreadable > 0 {
+		s.log.Info("re-encrypted webhook secrets with the current key", "key_id", s.keys.Current(), "count", moved, "unreadable", unreadable)
+	}
+}
+
+// reencrypt moves one kind of secret (see reencryptSecrets); ok is false
+// when it stopped early.
+func (s *Service) reencrypt(ctx context.Context, previous bool) (moved, unreadable int, ok bool) {
 	var after uuid.UUID
 	for ctx.Err() == nil {
-		rows, err := s.st.SecretsNotUnder(ctx, s.keys.Current(), after, 100)
+		rows, err := s.st.SecretsNotUnder(ctx, s.keys.Current(), previous, after, 100)
 		if err != nil {
 			s.reencryptStopped(ctx, err)
-			return
+			return moved, unreadable, false
 		}
 		if len(rows) == 0 {
 			break
@@ -329,20 +345,18 @@ func (s *Service) reencryptSecrets(ctx context.Context) {
 			if err != nil {
 				unreadable++
 				s.log.Error("re-encrypt secret: its key is not in WEBHOOK_SECRETS_KEYS; its deliveries fail until the key is back or a new secret is set",
-					"webhook_id", r.ID, "key_id", r.KeyID, "err", err)
+					"webhook_id", r.ID, "key_id", r.KeyID, "previous", r.Previous, "err", err)
 				continue
 			}
 			kid, ct := s.keys.Seal(plain, r.ID[:])
 			if err := s.st.ReplaceSecret(ctx, r, kid, ct); err != nil {
 				s.reencryptStopped(ctx, err)
-				return
+				return moved, unreadable, false
 			}
 			moved++
 		}
 	}
-	if moved > 0 || unreadable > 0 {
-		s.log.Info("re-encrypted webhook secrets with the current key", "key_id", s.keys.Current(), "count", moved, "unreadable", unreadable)
-	}
+	return moved, unreadable, ctx.Err() == nil
 }
 
 // announcer drops the local cache entry and tells the other replicas: one
