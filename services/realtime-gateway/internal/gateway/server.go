@@ -103,7 +103,12 @@ func New(o Options, log *slog.Logger, v Verifier, h Hub, store Recovery, w *whee
 	})
 	s.metrics.watchPending(reg, s.pending.count)
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:   512,
+		// No ReadBufferSize: gorilla then reads through the hijacked
+		// bufio.Reader, the small one the hijacker makes (see reader.go),
+		// whose Buffered() tells the reader that a message is waiting.
+		// With a size of its own it would buffer elsewhere, and a second
+		// message read in the same chunk as the first would wait for more
+		// data.
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{},
 		HandshakeTimeout: 10 * time.Second,
