@@ -327,8 +327,9 @@ func TestSocketIOPacketsOutOfPlaceCloseTheSession(t *testing.T) {
 
 // The handshake announces the largest message the client may send: the
 // configured maximum on a WebSocket (1,000,000 bytes by default, as the
-// reference server), within the HTTP server's body limit when polling, and
-// a WebSocket message of that size is taken.
+// reference server), within the HTTP server's body limit when polling. A
+// WebSocket message of that size is taken once the client has
+// authenticated; before, 16 KiB is the most (a CONNECT with its token).
 func TestMaxPayloadAnnouncedAndHonoured(t *testing.T) {
 	cfg := realtimegateway.ReadConfig(config.FromMap(nil))
 	if cfg.MaxPayload != 1_000_000 {
@@ -357,6 +358,11 @@ func TestMaxPayloadAnnouncedAndHonoured(t *testing.T) {
 	open := r.read()
 	if !strings.Contains(open, `"maxPayload":1048576`) {
 		t.Fatalf("WebSocket handshake %q, want maxPayload 1048576", open)
+	}
+	unauth := dialSIO(t, g, false)
+	unauth.send(`40{"token":"` + strings.Repeat("a", 17<<10) + `"}`)
+	if _, err := unauth.next(5 * time.Second); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("17 KiB before authenticating: %v, want a close 1009", err)
 	}
 	parseConnect(t, r.connect(map[string]any{"token": token(t, testkit.UniqueID("user"), time.Hour)}))
 	r.send(`421["reauth",{"token":"` + strings.Repeat("a", 1<<20-64) + `"}]`)

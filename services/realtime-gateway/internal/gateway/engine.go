@@ -253,7 +253,7 @@ func (s *Server) onEnginePacket(c *conn, p engineio.Packet) bool {
 
 // readEngineWS reads a Socket.IO session's WebSocket until it closes.
 func (s *Server) readEngineWS(c *conn, ws *websocket.Conn, br *bufio.Reader) {
-	readMessages(ws, br, func(mt int, data []byte, err error) bool {
+	s.readMessages(c, ws, br, func(mt int, data []byte, err error) bool {
 		if err != nil {
 			c.close(readFailure(err))
 			return false

@@ -103,7 +103,7 @@ func bearer(h string) string {
 // readPlain reads a /ws client's frames: auth (connect, or a newer token
 // once joined) and ping.
 func readPlain(c *conn, ws *websocket.Conn, br *bufio.Reader) {
-	readMessages(ws, br, func(_ int, data []byte, err error) bool {
+	c.srv.readMessages(c, ws, br, func(_ int, data []byte, err error) bool {
 		if err != nil {
 			c.close(readFailure(err))
 			return false

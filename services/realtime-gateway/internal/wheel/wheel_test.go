@@ -149,3 +149,17 @@ func TestEarlierItemShortensTheSleep(t *testing.T) {
 		t.Fatal("the far item fired")
 	}
 }
+
+// An item fires on the first tick at or after its time: never early, and
+// at most one tick (the gateway's 10 ms) late.
+func TestScheduleRoundsUpToOneTick(t *testing.T) {
+	const tick = 10 * time.Millisecond
+	w := New(tick, 64)
+	for _, d := range []time.Duration{tick, tick + 1, 25*time.Second + 3*time.Millisecond, 45 * time.Second} {
+		at := w.start.Add(d)
+		fires := w.start.Add(time.Duration(w.Schedule(&recorder{}, at)) * tick)
+		if fires.Before(at) || fires.Sub(at) >= tick {
+			t.Errorf("due %s after start: fires at %s, want within [%s, %s)", d, fires.Sub(w.start), d, d+tick)
+		}
+	}
+}
