@@ -627,7 +627,7 @@ func (c *conn) refuse(code, message string, extra map[string]any) {
 	if c.state == stateConnecting {
 		c.state = stateOpen
 	}
-	c.user, c.pid, c.socketID, c.replaying, c.lastSeq = "", "", "", false, 0
+	c.user, c.pid, c.socketID, c.replaying, c.lastSeq, c.pending = "", "", "", false, 0, nil
 	c.mu.Unlock()
 	c.srv.metrics.connectErrors.WithLabelValues(code).Inc()
 	c.dialect.refuse(c, code, message, extra)
