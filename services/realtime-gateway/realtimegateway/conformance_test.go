@@ -370,3 +370,63 @@ func TestMaxPayloadAnnouncedAndHonoured(t *testing.T) {
 		t.Fatalf("a message of nearly 1 MiB: %q", ack)
 	}
 }
+
+// /ws heartbeats are WebSocket ping control frames: a client whose library
+// answers them (as browsers and gorilla do) stays, one that does not is
+// closed after pingInterval + pingTimeout.
+func TestPlainHeartbeatsArePingFrames(t *testing.T) {
+	n := testkit.StartNATS(t)
+	g := startGateway(t, n, testConfig())
+	dial := func(answer bool) (*websocket.Conn, <-chan int) {
+		h := http.Header{"Authorization": {"Bearer " + token(t, testkit.UniqueID("user"), time.Hour)}}
+		ws, _, err := dialWS(t, wsURL(g, "/ws"), h, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pings := make(chan int, 100)
+		count := 0
+		ws.SetPingHandler(func(data string) error {
+			count++
+			pings <- count
+			if !answer {
+				return nil
+			}
+			return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		go func() {
+			for {
+				if _, _, err := ws.ReadMessage(); err != nil {
+					close(pings)
+					return
+				}
+			}
+		}()
+		return ws, pings
+	}
+	_, alive := dial(true)
+	_, silent := dial(false)
+	next := func(pings <-chan int) (int, bool) {
+		select {
+		case n, ok := <-pings:
+			return n, ok
+		case <-time.After(10 * time.Second):
+			t.Fatal("no ping and no close within 10 s")
+			return 0, false
+		}
+	}
+	for range 4 { // four answered pings outlast an interval and a timeout
+		if _, ok := next(alive); !ok {
+			t.Fatal("the client that answers pings was closed")
+		}
+	}
+	got := 0
+	for {
+		if _, ok := next(silent); !ok {
+			break
+		}
+		got++
+	}
+	if got != 1 {
+		t.Fatalf("the silent client got %d pings before it was closed, want 1", got)
+	}
+}

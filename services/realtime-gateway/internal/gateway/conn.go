@@ -210,7 +210,9 @@ func (c *conn) Fire(now time.Time, tick int64) {
 		return
 	case !c.awaitingPong && !now.Before(c.nextPingAt):
 		c.awaitingPong, c.pingSentAt = true, now
-		c.enqueueLocked(c.tr.heartbeat())
+		if !c.tr.pingNow(c) {
+			c.enqueueLocked(c.tr.heartbeat())
+		}
 	}
 	c.scheduleLocked()
 	c.mu.Unlock()
