@@ -281,7 +281,7 @@ func (c *conn) live() bool {
 	return c.state != stateClosed
 }
 
-// joined reports whether the connection is live and authenticated.
+// isJoined reports whether the connection is live and authenticated.
 func (c *conn) isJoined() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
