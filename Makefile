@@ -41,8 +41,12 @@ images: ## build the four images (deploy/docker/Dockerfile) as $(IMAGE_REPOSITOR
 			-t $(IMAGE_REPOSITORY)/$$i:$(VERSION) . || exit 1; \
 	done
 
-helm-check: ## helm lint and helm template of deploy/helm/notify with its default and production values (helm into .tools)
-	./scripts/helm-check.sh
+# The chart's tests (deploy/check/helm_test.go): helm lint --strict and helm
+# template with values.yaml and values-production.yaml, every object decoded
+# strictly into its Kubernetes API type, and the refusals of bad values.
+helm-check: ## lint, render and strictly decode deploy/helm/notify with its default and production values (helm into .tools)
+	./scripts/test-setup-helm.sh
+	cd deploy/check && go test -count=1 -run 'TestChart' -v .
 
 vet: ## go vet every module
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done

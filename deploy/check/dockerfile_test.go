@@ -138,7 +138,7 @@ func (d dockerfile) goBuild(t *testing.T, name string) string {
 	return runs[0].CmdLine[0]
 }
 
-func TestEveryImageRunsItsOwnBinaryAsANonRootUser(t *testing.T) {
+func TestDockerfileTargetsRunTheirOwnBinaryAsANonRootUser(t *testing.T) {
 	d := parseDockerfile(t)
 	runtime := d.metaArgs["RUNTIME_IMAGE"]
 	if !strings.HasPrefix(runtime, "gcr.io/distroless/static") {
@@ -200,12 +200,12 @@ func TestEveryImageRunsItsOwnBinaryAsANonRootUser(t *testing.T) {
 	}
 }
 
-// TestTheDockerfileBuildsStampedBinariesFromItsContext runs each build
+// TestDockerfileBuildsStampedBinariesFromItsContext runs each build
 // stage's go build command, with the stage's environment, in a copy of the
 // build context that .dockerignore lets through, the way BuildKit would in
 // the golang image; then asks each binary its version. No Docker engine runs
 // here: this is the part of an image build that can go wrong in our hands.
-func TestTheDockerfileBuildsStampedBinariesFromItsContext(t *testing.T) {
+func TestDockerfileBuildsStampedBinariesFromItsContext(t *testing.T) {
 	d := parseDockerfile(t)
 	context := buildContext(t)
 	out := t.TempDir()
