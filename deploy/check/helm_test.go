@@ -42,13 +42,13 @@ var (
 // kinds are the objects the chart may render, each with its Go API type;
 // an object of any other kind fails the test, so none goes unchecked.
 var kinds = map[string]func() any{
-	"v1/Secret":                               func() any { return &corev1.Secret{} },
-	"v1/Service":                              func() any { return &corev1.Service{} },
-	"apps/v1/Deployment":                      func() any { return &appsv1.Deployment{} },
-	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
-	"policy/v1/PodDisruptionBudget":           func() any { return &policyv1.PodDisruptionBudget{} },
-	"networking.k8s.io/v1/NetworkPolicy":      func() any { return &networkingv1.NetworkPolicy{} },
-	"networking.k8s.io/v1/Ingress":            func() any { return &networkingv1.Ingress{} },
+	"v1/Secret":                              func() any { return &corev1.Secret{} },
+	"v1/Service":                             func() any { return &corev1.Service{} },
+	"apps/v1/Deployment":                     func() any { return &appsv1.Deployment{} },
+	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	"policy/v1/PodDisruptionBudget":          func() any { return &policyv1.PodDisruptionBudget{} },
+	"networking.k8s.io/v1/NetworkPolicy":     func() any { return &networkingv1.NetworkPolicy{} },
+	"networking.k8s.io/v1/Ingress":           func() any { return &networkingv1.Ingress{} },
 	"gateway.networking.k8s.io/v1/HTTPRoute": func() any { return &gatewayv1.HTTPRoute{} },
 }
 
@@ -143,9 +143,9 @@ type rendered struct {
 	objects map[string]any // "Kind/name" → *T
 }
 
-func render(t *testing.T, files []string, sets ...string) rendered {
+func render(t *testing.T, dir string, files []string, sets ...string) rendered {
 	t.Helper()
-	out, err := helm(t, chart(t), "template", files, sets...)
+	out, err := helm(t, dir, "template", files, sets...)
 	if err != nil {
 		t.Fatalf("helm template %v %v: %v\n%s", files, sets, err, out)
 	}
@@ -236,14 +236,15 @@ func TestChartObjectsAllDecodeStrictlyIntoTheirAPITypes(t *testing.T) {
 	cases := map[string]struct {
 		files []string
 		sets  []string
+		check func(t *testing.T, r rendered)
 	}{
 		"default":    {files: defaultValues},
 		"production": {files: productionValues},
-		"gateway api, no ingress": {files: defaultValues, sets: []string{
+		"gateway api and no ingress": {files: defaultValues, sets: []string{
 			"ingress.enabled=false", "httpRoute.enabled=true", "httpRoute.sessionPersistence=true",
 			"httpRoute.parentRefs[0].name=public", "httpRoute.parentRefs[0].namespace=gateway-system",
 		}},
-		"existing secrets, jwks, own nats with creds": {files: defaultValues, sets: []string{
+		"existing secrets and jwks and own nats with creds": {files: defaultValues, sets: []string{
 			"auth.jwtSecret=null", "auth.jwksUrl=https://id.example.com/.well-known/jwks.json", "auth.issuer=https://id.example.com",
 			"database.url=null", "database.existingSecret=pg-app", "database.existingSecretKey=uri",
 			"webhooks.secretsKeys=null", "webhooks.existingSecret=notify-webhook-keys",
@@ -251,16 +252,36 @@ func TestChartObjectsAllDecodeStrictlyIntoTheirAPITypes(t *testing.T) {
 			"natsClient.credsSecrets.notificationApi=napi-creds", "natsClient.credsSecrets.realtimeGateway=gw-creds",
 			"natsClient.credsSecrets.webhookDispatcher=wh-creds",
 		}},
-		"fixed replicas, nats user, connections autoscaling": {files: defaultValues, sets: []string{
+		"fixed replicas and nats user and connections autoscaling": {files: defaultValues, sets: []string{
 			"notificationApi.autoscaling.enabled=false", "natsClient.user=notify", "natsClient.password=s3cret-pw",
 			"realtimeGateway.autoscaling.connectionsPerPod=5000", "networkPolicy.enabled=false",
+		}, check: func(t *testing.T, r rendered) {
+			if d := object[appsv1.Deployment](t, r, "Deployment/"+release+"-notify-notification-api"); d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+				t.Error("notification-api without autoscaling has no fixed replicas")
+			}
+			if _, ok := r.objects["HorizontalPodAutoscaler/"+release+"-notify-notification-api"]; ok {
+				t.Error("an HPA for notification-api, whose autoscaling is off")
+			}
+			m := object[autoscalingv2.HorizontalPodAutoscaler](t, r, "HorizontalPodAutoscaler/"+release+"-notify-realtime-gateway").Spec.Metrics
+			if len(m) != 2 || m[1].Pods == nil || m[1].Pods.Metric.Name != "gateway_connections" || m[1].Pods.Target.AverageValue.String() != "5k" {
+				t.Errorf("the gateway's HPA metrics %+v: want CPU and 5000 gateway_connections per pod", m)
+			}
+			for key := range r.objects {
+				if strings.HasPrefix(key, "NetworkPolicy/") {
+					t.Errorf("%s rendered with networkPolicy.enabled=false", key)
+				}
+			}
 		}},
 	}
+	dir := chart(t)
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			r := render(t, c.files, c.sets...)
+			r := render(t, dir, c.files, c.sets...)
 			if len(r.objects) == 0 {
 				t.Fatal("nothing rendered")
+			}
+			if c.check != nil {
+				c.check(t, r)
 			}
 			// Secrets given inline are only ever in the Secret, encoded.
 			for _, s := range []string{"ci-only-7f3a9c2e5b8d1f4a6c0e3b7d9a2f5c8e1b4d7a0c", "s3cret-pw", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="} {
@@ -273,7 +294,7 @@ func TestChartObjectsAllDecodeStrictlyIntoTheirAPITypes(t *testing.T) {
 }
 
 func TestChartDecodingFailsOnAMisspeltField(t *testing.T) {
-	r := render(t, defaultValues)
+	r := render(t, chart(t), defaultValues)
 	var doc string
 	for _, d := range docSeparator.Split(r.text, -1) {
 		if strings.Contains(d, "kind: Deployment") {
@@ -300,7 +321,7 @@ func TestChartDecodingFailsOnAMisspeltField(t *testing.T) {
 // 20 s (pkg/app's default ShutdownGrace), the gateway GATEWAY_SHUTDOWN_GRACE
 // + 5 s, the dispatcher max(20 s, WEBHOOK_TIMEOUT + 10 s).
 func TestChartDeploymentsDrainWithinTheirGraceAndRunLockedDown(t *testing.T) {
-	r := render(t, defaultValues)
+	r := render(t, chart(t), defaultValues)
 	const preStop = 5
 	for name, drain := range map[string]int64{"notification-api": 20, "realtime-gateway": 10 + 5, "webhook-dispatcher": max(20, 10+10)} {
 		t.Run(name, func(t *testing.T) {
@@ -356,8 +377,12 @@ func TestChartDeploymentsDrainWithinTheirGraceAndRunLockedDown(t *testing.T) {
 			if hasDB != (name != "realtime-gateway") {
 				t.Errorf("DATABASE_URL given: %v", hasDB)
 			}
-			if _, ok := object[autoscalingv2.HorizontalPodAutoscaler](t, r, "HorizontalPodAutoscaler/"+d.Name).Spec.Metrics[0], true; !ok {
-				t.Error("no HPA metric")
+			hpa := object[autoscalingv2.HorizontalPodAutoscaler](t, r, "HorizontalPodAutoscaler/"+d.Name)
+			if hpa.Spec.ScaleTargetRef.Name != d.Name || len(hpa.Spec.Metrics) != 1 || hpa.Spec.Metrics[0].Resource == nil || hpa.Spec.Metrics[0].Resource.Name != corev1.ResourceCPU {
+				t.Errorf("the HPA does not scale %s on CPU alone", d.Name)
+			}
+			if d.Spec.Replicas != nil {
+				t.Error("replicas set although the HPA owns them")
 			}
 			if pdb := object[policyv1.PodDisruptionBudget](t, r, "PodDisruptionBudget/"+d.Name); pdb.Spec.MinAvailable == nil {
 				t.Error("the PDB keeps no replica available")
@@ -376,7 +401,8 @@ func TestChartDeploymentsDrainWithinTheirGraceAndRunLockedDown(t *testing.T) {
 type route struct{ path, kind, service string }
 
 func TestChartIngressServesTheProductOnOneHostAndNeverTheOpsEndpoints(t *testing.T) {
-	r := render(t, defaultValues)
+	dir := chart(t)
+	r := render(t, dir, defaultValues)
 	svc := func(s string) string { return release + "-notify-" + s }
 	want := map[string][]route{
 		"rest": {
@@ -415,7 +441,7 @@ func TestChartIngressServesTheProductOnOneHostAndNeverTheOpsEndpoints(t *testing
 		}
 	}
 
-	hr := render(t, defaultValues, "httpRoute.enabled=true", "httpRoute.parentRefs[0].name=public", "httpRoute.sessionPersistence=true")
+	hr := render(t, dir, defaultValues, "httpRoute.enabled=true", "httpRoute.parentRefs[0].name=public", "httpRoute.sessionPersistence=true")
 	route := object[gatewayv1.HTTPRoute](t, hr, "HTTPRoute/"+release+"-notify")
 	var paths []string
 	for _, rule := range route.Spec.Rules {
@@ -447,15 +473,15 @@ func TestChartRefusesAMissingSecretOrTooFewNATSServersNamingTheValue(t *testing.
 		sets  []string
 		want  string
 	}{
-		"nothing set":               {want: "auth.jwtSecret"},
-		"no JWT secret nor JWKS":    {files: defaultValues, sets: []string{"auth.jwtSecret=null"}, want: "auth.jwksUrl"},
-		"a short JWT secret":        {files: defaultValues, sets: []string{"auth.jwtSecret=too-short"}, want: "auth.jwtSecret has 9 bytes"},
-		"no database URL":           {files: defaultValues, sets: []string{"database.url=null"}, want: "database.url"},
-		"no webhook secret keys":    {files: defaultValues, sets: []string{"webhooks.secretsKeys=null"}, want: "webhooks.secretsKeys"},
-		"a NATS cluster of 1":       {files: defaultValues, sets: []string{"nats.config.cluster.replicas=1"}, want: "set nats.config.cluster.replicas to at least 3"},
-		"NATS not clustered":        {files: defaultValues, sets: []string{"nats.config.cluster.enabled=false"}, want: "has 1 server(s)"},
-		"own NATS of 1 server":      {files: defaultValues, sets: []string{"nats.enabled=false", "natsClient.url=nats://n1:4222", "natsClient.clusterSize=1"}, want: "natsClient.clusterSize"},
-		"own NATS without its URL":  {files: defaultValues, sets: []string{"nats.enabled=false"}, want: "natsClient.url"},
+		"nothing set":                {want: "auth.jwtSecret"},
+		"no JWT secret nor JWKS":     {files: defaultValues, sets: []string{"auth.jwtSecret=null"}, want: "auth.jwksUrl"},
+		"a short JWT secret":         {files: defaultValues, sets: []string{"auth.jwtSecret=too-short"}, want: "auth.jwtSecret has 9 bytes"},
+		"no database URL":            {files: defaultValues, sets: []string{"database.url=null"}, want: "database.url"},
+		"no webhook secret keys":     {files: defaultValues, sets: []string{"webhooks.secretsKeys=null"}, want: "webhooks.secretsKeys"},
+		"a NATS cluster of 1":        {files: defaultValues, sets: []string{"nats.config.cluster.replicas=1"}, want: "set nats.config.cluster.replicas to at least 3"},
+		"NATS not clustered":         {files: defaultValues, sets: []string{"nats.config.cluster.enabled=false"}, want: "has 1 server(s)"},
+		"own NATS of 1 server":       {files: defaultValues, sets: []string{"nats.enabled=false", "natsClient.url=nats://n1:4222", "natsClient.clusterSize=1"}, want: "natsClient.clusterSize"},
+		"own NATS without its URL":   {files: defaultValues, sets: []string{"nats.enabled=false"}, want: "natsClient.url"},
 		"production, streams over 5": {files: productionValues, sets: []string{"streamReplicas=5"}, want: "streamReplicas is 5 but the NATS cluster has 3 server(s)"},
 	}
 	for name, c := range cases {
