@@ -373,6 +373,17 @@ func TestChartDeploymentsDrainWithinTheirGraceAndRunLockedDown(t *testing.T) {
 			if ref := env["JWT_SECRET"].ValueFrom; ref == nil || ref.SecretKeyRef == nil {
 				t.Error("JWT_SECRET does not come from a Secret")
 			}
+			// The durations the drains above are computed from reach the services.
+			switch name {
+			case "realtime-gateway":
+				if env["GATEWAY_SHUTDOWN_GRACE"].Value != "10s" || env["GATEWAY_ALLOWED_ORIGINS"].Value != "https://notify.example.com,http://notify.example.com" {
+					t.Errorf("GATEWAY_SHUTDOWN_GRACE %q, GATEWAY_ALLOWED_ORIGINS %q", env["GATEWAY_SHUTDOWN_GRACE"].Value, env["GATEWAY_ALLOWED_ORIGINS"].Value)
+				}
+			case "webhook-dispatcher":
+				if env["WEBHOOK_TIMEOUT"].Value != "10s" {
+					t.Errorf("WEBHOOK_TIMEOUT %q", env["WEBHOOK_TIMEOUT"].Value)
+				}
+			}
 			_, hasDB := env["DATABASE_URL"]
 			if hasDB != (name != "realtime-gateway") {
 				t.Errorf("DATABASE_URL given: %v", hasDB)

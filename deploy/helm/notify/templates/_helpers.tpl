@@ -170,7 +170,8 @@ value to set. Included once, by secret.yaml.
 {{- if eq .key "realtimeGateway" }}
 - name: GATEWAY_SHUTDOWN_GRACE
   value: {{ printf "%ds" (int $v.shutdownGraceSeconds) | quote }}
-{{- $origins := $v.allowedOrigins | default (list (printf "https://%s" $.Values.ingress.host)) }}
+{{- $host := $.Values.ingress.host }}
+{{- $origins := $v.allowedOrigins | default (ternary (list (printf "https://%s" $host)) (list (printf "https://%s" $host) (printf "http://%s" $host)) (not (empty $.Values.ingress.tlsSecret))) }}
 - name: GATEWAY_ALLOWED_ORIGINS
   value: {{ join "," $origins | quote }}
 {{- end }}
