@@ -50,6 +50,11 @@ var kinds = map[string]func() any{
 	"networking.k8s.io/v1/NetworkPolicy":     func() any { return &networkingv1.NetworkPolicy{} },
 	"networking.k8s.io/v1/Ingress":           func() any { return &networkingv1.Ingress{} },
 	"gateway.networking.k8s.io/v1/HTTPRoute": func() any { return &gatewayv1.HTTPRoute{} },
+	// The NATS chart's, once `helm dependency build` has put it in charts/.
+	"apps/v1/StatefulSet": func() any { return &appsv1.StatefulSet{} },
+	"v1/ConfigMap":        func() any { return &corev1.ConfigMap{} },
+	"v1/ServiceAccount":   func() any { return &corev1.ServiceAccount{} },
+	"v1/Pod":              func() any { return &corev1.Pod{} },
 }
 
 // helmBinary is $HELM, else the helm that scripts/test-setup-helm.sh put
