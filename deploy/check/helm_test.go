@@ -448,12 +448,22 @@ func TestChartIngressServesTheProductOnOneHostAndNeverTheOpsEndpoints(t *testing
 		if !slices.Equal(got, routes) {
 			t.Errorf("%s routes %v, want %v", part, got, routes)
 		}
+		if len(ing.Spec.TLS) != 0 {
+			t.Errorf("%s: TLS without ingress.tlsSecret", part)
+		}
 		affinity := ing.Annotations["nginx.ingress.kubernetes.io/affinity"]
 		if (affinity == "cookie") != (part == "realtime") {
 			t.Errorf("%s: cookie affinity %q", part, affinity)
 		}
 		if timeout := ing.Annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]; part == "realtime" && timeout != "3600" {
 			t.Errorf("realtime read timeout %q, want an hour for WebSockets", timeout)
+		}
+	}
+
+	tls := render(t, dir, defaultValues, "ingress.tlsSecret=notify-tls")
+	for part, want := range map[string]int{"rest": 1, "realtime": 0} {
+		if got := len(object[networkingv1.Ingress](t, tls, "Ingress/"+release+"-notify-"+part).Spec.TLS); got != want {
+			t.Errorf("%s Ingress: %d TLS entries, want %d (the host's TLS declared once)", part, got, want)
 		}
 	}
 
