@@ -508,6 +508,7 @@ func TestChartRefusesAMissingSecretOrTooFewNATSServersNamingTheValue(t *testing.
 		"NATS not clustered":         {files: defaultValues, sets: []string{"nats.config.cluster.enabled=false"}, want: "has 1 server(s)"},
 		"own NATS of 1 server":       {files: defaultValues, sets: []string{"nats.enabled=false", "natsClient.url=nats://n1:4222", "natsClient.clusterSize=1"}, want: "natsClient.clusterSize"},
 		"own NATS without its URL":   {files: defaultValues, sets: []string{"nats.enabled=false"}, want: "natsClient.url"},
+		"a misspelt value":           {files: defaultValues, sets: []string{"notificationApi.replica=3"}, want: "'replica' not allowed"},
 		"production, streams over 5": {files: productionValues, sets: []string{"streamReplicas=5"}, want: "streamReplicas is 5 but the NATS cluster has 3 server(s)"},
 	}
 	for name, c := range cases {
