@@ -80,18 +80,30 @@ func commands[T instructions.Command](s instructions.Stage) []T {
 	return out
 }
 
-// env returns the environment a RUN of stage name sees: the ENVs of the
-// stage and of the stages it is built FROM, expanded with the ARGs' defaults
-// overridden by buildArgs, as BuildKit expands them.
+// env returns the environment a RUN at the end of stage name sees, as
+// BuildKit makes it: the ENVs of the stages it is built FROM (their ARGs stay
+// in their stage), then its own ARGs (defaults overridden by buildArgs) and
+// ENVs, each expanded with what came before.
 func (d dockerfile) env(t *testing.T, name string, buildArgs map[string]string) map[string]string {
+	t.Helper()
+	vars, _ := d.stageEnv(t, name, buildArgs)
+	return vars
+}
+
+// stageEnv returns the environment at the end of stage name and the part of
+// it that later stages inherit (its ENVs and those it inherited).
+func (d dockerfile) stageEnv(t *testing.T, name string, buildArgs map[string]string) (vars, inherited map[string]string) {
 	t.Helper()
 	s, ok := d.stages[name]
 	if !ok {
 		t.Fatalf("no stage %q", name)
 	}
-	vars := map[string]string{}
+	vars, inherited = map[string]string{}, map[string]string{}
 	if _, isStage := d.stages[s.BaseName]; isStage {
-		vars = d.env(t, s.BaseName, buildArgs)
+		_, base := d.stageEnv(t, s.BaseName, buildArgs)
+		for k, v := range base {
+			vars[k], inherited[k] = v, v
+		}
 	}
 	lex := shell.NewLex('\\')
 	expand := func(word string) string {
@@ -117,11 +129,12 @@ func (d dockerfile) env(t *testing.T, name string, buildArgs map[string]string) 
 			}
 		case *instructions.EnvCommand:
 			for _, kv := range c.Env {
-				vars[kv.Key] = expand(kv.Value)
+				v := expand(kv.Value)
+				vars[kv.Key], inherited[kv.Key] = v, v
 			}
 		}
 	}
-	return vars
+	return vars, inherited
 }
 
 // goBuild returns the one RUN command of build-<name>, which must run go build.
