@@ -6,10 +6,10 @@ TOOLS := $(CURDIR)/.tools
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: help run test build bench-tools vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short clean
+.PHONY: help run test build bench-tools vet proto bench bench-webhooks bench-gateway bench-gateway-100k bench-abuse chaos chaos-short clean
 
 help: ## list the targets, one line each
-	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 run: build ## build and start notifyd (all services, embedded NATS) on 127.0.0.1:8080, finding or starting PostgreSQL
 	./scripts/with-postgres.sh ./bin/notifyd
@@ -47,8 +47,17 @@ bench-webhooks: bench-tools ## webhook delivery throughput and isolation (BENCHM
 	./scripts/with-postgres.sh ./scripts/bench-webhooks.sh
 
 # Settings in scripts/bench-gateway.sh.
-bench-gateway: ## the realtime gateway against the Node.js reference server, 15,000 clients each (BENCHMARKS.md)
+bench-gateway: ## the realtime gateway side by side with the Node.js reference and Centrifugo, 15,000 clients each (BENCHMARKS.md)
 	./scripts/with-postgres.sh ./scripts/bench-gateway.sh
+
+# 100,000 connections over 6 gateway processes (each may open 20,000 files),
+# heartbeats at their defaults for IDLE, then fan-out to random users; the
+# settings can be overridden like those of bench-gateway (CLIENTS=2000 for a
+# quick check).
+bench-gateway-100k: ## 100,000 connections over 6 gateway processes, then fan-out at 5,000 messages/s (BENCHMARKS.md)
+	CLIENTS=$${CLIENTS:-100000} GATEWAYS=$${GATEWAYS:-6} PER_WORKER=$${PER_WORKER:-10000} SERVERS=go \
+		PHASES=$${PHASES:-fanout} IDLE=$${IDLE:-60s} DURATION=$${DURATION:-60s} OUT=$${OUT:-bin/bench-gateway-100k} \
+		./scripts/with-postgres.sh ./scripts/bench-gateway.sh
 
 bench-abuse: build bench-tools ## the gateway's memory and /healthz latency under abusive clients (ping floods, half-open bodies)
 	./scripts/bench-abuse.sh

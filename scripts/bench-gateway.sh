@@ -18,9 +18,10 @@
 # (fanout,pipeline), SERVERS ("go node centrifugo"), IDLE (15s), OUT (bin/bench-gateway),
 # PROFILE (1: run the gateway with pprof on 38085 and save CPU profiles of
 # the storm and of each phase and heap profiles at idle and after each
-# phase in OUT).
-# Ports: notifyd HTTP 38080 and NATS 34223, gateway 38081, Node 38082,
-# Centrifugo 38083.
+# phase in OUT), GATEWAYS (1: the number of Go gateway processes, which
+# share the clients in turn; make bench-gateway-100k runs 6).
+# Ports: notifyd HTTP 38080 and NATS 34223, gateway 38081 (with GATEWAYS > 1:
+# 38111, 38112, …), Node 38082, Centrifugo 38083.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,7 @@ PHASES=${PHASES:-fanout,pipeline}
 SERVERS=${SERVERS:-go node centrifugo}
 IDLE=${IDLE:-15s}
 PROFILE=${PROFILE:-0}
+GATEWAYS=${GATEWAYS:-1}
 OUT=${OUT:-bin/bench-gateway}
 NOTIFYD_HTTP=127.0.0.1:38080
 NATS_LISTEN=127.0.0.1:34223
@@ -46,10 +48,16 @@ say() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'bench-gateway: %s\n' "$*" >&2; exit 1; }
 
 # --- limits: say plainly what does not fit instead of failing mid-storm ---
+[ "$GATEWAYS" -ge 1 ] || die "GATEWAYS=$GATEWAYS: want 1 or more"
+[ "$GATEWAYS" = 1 ] || [ "$PROFILE" = 0 ] || die "PROFILE=1 profiles one gateway process: run with GATEWAYS=1"
+# The most connections one server process holds: the gateway's processes
+# share the clients; Node and Centrifugo run as one process each.
+per_process=$(((CLIENTS + GATEWAYS - 1) / GATEWAYS))
+case " $SERVERS " in *" node "* | *" centrifugo "*) per_process=$CLIENTS ;; esac
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ]; then
-	if [ $((CLIENTS + 200)) -gt "$hard" ]; then
-		die "each server process must hold $CLIENTS connections, but processes here may open at most $hard files (ulimit -Hn, a hard limit). Run with CLIENTS=$((hard - 200)) or fewer."
+	if [ $((per_process + 200)) -gt "$hard" ]; then
+		die "a server process must hold $per_process connections, but processes here may open at most $hard files (ulimit -Hn, a hard limit). Run with fewer CLIENTS, or more GATEWAYS and SERVERS=go."
 	fi
 	if [ $((PER_WORKER + 200)) -gt "$hard" ]; then
 		die "PER_WORKER=$PER_WORKER clients per load-generator process exceeds the hard limit of $hard open files (ulimit -Hn). Lower PER_WORKER."
@@ -69,7 +77,9 @@ fi
 for cmd in node curl psql; do
 	command -v "$cmd" >/dev/null || die "$cmd is required"
 done
-for port in 38080 34223 38081 $NODE_PORT $CENTRIFUGO_PORT 38085; do
+gateway_ports=(38081)
+[ "$GATEWAYS" = 1 ] || gateway_ports=($(seq 38111 $((38110 + GATEWAYS))))
+for port in 38080 34223 "${gateway_ports[@]}" $NODE_PORT $CENTRIFUGO_PORT 38085; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		die "port $port is already in use: stop what listens there (another bench run?)"
 	fi
@@ -146,17 +156,26 @@ for server in $SERVERS; do
 	protocol=socketio
 	case $server in
 	go)
-		say "Go realtime gateway on $GATEWAY_HTTP"
-		# The load generator's clients share a few source addresses: no
-		# per-address limit on connections still authenticating.
-		HTTP_ADDR=$GATEWAY_HTTP NATS_URL=nats://$NATS_LISTEN JWT_SECRET=$SECRET LOG_LEVEL=warn \
-			GATEWAY_MAX_PENDING_PER_IP=0 GATEWAY_MAX_PENDING=$((CLIENTS + 1000)) \
-			PPROF_ADDR=127.0.0.1:38085 $gateway_bin >"$OUT/gateway.log" 2>&1 &
-		pid=$!
+		say "Go realtime gateway: $GATEWAYS process(es) on port(s) ${gateway_ports[*]}"
+		urls=() gw_pids=()
+		for port in "${gateway_ports[@]}"; do
+			# The load generator's clients share a few source addresses: no
+			# per-address limit on connections still authenticating.
+			HTTP_ADDR=127.0.0.1:$port NATS_URL=nats://$NATS_LISTEN JWT_SECRET=$SECRET LOG_LEVEL=warn \
+				GATEWAY_MAX_PENDING_PER_IP=0 GATEWAY_MAX_PENDING=$((per_process + 1000)) \
+				PPROF_ADDR=127.0.0.1:38085 $gateway_bin >"$OUT/gateway-$port.log" 2>&1 &
+			gw_pids+=($!)
+			pids+=($!)
+			urls+=("http://127.0.0.1:$port")
+			wait_http "http://127.0.0.1:$port/socket.io/?EIO=4&transport=polling" "the gateway on port $port"
+		done
+		pid=$(IFS=,; echo "${gw_pids[*]}")
+		url=$(IFS=,; echo "${urls[*]}")
 		label="Go gateway"
-		url=http://$GATEWAY_HTTP
-		ready="$url/socket.io/?EIO=4&transport=polling"
-		metrics=(-metrics "$url/metrics")
+		[ "$GATEWAYS" = 1 ] || label="Go gateway, $GATEWAYS processes"
+		ready="${urls[0]}/socket.io/?EIO=4&transport=polling"
+		metrics=()
+		[ "$GATEWAYS" = 1 ] && metrics=(-metrics "$url/metrics")
 		[ "$PROFILE" = 1 ] && metrics+=(-pprof http://127.0.0.1:38085/debug/pprof -profile-dir "$OUT")
 		;;
 	node)
@@ -182,7 +201,7 @@ for server in $SERVERS; do
 		;;
 	*) die "unknown server $server (want go, node or centrifugo)" ;;
 	esac
-	pids+=("$pid")
+	[ "$server" = go ] || pids+=("$pid") # the gateway's are in already
 	wait_http "$ready" "$label"
 	echo "uptime before $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
 	./bin/notifybench gateway -label "$label" -protocol "$protocol" -url "$url" -pid "$pid" -nats "nats://$NATS_LISTEN" \
@@ -193,9 +212,16 @@ for server in $SERVERS; do
 		die "notifyd (pid $notifyd_pid) exited during the $server run, so its figures are not valid: see $OUT/notifyd.log"
 	fi
 	if [ "$server" = go ]; then
-		curl -fsS "$url/metrics" >"$OUT/gateway-metrics.txt" || true
+		for u in ${url//,/ }; do
+			curl -fsS "$u/metrics" >"$OUT/gateway-metrics-${u##*:}.txt" || true
+		done
 	fi
-	stop "$pid"
+	stoppers=()
+	for p in ${pid//,/ }; do
+		stop "$p" &
+		stoppers+=($!)
+	done
+	wait "${stoppers[@]}"
 	results+=("$OUT/$server.json")
 done
 

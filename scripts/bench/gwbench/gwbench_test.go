@@ -186,7 +186,7 @@ func TestLoadGeneratorAgainstEachPeerServer(t *testing.T) {
 			defer cancel()
 
 			res, err := gwbench.Run(ctx, gwbench.Config{
-				Label: p.name, URL: srv.URL, Protocol: p.protocol, ServerPID: srv.PID, NATSURL: n.URL, Secret: testkit.JWTSecret, Org: "org-t",
+				Label: p.name, URLs: []string{srv.URL}, Protocol: p.protocol, ServerPIDs: []int{srv.PID}, NATSURL: n.URL, Secret: testkit.JWTSecret, Org: "org-t",
 				Clients: 60, PerWorker: 25, Sources: []string{"127.0.0.2", "127.0.0.3"}, Concurrency: 10,
 				Handshake: 10 * time.Second, Idle: 200 * time.Millisecond, Rate: 400, Duration: 2 * time.Second,
 				Drain: 5 * time.Second, Phases: []string{gwbench.PhaseFanout},
@@ -215,6 +215,34 @@ func TestLoadGeneratorAgainstEachPeerServer(t *testing.T) {
 				t.Fatalf("%d connections dropped", res.Disconnects)
 			}
 		})
+	}
+}
+
+// A server of several processes: the clients are shared out over them in
+// turn. The second process here accepts no token of the run, so exactly
+// half the clients fail, and the notifications of the connected half all
+// arrive once.
+func TestLoadGeneratorSharesClientsOverServerProcesses(t *testing.T) {
+	n := testkit.StartNATS(t)
+	good := startReferenceNode(t, n.URL, testkit.JWTSecret)
+	refusing := startReferenceNode(t, n.URL, "another-secret-0123456789-0123456789-abc")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := gwbench.Run(ctx, gwbench.Config{
+		Label: "two nodes", URLs: []string{good.URL, refusing.URL}, ServerPIDs: []int{good.PID, refusing.PID}, NATSURL: n.URL, Secret: testkit.JWTSecret, Org: "org-t",
+		Clients: 40, PerWorker: 20, Concurrency: 10, Handshake: 10 * time.Second, Idle: 200 * time.Millisecond,
+		Rate: 200, Duration: 2 * time.Second, Drain: 5 * time.Second, Phases: []string{gwbench.PhaseFanout},
+		Worker: workerCommand(t), Log: logx.New(os.Stderr, "warn"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Processes != 2 || res.Connect.Connected != 20 || res.Connect.Failed != 20 || res.Connect.StillFailed != 20 {
+		t.Fatalf("%d processes, connect %+v; want 20 connected to the first, 20 refused by the second", res.Processes, res.Connect)
+	}
+	d := res.Phase(gwbench.PhaseFanout)
+	if d == nil || d.Published != 400 || d.Received != 400 || d.Lost != 0 || d.Duplicates != 0 {
+		t.Fatalf("fan-out: %+v", d)
 	}
 }
 
@@ -272,7 +300,7 @@ func TestRunRefusesMoreClientsThanTheServerMayOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := gwbench.Run(context.Background(), gwbench.Config{
-		Label: "self", URL: "http://127.0.0.1:1", ServerPID: os.Getpid(), Secret: "x",
+		Label: "self", URLs: []string{"http://127.0.0.1:1"}, ServerPIDs: []int{os.Getpid()}, Secret: "x",
 		Clients: int(min(rl.Cur, 1<<30)) + 1, PerWorker: 100, Worker: workerCommand(t), Log: logx.Discard(),
 	})
 	if err == nil || !regexp.MustCompile(`may open at most `+strconv.FormatUint(rl.Cur, 10)+` files`).MatchString(err.Error()) {

@@ -12,7 +12,8 @@ import (
 // Result is what one measurement of one server found.
 type Result struct {
 	Label         string           `json:"label"`
-	URL           string           `json:"url"`
+	URL           string           `json:"url"`       // of each process, comma-separated
+	Processes     int              `json:"processes"` // of the server
 	Clients       int              `json:"clients"`
 	Workers       int              `json:"workers"`
 	Rate          int              `json:"rate"`
@@ -145,6 +146,7 @@ func ms(v float64) string { return fmt.Sprintf("%.2f ms", v) }
 
 func tableRows() []row {
 	rows := []row{
+		{"server processes", func(r *Result) string { return fmt.Sprint(max(r.Processes, 1)) }},
 		{"clients (WebSocket)", func(r *Result) string { return fmt.Sprintf("%d in %d processes", r.Clients, r.Workers) }},
 		{"connections/s (first attempt)", func(r *Result) string { return fmt.Sprintf("%.0f", r.Connect.PerSecond) }},
 		{"connected / failed (first attempt)", func(r *Result) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,17 +15,19 @@ import (
 	"github.com/xpeditis/notify/scripts/bench/gwbench"
 )
 
-// runBenchGateway measures one Socket.IO server: notifybench gateway.
+// runBenchGateway measures one real-time server (one or several processes):
+// notifybench gateway.
 func runBenchGateway(ctx context.Context, args []string, io cli.Stdio) error {
-	c := cli.New("notifybench", "gateway", "Measures one Socket.IO server under many WebSocket clients: connection storm,\nidle memory, and delivery phases fed through NATS (see docs/gateway-bench.md).",
+	c := cli.New("notifybench", "gateway", "Measures one real-time server (one process, or several sharing the clients) under\nmany WebSocket clients: connection storm, idle memory, and delivery phases fed\nthrough NATS (see docs/gateway-bench.md).",
 		`notifybench gateway -label gateway -url http://127.0.0.1:38081 -pid "$GATEWAY_PID" -out gateway.json`,
 		`notifybench gateway -clients 1000 -per-worker 500 -duration 10s -pid "$(pgrep -n notifyd)"`,
-		`notifybench gateway -label centrifugo -protocol centrifugo -url http://127.0.0.1:38083 -pid "$CENTRIFUGO_PID"`)
+		`notifybench gateway -label centrifugo -protocol centrifugo -url http://127.0.0.1:38083 -pid "$CENTRIFUGO_PID"`,
+		`notifybench gateway -clients 100000 -per-worker 10000 -url http://127.0.0.1:38111,http://127.0.0.1:38112 -pid "$PID1,$PID2"`)
 	fs := c.FS
 	label := fs.String("label", "server", "name of the server in the report")
-	url := fs.String("url", "http://127.0.0.1:38081", "server base URL (Socket.IO at /socket.io/, Centrifugo at /connection/websocket)")
+	urls := fs.String("url", "http://127.0.0.1:38081", "server base URL (Socket.IO at /socket.io/, Centrifugo at /connection/websocket); comma-separated for several processes, which share the clients in turn")
 	protocol := fs.String("protocol", gwbench.ProtocolSocketIO, "what the clients speak: "+gwbench.ProtocolSocketIO+" (the gateway, the Node.js reference) or "+gwbench.ProtocolCentrifugo)
-	pid := fs.Int("pid", 0, "pid of the server process, whose memory and CPU are sampled (required)")
+	pidList := fs.String("pid", "", "pid of the server process, whose memory and CPU are sampled (required); comma-separated for several, added up")
 	metrics := fs.String("metrics", "", "Prometheus endpoint of a Go server, to split its memory per connection (optional)")
 	pprofURL := fs.String("pprof", "", "net/http/pprof base URL of the server (e.g. http://127.0.0.1:38085/debug/pprof): save CPU and heap profiles (optional)")
 	profileDir := fs.String("profile-dir", ".", "where -pprof saves the profiles")
@@ -48,13 +51,21 @@ func runBenchGateway(ctx context.Context, args []string, io cli.Stdio) error {
 		return err
 	}
 
+	var pids []int
+	for _, p := range list(*pidList) {
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid <= 0 {
+			return cli.Usagef("gateway: -pid %q is not a process id", p)
+		}
+		pids = append(pids, pid)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable for the workers: %w", err)
 	}
 	log := logx.New(io.Err, "info")
 	cfg := gwbench.Config{
-		Label: *label, URL: *url, Protocol: *protocol, ServerPID: *pid, MetricsURL: *metrics, PprofURL: *pprofURL, ProfileDir: *profileDir, NATSURL: natsURL, Secret: secret, Org: *org,
+		Label: *label, URLs: list(*urls), Protocol: *protocol, ServerPIDs: pids, MetricsURL: *metrics, PprofURL: *pprofURL, ProfileDir: *profileDir, NATSURL: natsURL, Secret: secret, Org: *org,
 		Clients: *clients, PerWorker: *perWorker, Sources: list(*sources), Concurrency: *concurrency,
 		Handshake: *handshake, Idle: *idle, Rate: *rate, PipelineRate: *pipelineRate, Duration: *duration, Drain: *drain,
 		Phases: list(*phases), Log: log,
