@@ -190,8 +190,8 @@ for server in $SERVERS; do
 		;;
 	centrifugo)
 		say "Centrifugo on 127.0.0.1:$CENTRIFUGO_PORT"
-		./bin/notifybench centrifugo-config -port "$CENTRIFUGO_PORT" -nats "nats://$NATS_LISTEN" -secret "$SECRET" >"$OUT/centrifugo.json"
-		./.tools/centrifugo -c "$OUT/centrifugo.json" >"$OUT/centrifugo.log" 2>&1 &
+		./bin/notifybench centrifugo-config -port "$CENTRIFUGO_PORT" -nats "nats://$NATS_LISTEN" -secret "$SECRET" >"$OUT/centrifugo.conf.json"
+		./.tools/centrifugo -c "$OUT/centrifugo.conf.json" >"$OUT/centrifugo.log" 2>&1 &
 		pid=$!
 		label="Centrifugo $(sed -n 's/^CENTRIFUGO_VERSION=//p' scripts/test-setup-centrifugo.sh) (NATS raw mode)"
 		url=http://127.0.0.1:$CENTRIFUGO_PORT
