@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,17 +124,7 @@ func startCentrifugo(t testing.TB, natsURL, secret string) referenceNode {
 	}
 	t.Cleanup(func() { stopProcess(cmd) })
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	testkit.WaitFor(t, 20*time.Second, "centrifugo /health", func() error {
-		resp, err := http.Get(url + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return errors.New(resp.Status)
-		}
-		return nil
-	})
+	testkit.WaitForOK(t, 20*time.Second, url+"/health")
 	return referenceNode{URL: url, PID: cmd.Process.Pid}
 }
 

@@ -2,9 +2,7 @@ package napibench_test
 
 import (
 	"context"
-	"errors"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -54,17 +52,7 @@ func startService(t testing.TB, natsURL, dbURL string) service {
 		}
 	})
 	base := "http://" + ln.Addr().String()
-	testkit.WaitFor(t, 10*time.Second, "notification-api ready", func() error {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return errors.New(resp.Status)
-		}
-		return nil
-	})
+	testkit.WaitForOK(t, 10*time.Second, base+"/readyz")
 	db, err := postgres.Open(context.Background(), dbURL, 4)
 	if err != nil {
 		t.Fatal(err)
