@@ -22,7 +22,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/xpeditis/notify/pkg/backoff"
 	"github.com/xpeditis/notify/pkg/contract"
@@ -144,7 +143,7 @@ func (c *Consumer) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 	var rows []store.Row
 	var good []int // indexes of the decoded events
 	for i, msg := range b.Msgs {
-		ev, err := contract.Decode(msg.Data())
+		ev, err := contract.DecodeReceived(msg.Data())
 		if err != nil {
 			out[i] = natsx.Poison(err)
 			continue
@@ -190,7 +189,7 @@ func (c *Consumer) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 
 // rowsFor builds the notifications of one event: one per recipient, none
 // for types without an in-app notification.
-func rowsFor(ev *contract.Event, msg jetstream.Msg) []store.Row {
+func rowsFor(ev contract.Received, msg jetstream.Msg) []store.Row {
 	route, _ := contract.RouteOf(ev.GetType()) // Decode checked the type
 	if route.InApp == "" || len(ev.GetRecipients()) == 0 {
 		return nil
@@ -210,12 +209,6 @@ func rowsFor(ev *contract.Event, msg jetstream.Msg) []store.Row {
 	if ev.GetMessage() != "" {
 		message = ev.GetMessage()
 	}
-	data := []byte("{}")
-	if ev.GetData() != nil {
-		if b, err := protojson.Marshal(ev.GetData()); err == nil {
-			data = b
-		}
-	}
 	seen := make(map[string]bool, len(ev.GetRecipients()))
 	rows := make([]store.Row, 0, len(ev.GetRecipients()))
 	for _, user := range ev.GetRecipients() {
@@ -232,7 +225,7 @@ func rowsFor(ev *contract.Event, msg jetstream.Msg) []store.Row {
 			Priority:  string(priority),
 			Title:     title,
 			Message:   message,
-			Data:      data,
+			Data:      ev.Data,
 			CreatedAt: created,
 		})
 	}

@@ -172,7 +172,7 @@ func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome
 	var rows []store.NewDelivery
 	var done []int // indexes of the events whose deliveries are in rows
 	for i, m := range b.Msgs {
-		ev, err := contract.Decode(m.Data())
+		ev, err := contract.DecodeReceived(m.Data())
 		if err != nil {
 			out[i] = natsx.Poison(err)
 			continue
@@ -235,17 +235,17 @@ func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome
 
 // webhookBody is what the integrator receives.
 type webhookBody struct {
-	ID             string         `json:"id"`
-	Type           string         `json:"type"`
-	CreatedAt      string         `json:"createdAt"`
-	OrganizationID string         `json:"organizationId"`
-	Data           map[string]any `json:"data"`
+	ID             string          `json:"id"`
+	Type           string          `json:"type"`
+	CreatedAt      string          `json:"createdAt"`
+	OrganizationID string          `json:"organizationId"`
+	Data           json.RawMessage `json:"data"`
 }
 
 // Body encodes the request body of an event: {"id","type","createdAt",
 // "organizationId","data"}, with the webhook event name as type and the
 // time the event occurred (or was stored, when the producer gave none).
-func Body(ev *contract.Event, webhookEvent string, m jetstream.Msg) ([]byte, error) {
+func Body(ev contract.Received, webhookEvent string, m jetstream.Msg) ([]byte, error) {
 	created := ev.GetOccurredAt().AsTime()
 	if ev.GetOccurredAt() == nil {
 		created = time.Now()
@@ -255,13 +255,9 @@ func Body(ev *contract.Event, webhookEvent string, m jetstream.Msg) ([]byte, err
 			}
 		}
 	}
-	data := ev.GetData().AsMap()
-	if data == nil {
-		data = map[string]any{}
-	}
 	return encode(webhookBody{
 		ID: ev.GetId(), Type: webhookEvent, CreatedAt: created.UTC().Format(time.RFC3339Nano),
-		OrganizationID: ev.GetOrganizationId(), Data: data,
+		OrganizationID: ev.GetOrganizationId(), Data: ev.Data,
 	})
 }
 
