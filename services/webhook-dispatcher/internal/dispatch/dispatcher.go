@@ -95,7 +95,8 @@ func New(o Options, st deliveryStore, cache *Cache, sender *Sender, js jetstream
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
 		},
 		Batch:        o.Batch,
-		Workers:      1, // whatever has arrived joins the batch; nothing waits for more
+		MaxWait:      Window, // events trickling in share one insert
+		Workers:      1,
 		Pull:         2 * o.Batch,
 		Retry:        backoff.Policy{Base: time.Second, Max: time.Minute, Jitter: 0.1},
 		Health:       o.Health.Consumer,
