@@ -1,12 +1,12 @@
 # Xpeditis Notify. `make help` lists the targets; `make run` starts the standalone binary; `make test` runs
 # vet, the linter and every test. Both find or start a PostgreSQL.
 SHELL := /bin/bash
-MODULES := pkg services/notification-api services/realtime-gateway services/webhook-dispatcher deploy/standalone scripts/chaos
+MODULES := pkg services/notification-api services/realtime-gateway services/webhook-dispatcher deploy/standalone scripts/bench scripts/chaos
 TOOLS := $(CURDIR)/.tools
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: help run test build vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short clean
+.PHONY: help run test build bench-tools vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short clean
 
 help: ## list the targets, one line each
 	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -25,6 +25,13 @@ build: ## build the service binaries, notifyd and notifyctl into ./bin
 	cd deploy/standalone && go build -o ../../bin/notifyd ./cmd/notifyd
 	cd pkg && go build -o ../bin/notifyctl ./cmd/notifyctl
 
+# The benchmark module (scripts/bench): load generators and probes, kept out
+# of the services and of pkg/.
+BENCH_CMDS := notifybench webhook-bench gateway-abuse gateway-idle-rss realtime-gateway-pprof
+bench-tools: ## build the benchmark commands of scripts/bench (notifybench, webhook-bench, …) into ./bin
+	@mkdir -p bin
+	cd scripts/bench && for c in $(BENCH_CMDS); do go build -o ../../bin/$$c ./cmd/$$c || exit 1; done
+
 vet: ## go vet every module
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 
@@ -33,19 +40,17 @@ proto: ## regenerate pkg/contract/eventv1 from proto/ (buf, protoc-gen-go into .
 	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	cd proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
 
-bench: build ## notification-api ingest and list benchmarks (BENCHMARKS.md)
+bench: build bench-tools ## notification-api ingest and list benchmarks (BENCHMARKS.md)
 	./scripts/with-postgres.sh ./scripts/bench.sh
 
-bench-webhooks: ## webhook delivery throughput and isolation (BENCHMARKS.md)
-	@mkdir -p bin
-	cd services/webhook-dispatcher && go build -o ../../bin/webhook-bench ./cmd/webhook-bench
+bench-webhooks: bench-tools ## webhook delivery throughput and isolation (BENCHMARKS.md)
 	./scripts/with-postgres.sh ./scripts/bench-webhooks.sh
 
 # Settings in scripts/bench-gateway.sh.
 bench-gateway: ## the realtime gateway against the Node.js reference server, 15,000 clients each (BENCHMARKS.md)
 	./scripts/with-postgres.sh ./scripts/bench-gateway.sh
 
-bench-abuse: ## the gateway's memory and /healthz latency under abusive clients (ping floods, half-open bodies)
+bench-abuse: build bench-tools ## the gateway's memory and /healthz latency under abusive clients (ping floods, half-open bodies)
 	./scripts/bench-abuse.sh
 
 # The chaos suite (scripts/chaos; results in BENCHMARKS.md, "Chaos"): a 3-node

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench-gateway: the realtime gateway and the Node.js reference server,
 # measured one after the other in the same run with the same load generator
-# (notifyctl bench gateway), then printed side by side.
+# (notifybench gateway), then printed side by side.
 #
 # Both servers are fed by one notifyd (embedded NATS with JetStream,
 # notification-api on PostgreSQL) so that the pipeline phase goes through
@@ -69,12 +69,9 @@ for port in 38080 34223 38081 $NODE_PORT 38085; do
 done
 
 say "building"
-make -s build
+make -s build bench-tools
 gateway_bin=./bin/realtime-gateway
-if [ "$PROFILE" = 1 ]; then
-	(cd deploy/standalone && go build -o ../../bin/realtime-gateway-pprof ./cmd/realtime-gateway-pprof)
-	gateway_bin=./bin/realtime-gateway-pprof
-fi
+[ "$PROFILE" = 1 ] && gateway_bin=./bin/realtime-gateway-pprof
 bash scripts/test-setup-gwbench.sh
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -163,7 +160,7 @@ for server in $SERVERS; do
 	pids+=("$pid")
 	wait_http "$url/socket.io/?EIO=4&transport=polling" "$label"
 	echo "uptime before $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
-	./bin/notifyctl bench gateway -label "$label" -url "$url" -pid "$pid" -nats "nats://$NATS_LISTEN" \
+	./bin/notifybench gateway -label "$label" -url "$url" -pid "$pid" -nats "nats://$NATS_LISTEN" \
 		-secret "$SECRET" -clients "$CLIENTS" -per-worker "$PER_WORKER" -sources "$sources" \
 		-rate "$RATE" -pipeline-rate "$PIPELINE_RATE" -duration "$DURATION" -phases "$PHASES" -idle "$IDLE" "${metrics[@]}" -out "$OUT/$server.json" >/dev/null
 	echo "uptime after $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
@@ -182,4 +179,4 @@ done
 curl -fsS "http://$NOTIFYD_HTTP/metrics" >"$OUT/notifyd-metrics.txt" || true
 
 say "results ($OUT)"
-./bin/notifyctl bench gateway-report "${results[@]}" | tee "$OUT/report.md"
+./bin/notifybench gateway-report "${results[@]}" | tee "$OUT/report.md"

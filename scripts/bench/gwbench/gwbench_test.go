@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/xpeditis/notify/pkg/auth"
-	"github.com/xpeditis/notify/pkg/gwbench"
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/testkit"
+	"github.com/xpeditis/notify/scripts/bench/gwbench"
 )
 
-// The test binary doubles as the load-generator worker, as notifyctl does.
+// The test binary doubles as the load-generator worker, as notifybench does.
 const workerEnv = "GWBENCH_TEST_WORKER"
 
 func TestMain(m *testing.M) {
@@ -46,7 +46,7 @@ var listening = regexp.MustCompile(`listening on ([0-9.]+):([0-9]+)`)
 // against the given NATS and stops it at cleanup.
 func startReferenceNode(t testing.TB, natsURL, secret string) referenceNode {
 	t.Helper()
-	dir, err := filepath.Abs("../../deploy/reference-node")
+	dir, err := filepath.Abs("../../../deploy/reference-node")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,16 +9,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xpeditis/notify/pkg/gwbench"
+	"github.com/xpeditis/notify/pkg/cmd/cli"
 	"github.com/xpeditis/notify/pkg/logx"
+	"github.com/xpeditis/notify/scripts/bench/gwbench"
 )
 
-// runBenchGateway measures one Socket.IO server: notifyctl bench gateway.
-func runBenchGateway(ctx context.Context, args []string, io stdio) error {
-	c := newCommand("bench gateway", "Measures one Socket.IO server under many WebSocket clients: connection storm,\nidle memory, and delivery phases fed through NATS (see docs/gateway-bench.md).",
-		`notifyctl bench gateway -label gateway -url http://127.0.0.1:38081 -pid "$GATEWAY_PID" -out gateway.json`,
-		`notifyctl bench gateway -clients 1000 -per-worker 500 -duration 10s -pid "$(pgrep -n notifyd)"`)
-	fs := c.fs
+// runBenchGateway measures one Socket.IO server: notifybench gateway.
+func runBenchGateway(ctx context.Context, args []string, io cli.Stdio) error {
+	c := cli.New("notifybench", "gateway", "Measures one Socket.IO server under many WebSocket clients: connection storm,\nidle memory, and delivery phases fed through NATS (see docs/gateway-bench.md).",
+		`notifybench gateway -label gateway -url http://127.0.0.1:38081 -pid "$GATEWAY_PID" -out gateway.json`,
+		`notifybench gateway -clients 1000 -per-worker 500 -duration 10s -pid "$(pgrep -n notifyd)"`)
+	fs := c.FS
 	label := fs.String("label", "server", "name of the server in the report")
 	url := fs.String("url", "http://127.0.0.1:38081", "server base URL (Socket.IO at /socket.io/)")
 	pid := fs.Int("pid", 0, "pid of the server process, whose memory and CPU are sampled (required)")
@@ -26,8 +27,8 @@ func runBenchGateway(ctx context.Context, args []string, io stdio) error {
 	pprofURL := fs.String("pprof", "", "net/http/pprof base URL of the server (e.g. http://127.0.0.1:38085/debug/pprof): save CPU and heap profiles (optional)")
 	profileDir := fs.String("profile-dir", ".", "where -pprof saves the profiles")
 	var natsURL, secret string
-	c.natsFlag(&natsURL)
-	c.secretFlag(&secret)
+	c.NATSFlag(&natsURL)
+	c.SecretFlag(&secret)
 	org := fs.String("org", "org-bench", "organization of the clients and events")
 	clients := fs.Int("clients", 15000, "WebSocket clients, one user each")
 	perWorker := fs.Int("per-worker", 5000, "clients per load-generator process")
@@ -41,7 +42,7 @@ func runBenchGateway(ctx context.Context, args []string, io stdio) error {
 	drain := fs.Duration("drain", 15*time.Second, "how long to wait without progress for the last messages")
 	phases := fs.String("phases", gwbench.PhaseFanout+","+gwbench.PhasePipeline, "delivery phases to run: fanout, pipeline (empty: none)")
 	out := fs.String("out", "", "write the result as JSON to this file")
-	if err := c.parse(args, io); err != nil {
+	if err := c.Parse(args, io); err != nil {
 		return err
 	}
 
@@ -49,15 +50,15 @@ func runBenchGateway(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return fmt.Errorf("find own executable for the workers: %w", err)
 	}
-	log := logx.New(io.err, "info")
+	log := logx.New(io.Err, "info")
 	cfg := gwbench.Config{
 		Label: *label, URL: *url, ServerPID: *pid, MetricsURL: *metrics, PprofURL: *pprofURL, ProfileDir: *profileDir, NATSURL: natsURL, Secret: secret, Org: *org,
 		Clients: *clients, PerWorker: *perWorker, Sources: list(*sources), Concurrency: *concurrency,
 		Handshake: *handshake, Idle: *idle, Rate: *rate, PipelineRate: *pipelineRate, Duration: *duration, Drain: *drain,
 		Phases: list(*phases), Log: log,
 		Worker: func(ctx context.Context) *exec.Cmd {
-			cmd := exec.CommandContext(ctx, self, "bench", "gateway-worker")
-			cmd.Stderr = io.err
+			cmd := exec.CommandContext(ctx, self, "gateway-worker")
+			cmd.Stderr = io.Err
 			return cmd
 		},
 	}
@@ -70,34 +71,34 @@ func runBenchGateway(ctx context.Context, args []string, io stdio) error {
 			return err
 		}
 	}
-	return gwbench.WriteTable(io.out, []*gwbench.Result{res})
+	return gwbench.WriteTable(io.Out, []*gwbench.Result{res})
 }
 
 // runBenchGatewayWorker is one load-generator process, driven by the
 // coordinator over its stdin and stdout.
-func runBenchGatewayWorker(ctx context.Context, args []string, io stdio) error {
-	c := newCommand("bench gateway-worker", "One load-generator process of 'bench gateway', which starts it and drives it\nover its standard input and output; not run by hand.",
-		`notifyctl bench gateway   # starts its workers itself`)
-	if err := c.parse(args, io); err != nil {
+func runBenchGatewayWorker(ctx context.Context, args []string, io cli.Stdio) error {
+	c := cli.New("notifybench", "gateway-worker", "One load-generator process of 'notifybench gateway', which starts it and drives it\nover its standard input and output; not run by hand.",
+		`notifybench gateway   # starts its workers itself`)
+	if err := c.Parse(args, io); err != nil {
 		return err
 	}
-	return gwbench.ServeWorker(ctx, io.in, io.out, logx.New(io.err, "warn").With("role", "gwbench-worker", "pid", os.Getpid()))
+	return gwbench.ServeWorker(ctx, io.In, io.Out, logx.New(io.Err, "warn").With("role", "gwbench-worker", "pid", os.Getpid()))
 }
 
 // runBenchGatewayReport prints saved results side by side and checks the
 // first one against the targets and the others.
-func runBenchGatewayReport(args []string, io stdio) error {
-	c := newCommand("bench gateway-report", "Prints saved 'bench gateway' results side by side and checks the first one\nagainst the targets and the others.",
-		`notifyctl bench gateway-report gateway.json node.json`,
-		`notifyctl bench gateway-report -strict gateway.json`)
-	c.args = "<result.json>..."
-	fs := c.fs
+func runBenchGatewayReport(_ context.Context, args []string, io cli.Stdio) error {
+	c := cli.New("notifybench", "gateway-report", "Prints saved 'notifybench gateway' results side by side and checks the first one\nagainst the targets and the others.",
+		`notifybench gateway-report gateway.json node.json`,
+		`notifybench gateway-report -strict gateway.json`)
+	c.Args = "<result.json>..."
+	fs := c.FS
 	strict := fs.Bool("strict", false, "exit non-zero when the first server misses a target")
-	if err := c.parse(args, io); err != nil {
+	if err := c.Parse(args, io); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return usageError{errors.New("bench gateway-report: name result files (the gateway's first)")}
+		return cli.Usagef("gateway-report: name result files (the gateway's first)")
 	}
 	var results []*gwbench.Result
 	for _, path := range fs.Args() {
@@ -107,7 +108,7 @@ func runBenchGatewayReport(args []string, io stdio) error {
 		}
 		results = append(results, r)
 	}
-	if err := gwbench.WriteTable(io.out, results); err != nil {
+	if err := gwbench.WriteTable(io.Out, results); err != nil {
 		return err
 	}
 	var ref *gwbench.Result
@@ -115,9 +116,9 @@ func runBenchGatewayReport(args []string, io stdio) error {
 		ref = results[1]
 	}
 	lines, ok := gwbench.Verdict(results[0], ref, gwbench.IssueTargets())
-	fmt.Fprintf(io.out, "\n%s against the targets:\n", results[0].Label)
+	fmt.Fprintf(io.Out, "\n%s against the targets:\n", results[0].Label)
 	for _, l := range lines {
-		fmt.Fprintln(io.out, "  "+l)
+		fmt.Fprintln(io.Out, "  "+l)
 	}
 	if !ok && *strict {
 		return errors.New("targets missed")

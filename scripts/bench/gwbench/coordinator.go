@@ -56,7 +56,7 @@ type Config struct {
 	Drain        time.Duration // how long to wait without progress for the last messages
 	Phases       []string
 
-	// Worker returns the command of one worker process (notifyctl bench
+	// Worker returns the command of one worker process (notifybench
 	// gateway-worker).
 	Worker func(ctx context.Context) *exec.Cmd
 	Log    *slog.Logger
