@@ -103,7 +103,7 @@ bench_ticks() { # pid: utime + stime of a process (0 once it is gone)
 	awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 bench_cluster_ticks() { # postmaster pid: the whole cluster, exited backends included
-	cat /proc/[0-9]*/stat 2>/dev/null | awk -v pm="$1" '{
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$1" '{ # processes come and go while cat reads
 		pid = $1; sub(/.*\) /, "")
 		if (pid == pm) t += $12 + $13 + $14 + $15; else if ($2 == pm) t += $12 + $13
 	} END { print t + 0 }'
