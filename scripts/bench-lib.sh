@@ -137,6 +137,6 @@ bench_cost_report() {
 		line+=$(awk -v n="${BENCH_COST[$i]%%=*}" -v t="$ticks" -v u="$units" 'BEGIN { printf "%s %.3f, ", n, t / 100 / u * 1000 }')
 	done
 	awk -v l="$line" -v t="$total" -v u="$units" -v w="$what" 'BEGIN {
-		printf "  cost: CPU-seconds per 1,000 %s: %stotal %.3f (%.0f µs per %s)\n", w, l, t / 100 / u * 1000, t / 100 / u * 1e6, substr(w, 1, length(w) - 1) }'
+		printf "  cost: CPU-seconds per 1,000 %s: %stotal %.3f (%.0f µs each)\n", w, l, t / 100 / u * 1000, t / 100 / u * 1e6 }'
 	echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg); CPU pressure (some avg10): $(awk '/^some/ { print $2 }' /proc/pressure/cpu 2>/dev/null || echo n/a)"
 }
