@@ -118,6 +118,13 @@ bench_cost_start() {
 	BENCH_COST_AT=()
 	local p
 	for p in "$@"; do BENCH_COST_AT+=("$(bench_party_ticks "${p#*=}")"); done
+	BENCH_PG_AT=$(bench_pg_mark)
+}
+
+# bench_pg_mark: write transactions so far (transaction ids handed out) and
+# the WAL position of the cluster; both survive a dropped database.
+bench_pg_mark() {
+	bench_sql "SELECT txid_current(), pg_current_wal_lsn() - '0/0'" | tr '|' ' '
 }
 bench_party_ticks() {
 	case $1 in
@@ -138,5 +145,9 @@ bench_cost_report() {
 	done
 	awk -v l="$line" -v t="$total" -v u="$units" -v w="$what" 'BEGIN {
 		printf "  cost: CPU-seconds per 1,000 %s: %stotal %.3f (%.0f µs each)\n", w, l, t / 100 / u * 1000, t / 100 / u * 1e6 }'
+	read -r x0 w0 <<<"$BENCH_PG_AT"
+	read -r x1 w1 <<<"$(bench_pg_mark)"
+	awk -v x=$((x1 - x0 - 1)) -v w=$((w1 - w0)) -v u="$units" -v what="$what" 'BEGIN {
+		printf "  PostgreSQL: %d write transactions (%.2f per 1,000 %s), %.0f bytes of WAL each\n", x, x / u * 1000, what, w / u }'
 	echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg); CPU pressure (some avg10): $(awk '/^some/ { print $2 }' /proc/pressure/cpu 2>/dev/null || echo n/a)"
 }
