@@ -40,6 +40,7 @@ done
 JWT_SECRET=$(head -c 48 /dev/urandom | base64)
 export JWT_SECRET
 API_PID=""
+failed=() # latency runs that failed: the others still run and print
 finish() {
 	local status=$?
 	if [ "$status" -ne 0 ] && [ -f "$BENCH_TMP/api.log" ]; then
@@ -91,7 +92,7 @@ done
 for i in $(seq "$RUNS"); do
 	say "ingest latency, run $i/$RUNS: $PACED_EVENTS events paced at $PACED_RATE/s"
 	bench_cost_start "${PARTIES[@]}"
-	"${INGEST[@]}" -events "$PACED_EVENTS" -rate "$PACED_RATE"
+	"${INGEST[@]}" -events "$PACED_EVENTS" -rate "$PACED_RATE" || failed+=("ingest latency run $i")
 	bench_cost_report "$PACED_EVENTS" events
 done
 
@@ -101,7 +102,11 @@ start_api notify_bench_list
 for i in $(seq "$RUNS"); do
 	say "list, run $i/$RUNS"
 	./bin/notifybench list -url "http://$API_ADDR" -db "$(bench_db_url notify_bench_list)" -pid "$API_PID" \
-		-rows "$LIST_ROWS" -users "$LIST_USERS" -rate "$LIST_RATE" -duration "$LIST_DURATION"
+		-rows "$LIST_ROWS" -users "$LIST_USERS" -rate "$LIST_RATE" -duration "$LIST_DURATION" || failed+=("list run $i")
 done
 say "uptime: $(uptime)"
 say "done in $(($(date +%s) - start))s; removing the cluster and the JetStream store"
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "bench: failed (each run's reason above): ${failed[*]}" >&2
+	exit 1
+fi

@@ -164,7 +164,7 @@ func (c *Consumer) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 	var futures []jetstream.PubAckFuture
 	b.InOrder(func() {
 		if err == nil {
-			futures, err = c.publish(stored)
+			futures, err = c.publish(ctx, stored)
 		}
 	})
 	if err == nil {
@@ -232,11 +232,24 @@ func rowsFor(ev contract.Received, msg jetstream.Msg) []store.Row {
 	return rows
 }
 
+// publishChunk bounds the publishes of one batch awaiting their acks: the
+// client refuses more than 4,000 outstanding async publishes (the other
+// workers' batches hold some too), and a batch of events with many
+// recipients carries tens of thousands of notifications.
+const publishChunk = 512
+
 // publish sends each notification to its user's NOTIFY subject, in order,
-// without waiting for the stream's acks.
-func (c *Consumer) publish(rows []store.Row) ([]jetstream.PubAckFuture, error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(rows))
+// and returns the publishes still awaiting the stream's acks: at most
+// publishChunk, since it waits for each full chunk before the next.
+func (c *Consumer) publish(ctx context.Context, rows []store.Row) ([]jetstream.PubAckFuture, error) {
+	futures := make([]jetstream.PubAckFuture, 0, min(len(rows), publishChunk))
 	for _, r := range rows {
+		if len(futures) == publishChunk {
+			if err := c.awaitAcks(ctx, futures); err != nil {
+				return nil, err
+			}
+			futures = futures[:0]
+		}
 		msg, err := NotificationMessage(r)
 		if err != nil {
 			return nil, err
