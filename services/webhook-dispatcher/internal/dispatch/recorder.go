@@ -42,7 +42,7 @@ type entry struct {
 // first item: new events for one insert of their deliveries, and attempt
 // results for one transaction. At a steady rate a few milliseconds put
 // several deliveries in each transaction (BENCHMARKS.md, "Webhook
-// deliveries, paced"); under load batches fill before it ends.
+// deliveries"); under load batches fill before it ends.
 const Window = 5 * time.Millisecond
 
 // recordRetry spaces the attempts to write a batch of results.
