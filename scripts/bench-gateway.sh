@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# make bench-gateway: the realtime gateway and the Node.js reference server,
-# measured one after the other in the same run with the same load generator
-# (notifybench gateway), then printed side by side.
+# make bench-gateway: the realtime gateway, the Node.js reference server and
+# Centrifugo, measured one after the other in the same run with the same
+# load generator (notifybench gateway), the same clients and the same rates,
+# then printed side by side.
 #
-# Both servers are fed by one notifyd (embedded NATS with JetStream,
+# All servers are fed by one notifyd (embedded NATS with JetStream,
 # notification-api on PostgreSQL) so that the pipeline phase goes through
 # the real ingest path. Each server runs as its own process, whose memory
-# and CPU the load generator samples.
+# and CPU the load generator samples. Centrifugo (scripts/test-setup-centrifugo.sh
+# installs it with go install at a pinned version) authenticates each client's
+# JWT, subscribes it to its personal channel, and reads live.user.<id> from
+# the same NATS through its NATS broker in raw mode, as the gateway does
+# (notifybench centrifugo-config prints the configuration).
 #
 # Settings (environment): CLIENTS (15000), PER_WORKER (5000 clients per
 # load-generator process), RATE (5000/s), PIPELINE_RATE (RATE), DURATION (60s), PHASES
-# (fanout,pipeline), SERVERS ("go node"), IDLE (15s), OUT (bin/bench-gateway),
+# (fanout,pipeline), SERVERS ("go node centrifugo"), IDLE (15s), OUT (bin/bench-gateway),
 # PROFILE (1: run the gateway with pprof on 38085 and save CPU profiles of
 # the storm and of each phase and heap profiles at idle and after each
 # phase in OUT).
-# Ports: notifyd HTTP 38080 and NATS 34223, gateway 38081, Node 38082.
+# Ports: notifyd HTTP 38080 and NATS 34223, gateway 38081, Node 38082,
+# Centrifugo 38083.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +30,7 @@ RATE=${RATE:-5000}
 PIPELINE_RATE=${PIPELINE_RATE:-$RATE}
 DURATION=${DURATION:-60s}
 PHASES=${PHASES:-fanout,pipeline}
-SERVERS=${SERVERS:-go node}
+SERVERS=${SERVERS:-go node centrifugo}
 IDLE=${IDLE:-15s}
 PROFILE=${PROFILE:-0}
 OUT=${OUT:-bin/bench-gateway}
@@ -32,6 +38,7 @@ NOTIFYD_HTTP=127.0.0.1:38080
 NATS_LISTEN=127.0.0.1:34223
 GATEWAY_HTTP=127.0.0.1:38081
 NODE_PORT=38082
+CENTRIFUGO_PORT=38083
 SECRET=bench-gateway-secret-0123456789-0123456789
 BENCH_DB=notify_bench_gateway
 
@@ -62,7 +69,7 @@ fi
 for cmd in node curl psql; do
 	command -v "$cmd" >/dev/null || die "$cmd is required"
 done
-for port in 38080 34223 38081 $NODE_PORT 38085; do
+for port in 38080 34223 38081 $NODE_PORT $CENTRIFUGO_PORT 38085; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		die "port $port is already in use: stop what listens there (another bench run?)"
 	fi
@@ -73,6 +80,7 @@ make -s build bench-tools
 gateway_bin=./bin/realtime-gateway
 [ "$PROFILE" = 1 ] && gateway_bin=./bin/realtime-gateway-pprof
 bash scripts/test-setup-gwbench.sh
+case " $SERVERS " in *" centrifugo "*) bash scripts/test-setup-centrifugo.sh ;; esac
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
@@ -112,7 +120,10 @@ wait_http() { # url what
 
 say "starting notifyd (NATS $NATS_LISTEN, notification-api on a fresh database $BENCH_DB)"
 psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB" >/dev/null
-NOTIFY_MODE=production HTTP_ADDR=$NOTIFYD_HTTP NATS_LISTEN=$NATS_LISTEN DATA_DIR=$DATA \
+# Development mode keeps the loopback NATS listener open to clients without
+# credentials (production requires an NKey there): the servers measured, and
+# Centrifugo's NATS broker (which has no NKey option), connect to it as they are.
+NOTIFY_MODE=development HTTP_ADDR=$NOTIFYD_HTTP NATS_LISTEN=$NATS_LISTEN DATA_DIR=$DATA \
 	DATABASE_URL=$bench_url JWT_SECRET=$SECRET LOG_LEVEL=info NOTIFY_MAX_AGE=30m \
 	WEBHOOK_SECRETS_KEYS="bench:$(head -c 32 /dev/urandom | base64)" \
 	./bin/notifyd >"$OUT/notifyd.log" 2>&1 &
@@ -132,6 +143,7 @@ fi
 
 results=()
 for server in $SERVERS; do
+	protocol=socketio
 	case $server in
 	go)
 		say "Go realtime gateway on $GATEWAY_HTTP"
@@ -143,6 +155,7 @@ for server in $SERVERS; do
 		pid=$!
 		label="Go gateway"
 		url=http://$GATEWAY_HTTP
+		ready="$url/socket.io/?EIO=4&transport=polling"
 		metrics=(-metrics "$url/metrics")
 		[ "$PROFILE" = 1 ] && metrics+=(-pprof http://127.0.0.1:38085/debug/pprof -profile-dir "$OUT")
 		;;
@@ -153,14 +166,26 @@ for server in $SERVERS; do
 		pid=$!
 		label="Node reference (socket.io $(node -p 'require("./deploy/reference-node/node_modules/socket.io/package.json").version'))"
 		url=http://127.0.0.1:$NODE_PORT
+		ready="$url/socket.io/?EIO=4&transport=polling"
 		metrics=()
 		;;
-	*) die "unknown server $server (want go or node)" ;;
+	centrifugo)
+		say "Centrifugo on 127.0.0.1:$CENTRIFUGO_PORT"
+		./bin/notifybench centrifugo-config -port "$CENTRIFUGO_PORT" -nats "nats://$NATS_LISTEN" -secret "$SECRET" >"$OUT/centrifugo.json"
+		./.tools/centrifugo -c "$OUT/centrifugo.json" >"$OUT/centrifugo.log" 2>&1 &
+		pid=$!
+		label="Centrifugo $(sed -n 's/^CENTRIFUGO_VERSION=//p' scripts/test-setup-centrifugo.sh) (NATS raw mode)"
+		url=http://127.0.0.1:$CENTRIFUGO_PORT
+		protocol=centrifugo
+		ready=$url/health
+		metrics=()
+		;;
+	*) die "unknown server $server (want go, node or centrifugo)" ;;
 	esac
 	pids+=("$pid")
-	wait_http "$url/socket.io/?EIO=4&transport=polling" "$label"
+	wait_http "$ready" "$label"
 	echo "uptime before $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
-	./bin/notifybench gateway -label "$label" -url "$url" -pid "$pid" -nats "nats://$NATS_LISTEN" \
+	./bin/notifybench gateway -label "$label" -protocol "$protocol" -url "$url" -pid "$pid" -nats "nats://$NATS_LISTEN" \
 		-secret "$SECRET" -clients "$CLIENTS" -per-worker "$PER_WORKER" -sources "$sources" \
 		-rate "$RATE" -pipeline-rate "$PIPELINE_RATE" -duration "$DURATION" -phases "$PHASES" -idle "$IDLE" "${metrics[@]}" -out "$OUT/$server.json" >/dev/null
 	echo "uptime after $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2

@@ -26,9 +26,12 @@ const (
 
 // Config of one measurement of one server.
 type Config struct {
-	Label     string // column title in the report
-	URL       string // server base URL, e.g. http://127.0.0.1:38081
-	ServerPID int    // process whose memory and CPU are sampled
+	Label string // column title in the report
+	URL   string // server base URL, e.g. http://127.0.0.1:38081
+	// Protocol the clients speak: ProtocolSocketIO (default) or
+	// ProtocolCentrifugo.
+	Protocol  string
+	ServerPID int // process whose memory and CPU are sampled
 	// MetricsURL, when set, is a Go server's Prometheus endpoint, read
 	// before and after the connections to split their memory.
 	MetricsURL string
@@ -73,6 +76,9 @@ func (c Config) Validate() error {
 	}
 	if c.Clients < 1 || c.PerWorker < 1 {
 		errs = append(errs, errors.New("clients and clients per worker must be positive"))
+	}
+	if _, err := protocolNamed(c.Protocol); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Secret == "" {
 		errs = append(errs, errors.New("the JWT secret is required"))
@@ -325,7 +331,7 @@ func connectStorm(ctx context.Context, cfg Config, run string, workers []*worker
 	for i, w := range workers {
 		wg.Go(func() {
 			rep, err := w.call(request{Op: "connect", Connect: &ConnectRequest{
-				URL: cfg.URL, Secret: cfg.Secret, Org: cfg.Org, Run: run, Users: shares[i],
+				URL: cfg.URL, Protocol: cfg.Protocol, Secret: cfg.Secret, Org: cfg.Org, Run: run, Users: shares[i],
 				Sources: sources[i], Concurrency: cfg.Concurrency, Timeout: cfg.Handshake,
 			}})
 			replies[i], errs[i] = rep.Connect, err

@@ -232,6 +232,11 @@ func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPubli
 	if err != nil {
 		return nil, err
 	}
+	cpu2, err := cpuTicks(cfg.ServerPID)
+	if err != nil {
+		return nil, err
+	}
+	d.ServerCPUSeconds = float64(cpu2-cpu0) / clockTicks
 	stopSampling()
 	sampling.Wait()
 	d.MaxRSSKB = maxRSS.Load()

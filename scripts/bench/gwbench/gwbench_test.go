@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,17 +66,7 @@ func startReferenceNode(t testing.TB, natsURL, secret string) referenceNode {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start node: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	t.Cleanup(func() { stopProcess(cmd) })
 	addr := make(chan string, 1)
 	go func() {
 		// The test may be over by the time the server logs again: lines go
@@ -97,6 +90,68 @@ func startReferenceNode(t testing.TB, natsURL, secret string) referenceNode {
 	}
 }
 
+// startCentrifugo runs Centrifugo (.tools/centrifugo, installed by
+// scripts/test-setup-centrifugo.sh) with the benchmark's configuration
+// against the given NATS, on a port the OS chose, and stops it at cleanup.
+func startCentrifugo(t testing.TB, natsURL, secret string) referenceNode {
+	t.Helper()
+	bin, err := filepath.Abs("../../../.tools/centrifugo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("Centrifugo is not installed: run scripts/test-setup-centrifugo.sh (%v)", err)
+	}
+	// Centrifugo takes a port, not a listener: take one the OS chose and
+	// hand it over.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	conf, err := gwbench.CentrifugoConfig("127.0.0.1", port, natsURL, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "centrifugo.json")
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", path)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start centrifugo: %v", err)
+	}
+	t.Cleanup(func() { stopProcess(cmd) })
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	testkit.WaitFor(t, 20*time.Second, "centrifugo /health", func() error {
+		resp, err := http.Get(url + "/health")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	})
+	return referenceNode{URL: url, PID: cmd.Process.Pid}
+}
+
+// stopProcess sends SIGTERM and waits, killing the process after 10 s.
+func stopProcess(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
 func workerCommand(t testing.TB) func(ctx context.Context) *exec.Cmd {
 	return func(ctx context.Context) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
@@ -106,87 +161,108 @@ func workerCommand(t testing.TB) func(ctx context.Context) *exec.Cmd {
 	}
 }
 
-// The whole load generator, worker processes included, against the Node.js
-// reference server: every client connects through two source addresses,
-// every notification arrives exactly once, and the figures are filled in.
-func TestLoadGeneratorAgainstReferenceServer(t *testing.T) {
-	n := testkit.StartNATS(t)
-	node := startReferenceNode(t, n.URL, testkit.JWTSecret)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// peer is a server the load generator is tested against, with what it
+// answers to a token signed with another secret and to an expired one.
+type peer struct {
+	name, protocol       string
+	start                func(t testing.TB, natsURL, secret string) referenceNode
+	wrongSecret, expired string
+}
 
-	res, err := gwbench.Run(ctx, gwbench.Config{
-		Label: "node", URL: node.URL, ServerPID: node.PID, NATSURL: n.URL, Secret: testkit.JWTSecret, Org: "org-t",
-		Clients: 60, PerWorker: 25, Sources: []string{"127.0.0.2", "127.0.0.3"}, Concurrency: 10,
-		Handshake: 10 * time.Second, Idle: 200 * time.Millisecond, Rate: 400, Duration: 2 * time.Second,
-		Drain: 5 * time.Second, Phases: []string{gwbench.PhaseFanout},
-		Worker: workerCommand(t), Log: logx.New(os.Stderr, "warn"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Workers != 3 || res.Connect.Connected != 60 || res.Connect.Failed != 0 || res.Connect.PerSecond <= 0 {
-		t.Fatalf("connect: %d workers, %+v", res.Workers, res.Connect)
-	}
-	if res.Memory.BaselineKB <= 0 || res.Memory.IdleKB <= 0 {
-		t.Fatalf("memory not sampled: %+v", res.Memory)
-	}
-	d := res.Phase(gwbench.PhaseFanout)
-	if d == nil {
-		t.Fatal("no fan-out result")
-	}
-	if d.Published != 800 || d.Received != 800 || d.Lost != 0 || d.Duplicates != 0 || d.PublishErrors != 0 {
-		t.Fatalf("fan-out: %+v", d)
-	}
-	if d.P50Ms <= 0 || d.P99Ms < d.P50Ms || d.MaxMs < d.P99Ms || d.MaxRSSKB <= 0 {
-		t.Fatalf("fan-out figures: %+v", d)
-	}
-	if res.Disconnects != 0 {
-		t.Fatalf("%d connections dropped", res.Disconnects)
+var peers = []peer{
+	{"node", gwbench.ProtocolSocketIO, startReferenceNode, "invalid token", "token is expired"},
+	{"centrifugo", gwbench.ProtocolCentrifugo, startCentrifugo, "invalid token", "token expired"},
+}
+
+// The whole load generator, worker processes included, against each peer
+// server: every client connects through two source addresses, every
+// notification arrives exactly once, and the figures are filled in.
+func TestLoadGeneratorAgainstEachPeerServer(t *testing.T) {
+	for _, p := range peers {
+		t.Run(p.name, func(t *testing.T) {
+			n := testkit.StartNATS(t)
+			srv := p.start(t, n.URL, testkit.JWTSecret)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+
+			res, err := gwbench.Run(ctx, gwbench.Config{
+				Label: p.name, URL: srv.URL, Protocol: p.protocol, ServerPID: srv.PID, NATSURL: n.URL, Secret: testkit.JWTSecret, Org: "org-t",
+				Clients: 60, PerWorker: 25, Sources: []string{"127.0.0.2", "127.0.0.3"}, Concurrency: 10,
+				Handshake: 10 * time.Second, Idle: 200 * time.Millisecond, Rate: 400, Duration: 2 * time.Second,
+				Drain: 5 * time.Second, Phases: []string{gwbench.PhaseFanout},
+				Worker: workerCommand(t), Log: logx.New(os.Stderr, "warn"),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Workers != 3 || res.Connect.Connected != 60 || res.Connect.Failed != 0 || res.Connect.PerSecond <= 0 {
+				t.Fatalf("connect: %d workers, %+v", res.Workers, res.Connect)
+			}
+			if res.Memory.BaselineKB <= 0 || res.Memory.IdleKB <= 0 {
+				t.Fatalf("memory not sampled: %+v", res.Memory)
+			}
+			d := res.Phase(gwbench.PhaseFanout)
+			if d == nil {
+				t.Fatal("no fan-out result")
+			}
+			if d.Published != 800 || d.Received != 800 || d.Lost != 0 || d.Duplicates != 0 || d.PublishErrors != 0 {
+				t.Fatalf("fan-out: %+v", d)
+			}
+			if d.P50Ms <= 0 || d.P99Ms < d.P50Ms || d.MaxMs < d.P99Ms || d.MaxRSSKB <= 0 || d.ServerCPUSeconds <= 0 {
+				t.Fatalf("fan-out figures: %+v", d)
+			}
+			if res.Disconnects != 0 {
+				t.Fatalf("%d connections dropped", res.Disconnects)
+			}
+		})
 	}
 }
 
-// A token signed with another secret is refused in the handshake, and the
-// load generator reports the server's message.
-func TestReferenceServerRefusesBadToken(t *testing.T) {
-	n := testkit.StartNATS(t)
-	node := startReferenceNode(t, n.URL, testkit.JWTSecret)
-	d, err := gwbench.NewDialer(node.URL, nil, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for name, tc := range map[string]struct {
-		secret string
-		ttl    time.Duration
-		want   string
-	}{
-		"wrong secret":  {secret: "another-secret-0123456789-0123456789-abc", ttl: time.Hour, want: "invalid token"},
-		"expired token": {secret: testkit.JWTSecret, ttl: -time.Hour, want: "token is expired"},
-	} {
-		tok, err := auth.Mint(tc.secret, auth.MintOptions{UserID: "u1", TTL: tc.ttl})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := d.Connect(ctx, tok)
-		var ce *gwbench.ConnectError
-		if !errors.As(err, &ce) || ce.Message != tc.want {
-			if c != nil {
-				c.Close()
+// A token signed with another secret, or expired, is refused in the
+// handshake, and the load generator reports the server's message.
+func TestEachPeerServerRefusesBadTokens(t *testing.T) {
+	for _, p := range peers {
+		t.Run(p.name, func(t *testing.T) {
+			n := testkit.StartNATS(t)
+			srv := p.start(t, n.URL, testkit.JWTSecret)
+			d, err := gwbench.NewDialer(srv.URL, p.protocol, nil, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.Errorf("%s: got %v, want connect_error %q", name, err, tc.want)
-		}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for name, tc := range map[string]struct {
+				secret string
+				ttl    time.Duration
+				want   string
+			}{
+				"wrong secret":  {secret: "another-secret-0123456789-0123456789-abc", ttl: time.Hour, want: p.wrongSecret},
+				"expired token": {secret: testkit.JWTSecret, ttl: -time.Hour, want: p.expired},
+			} {
+				tok, err := auth.Mint(tc.secret, auth.MintOptions{UserID: "u1", TTL: tc.ttl})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := d.Connect(ctx, tok)
+				var ce *gwbench.ConnectError
+				if !errors.As(err, &ce) || ce.Message != tc.want {
+					if c != nil {
+						c.Close()
+					}
+					t.Errorf("%s: got %v, want connect_error %q", name, err, tc.want)
+				}
+			}
+			good, err := auth.Mint(testkit.JWTSecret, auth.MintOptions{UserID: "u1", TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := d.Connect(ctx, good)
+			if err != nil {
+				t.Fatalf("a valid token: %v", err)
+			}
+			c.Close()
+		})
 	}
-	good, err := auth.Mint(testkit.JWTSecret, auth.MintOptions{UserID: "u1", TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := d.Connect(ctx, good)
-	if err != nil {
-		t.Fatalf("a valid token: %v", err)
-	}
-	c.Close()
 }
 
 // The file-limit check names the limit instead of letting the storm fail.

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/xpeditis/notify/pkg/auth"
 )
 
@@ -37,7 +39,8 @@ type reply struct {
 // ConnectRequest asks a worker to connect one client per user.
 type ConnectRequest struct {
 	URL         string        `json:"url"`
-	Secret      string        `json:"secret"` // HS256 secret the worker mints tokens with
+	Protocol    string        `json:"protocol"` // ProtocolSocketIO or ProtocolCentrifugo
+	Secret      string        `json:"secret"`   // HS256 secret the worker mints tokens with
 	Org         string        `json:"org"`
 	Run         string        `json:"run"` // stamps of other runs are not counted
 	Users       []string      `json:"users"`
@@ -161,7 +164,7 @@ func (w *worker) connectAll(ctx context.Context, r ConnectRequest) (*ConnectRepl
 		}
 		sources = append(sources, ip)
 	}
-	dialer, err := NewDialer(r.URL, sources, r.Timeout)
+	dialer, err := NewDialer(r.URL, r.Protocol, sources, r.Timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -326,9 +329,12 @@ func (w *worker) closeAll() {
 func errorKind(err error) string {
 	var ce *ConnectError
 	var ne net.Error
+	var closed *websocket.CloseError
 	switch {
 	case errors.As(err, &ce):
 		return "connect_error: " + ce.Message
+	case errors.As(err, &closed):
+		return fmt.Sprintf("closed by server (%d)", closed.Code)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.Is(err, syscall.ECONNREFUSED):

@@ -18,10 +18,12 @@ import (
 func runBenchGateway(ctx context.Context, args []string, io cli.Stdio) error {
 	c := cli.New("notifybench", "gateway", "Measures one Socket.IO server under many WebSocket clients: connection storm,\nidle memory, and delivery phases fed through NATS (see docs/gateway-bench.md).",
 		`notifybench gateway -label gateway -url http://127.0.0.1:38081 -pid "$GATEWAY_PID" -out gateway.json`,
-		`notifybench gateway -clients 1000 -per-worker 500 -duration 10s -pid "$(pgrep -n notifyd)"`)
+		`notifybench gateway -clients 1000 -per-worker 500 -duration 10s -pid "$(pgrep -n notifyd)"`,
+		`notifybench gateway -label centrifugo -protocol centrifugo -url http://127.0.0.1:38083 -pid "$CENTRIFUGO_PID"`)
 	fs := c.FS
 	label := fs.String("label", "server", "name of the server in the report")
-	url := fs.String("url", "http://127.0.0.1:38081", "server base URL (Socket.IO at /socket.io/)")
+	url := fs.String("url", "http://127.0.0.1:38081", "server base URL (Socket.IO at /socket.io/, Centrifugo at /connection/websocket)")
+	protocol := fs.String("protocol", gwbench.ProtocolSocketIO, "what the clients speak: "+gwbench.ProtocolSocketIO+" (the gateway, the Node.js reference) or "+gwbench.ProtocolCentrifugo)
 	pid := fs.Int("pid", 0, "pid of the server process, whose memory and CPU are sampled (required)")
 	metrics := fs.String("metrics", "", "Prometheus endpoint of a Go server, to split its memory per connection (optional)")
 	pprofURL := fs.String("pprof", "", "net/http/pprof base URL of the server (e.g. http://127.0.0.1:38085/debug/pprof): save CPU and heap profiles (optional)")
@@ -52,7 +54,7 @@ func runBenchGateway(ctx context.Context, args []string, io cli.Stdio) error {
 	}
 	log := logx.New(io.Err, "info")
 	cfg := gwbench.Config{
-		Label: *label, URL: *url, ServerPID: *pid, MetricsURL: *metrics, PprofURL: *pprofURL, ProfileDir: *profileDir, NATSURL: natsURL, Secret: secret, Org: *org,
+		Label: *label, URL: *url, Protocol: *protocol, ServerPID: *pid, MetricsURL: *metrics, PprofURL: *pprofURL, ProfileDir: *profileDir, NATSURL: natsURL, Secret: secret, Org: *org,
 		Clients: *clients, PerWorker: *perWorker, Sources: list(*sources), Concurrency: *concurrency,
 		Handshake: *handshake, Idle: *idle, Rate: *rate, PipelineRate: *pipelineRate, Duration: *duration, Drain: *drain,
 		Phases: list(*phases), Log: log,
@@ -86,9 +88,9 @@ func runBenchGatewayWorker(ctx context.Context, args []string, io cli.Stdio) err
 }
 
 // runBenchGatewayReport prints saved results side by side and checks the
-// first one against the targets and the others.
+// first one against the targets and each of the others.
 func runBenchGatewayReport(_ context.Context, args []string, io cli.Stdio) error {
-	c := cli.New("notifybench", "gateway-report", "Prints saved 'notifybench gateway' results side by side and checks the first one\nagainst the targets and the others.",
+	c := cli.New("notifybench", "gateway-report", "Prints saved 'notifybench gateway' results side by side and checks the first one\n(the gateway) against the targets and against each of the others (its peers).",
 		`notifybench gateway-report gateway.json node.json`,
 		`notifybench gateway-report -strict gateway.json`)
 	c.Args = "<result.json>..."
@@ -111,11 +113,7 @@ func runBenchGatewayReport(_ context.Context, args []string, io cli.Stdio) error
 	if err := gwbench.WriteTable(io.Out, results); err != nil {
 		return err
 	}
-	var ref *gwbench.Result
-	if len(results) > 1 {
-		ref = results[1]
-	}
-	lines, ok := gwbench.Verdict(results[0], ref, gwbench.IssueTargets())
+	lines, ok := gwbench.Verdict(results[0], results[1:], gwbench.IssueTargets())
 	fmt.Fprintf(io.Out, "\n%s against the targets:\n", results[0].Label)
 	for _, l := range lines {
 		fmt.Fprintln(io.Out, "  "+l)
@@ -134,4 +132,25 @@ func list(s string) []string {
 		}
 	}
 	return out
+}
+
+// runCentrifugoConfig prints the configuration make bench-gateway runs
+// Centrifugo with (gwbench.CentrifugoConfig).
+func runCentrifugoConfig(_ context.Context, args []string, io cli.Stdio) error {
+	c := cli.New("notifybench", "centrifugo-config", "Prints Centrifugo's configuration for the gateway benchmark: JWT (HS256) clients\nsubscribed to their personal channel, fed by the NATS broker in raw mode from\nlive.user.<id>, the subjects the gateway reads.",
+		`notifybench centrifugo-config -port 38083 -nats nats://127.0.0.1:34223 > centrifugo.json && centrifugo -c centrifugo.json`)
+	host := c.FS.String("host", "127.0.0.1", "address Centrifugo listens on")
+	port := c.FS.Int("port", 38083, "port Centrifugo listens on")
+	var natsURL, secret string
+	c.NATSFlag(&natsURL)
+	c.SecretFlag(&secret)
+	if err := c.Parse(args, io); err != nil {
+		return err
+	}
+	b, err := gwbench.CentrifugoConfig(*host, *port, natsURL, secret)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(io.Out, "%s\n", b)
+	return err
 }

@@ -12,8 +12,9 @@ const usage = `usage: notifybench <benchmark> [flags]
 benchmarks:
   ingest          events through JetStream into notification-api's table, against a running service
   list            GET /api/v1/notifications at a constant rate over a large seeded table
-  gateway         one Socket.IO server under many clients (the gateway or the Node.js reference)
+  gateway         one real-time server under many clients (the gateway, the Node.js reference, Centrifugo)
   gateway-report  print saved gateway results side by side and check them against the targets
+  centrifugo-config  print the configuration the gateway benchmark runs Centrifugo with
 
 Run 'notifybench <benchmark> -h' for its flags and examples; BENCHMARKS.md
 has the figures and the make targets that run them.
@@ -24,11 +25,12 @@ examples:
 
 // benchmarks are notifybench's subcommands; each lives in its own file.
 var benchmarks = map[string]cli.Subcommand{
-	"gateway":        runBenchGateway,
-	"gateway-worker": runBenchGatewayWorker,
-	"gateway-report": runBenchGatewayReport,
-	"ingest":         runBenchIngest,
-	"list":           runBenchList,
+	"gateway":           runBenchGateway,
+	"gateway-worker":    runBenchGatewayWorker,
+	"gateway-report":    runBenchGatewayReport,
+	"centrifugo-config": runCentrifugoConfig,
+	"ingest":            runBenchIngest,
+	"list":              runBenchList,
 }
 
 func main() { cli.Main("notifybench", usage, benchmarks) }

@@ -26,7 +26,7 @@ func TestEveryBenchmarkPrintsItsHelpWithoutTheSecretsItReads(t *testing.T) {
 	for name, v := range hidden {
 		t.Setenv(name, v)
 	}
-	for _, cmd := range [][]string{{}, {"ingest"}, {"list"}, {"gateway"}, {"gateway-worker"}, {"gateway-report"}} {
+	for _, cmd := range [][]string{{}, {"ingest"}, {"list"}, {"gateway"}, {"gateway-worker"}, {"gateway-report"}, {"centrifugo-config"}} {
 		args := append(append([]string{}, cmd...), "-h")
 		code, out, errOut := runCmd(t, args...)
 		if code != 0 || errOut != "" || !strings.HasPrefix(out, "usage: notifybench") || !strings.Contains(out, "examples:\n  notifybench ") {
