@@ -12,8 +12,8 @@
 #   - nothing is left behind: the cluster, its data (the list benchmark's
 #     5-million-row seed is 2.3 GB) and the JetStream store are removed at exit.
 # Needs the PostgreSQL server binaries (initdb, pg_ctl; Debian: postgresql),
-# psql, and Go (nats-server is built from the version pinned in
-# scripts/bench/go.mod).
+# psql, python3 (to ask the OS for free ports), and Go (nats-server is built
+# from the version pinned in scripts/bench/go.mod).
 
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/notify-bench.XXXXXX")
 chmod 755 "$BENCH_TMP"
