@@ -23,6 +23,12 @@ type Proxy struct {
 	URL string // http://host:port, the product's one origin
 }
 
+// ProxyServerVar names the variable of ProxyConfig that holds the address
+// of a service's replica (1 or 2): NOTIFICATION_API_1, ….
+func ProxyServerVar(service string, replica int) string {
+	return fmt.Sprintf("%s_%d", strings.ReplaceAll(strings.ToUpper(service), "-", "_"), replica)
+}
+
 // haproxyPath finds haproxy or says how to install it.
 func haproxyPath() (string, error) {
 	if p, err := exec.LookPath("haproxy"); err == nil {
@@ -64,7 +70,7 @@ func (c *Cluster) StartProxy(ctx context.Context, addr string) (*Proxy, error) {
 	env := []string{"PROXY_BIND=" + addr}
 	for _, name := range ServiceNames {
 		for i, r := range c.Services[name] {
-			env = append(env, fmt.Sprintf("%s_%d=%s", strings.ReplaceAll(strings.ToUpper(name), "-", "_"), i+1, strings.TrimPrefix(r.URL, "http://")))
+			env = append(env, ProxyServerVar(name, i+1)+"="+strings.TrimPrefix(r.URL, "http://"))
 		}
 	}
 	cfg := filepath.Join(c.opts.Root, ProxyConfig)
