@@ -127,9 +127,17 @@ func TestTheWalkthroughWorksOnOneOriginThroughTheProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("the public documents of both APIs", func(t *testing.T) {
+		for _, path := range []string{"/api/v1/openapi.json", "/api/v1/webhooks/openapi.json", "/api/v1/webhook-events"} {
+			if status, body := get(t, api+path, nil); status != http.StatusOK {
+				t.Errorf("GET %s: %d %s, want 200", path, status, body)
+			}
+		}
+	})
+
 	t.Run("paths no service serves", func(t *testing.T) {
 		for _, path := range []string{"/", "/unknown", "/metrics", "/healthz", "/readyz", "/api/v1/other",
-			"/api/v1/notificationsx", "/api/v1/notifications/../../metrics", "/api/v1/notifications/%2e%2e/%2e%2e/metrics",
+			"/api/v1/notificationsx", "/api/v1/webhook-eventsx", "/api/v1/notifications/../../metrics", "/api/v1/notifications/%2e%2e/%2e%2e/metrics",
 			"/api/v1/webhooks/..%2f..%2fmetrics", "//metrics", "/socket.io/../metrics"} {
 			status, body := get(t, api+path, nil)
 			if status != http.StatusNotFound {

@@ -48,7 +48,7 @@ func run() error {
 	}
 	fmt.Printf(`
 cluster is ready: 3 NATS nodes (JetStream, STREAM_REPLICAS=3), PostgreSQL, 2 replicas of each service, HAProxy in front
-  one origin   %[1]s   (REST %[1]s/api/v1/notifications and %[1]s/api/v1/webhooks, OpenAPI %[1]s/api/v1/openapi.json, Socket.IO %[1]s/socket.io/, WebSocket %[4]s/ws)
+  one origin   %[1]s   (REST %[1]s/api/v1/notifications and %[1]s/api/v1/webhooks, OpenAPI %[1]s/api/v1/openapi.json and %[1]s/api/v1/webhooks/openapi.json, Socket.IO %[1]s/socket.io/, WebSocket %[4]s/ws)
   walkthrough  set -a; . %[2]s; set +a   (API, NATS_URL and JWT_SECRET for notifyctl and the README's walkthrough)
   logs         %[3]s
 Ctrl-C stops everything.
