@@ -42,6 +42,10 @@ func Retry(cause error) Outcome { return Outcome{verdict: verdictRetry, cause: c
 // moves on.
 func Poison(cause error) Outcome { return Outcome{verdict: verdictDeadLetter, cause: cause} }
 
+// Err is why the message was not acked: the cause of a Retry or Poison,
+// nil for an Ack (and for a zero Outcome, a retry without a cause).
+func (o Outcome) Err() error { return o.cause }
+
 // Handler handles one batch and returns one outcome per message, in the
 // batch's order (a missing outcome is a Retry). Its context is not
 // cancelled at shutdown: what a handler has started, it finishes.

@@ -17,6 +17,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/xpeditis/notify/pkg/tracing"
 	"github.com/xpeditis/notify/pkg/webhook"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
 )
@@ -36,13 +43,15 @@ type SenderOptions struct {
 	ConnectTimeout time.Duration
 	Timeout        time.Duration // whole request, body included
 	Guard          ssrf.Guard
-	Lookup         ssrf.Lookup // nil: the system resolver
+	Lookup         ssrf.Lookup  // nil: the system resolver
+	Tracer         trace.Tracer // a span per attempt; nil: none
 }
 
 // Sender makes signed webhook requests.
 type Sender struct {
 	client  *http.Client
 	timeout time.Duration
+	tracer  trace.Tracer
 }
 
 // NewSender builds a sender whose transport dials through the SSRF guard and
@@ -59,8 +68,12 @@ func NewSender(o SenderOptions) *Sender {
 		ForceAttemptHTTP2:     true,
 		Proxy:                 nil, // a proxy would dial on our behalf, past the guard
 	}
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	return &Sender{
 		timeout: o.Timeout,
+		tracer:  o.Tracer,
 		client: &http.Client{
 			Transport: tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -85,8 +98,24 @@ type Outcome struct {
 // Success reports a 2xx answer.
 func (o Outcome) Success() bool { return o.StatusCode >= 200 && o.StatusCode < 300 }
 
-// Send signs body and POSTs it to url.
-func (s *Sender) Send(ctx context.Context, url, secret string, d webhook.Delivery, body []byte) Outcome {
+// Send signs body and POSTs it to url. The attempt is a client span, a
+// child of the trace context ctx holds (the event's), and the request
+// carries it as traceparent: an integrator that traces sees its handling
+// in the event's trace.
+func (s *Sender) Send(ctx context.Context, url, secret string, d webhook.Delivery, body []byte) (o Outcome) {
+	ctx, span := s.tracer.Start(ctx, "POST webhook", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.HTTPRequestMethodPost, semconv.ServerAddress(hostOf(url)),
+			attribute.String("notify.webhook.event", d.Event), attribute.String("notify.webhook.delivery_id", d.ID),
+			attribute.Int("notify.webhook.attempt", d.Attempt)))
+	defer func() {
+		if o.StatusCode != 0 {
+			span.SetAttributes(semconv.HTTPResponseStatusCode(o.StatusCode))
+		}
+		if !o.Success() {
+			span.SetStatus(codes.Error, o.Err)
+		}
+		span.End()
+	}()
 	// start precedes the deadline, so that a request cut by the timeout
 	// lasted the timeout.
 	start := time.Now()
@@ -99,6 +128,7 @@ func (s *Sender) Send(ctx context.Context, url, secret string, d webhook.Deliver
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
 	webhook.SetHeaders(req.Header, secret, d, body)
+	tracing.InjectHTTP(ctx, req.Header)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return Outcome{Duration: time.Since(start), Err: describe(err, s.timeout)}
@@ -106,7 +136,7 @@ func (s *Sender) Send(ctx context.Context, url, secret string, d webhook.Deliver
 	defer resp.Body.Close()
 	excerpt, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxExcerpt))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
-	o := Outcome{
+	o = Outcome{
 		StatusCode: resp.StatusCode,
 		Duration:   time.Since(start),
 		Excerpt:    excerptOf(excerpt),
