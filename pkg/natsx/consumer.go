@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xpeditis/notify/pkg/backoff"
 	"github.com/xpeditis/notify/pkg/health"
@@ -68,6 +69,9 @@ type ConsumerConfig struct {
 	// (metrics); a redelivery of one already set aside is not told again.
 	DeadLettered func(cause error)
 	Log          *slog.Logger
+	// Metrics, when set, receives the consumer's lag and restarts,
+	// labelled with its durable name (ConsumerMetrics).
+	Metrics prometheus.Registerer
 }
 
 // Consumer is the one event-consumer skeleton: it sets its durable
@@ -79,9 +83,60 @@ type ConsumerConfig struct {
 // started, so that another replica takes it without waiting for the ack
 // deadline.
 type Consumer struct {
-	js     jetstream.JetStream
-	cfg    ConsumerConfig
-	handle Handler
+	js      jetstream.JetStream
+	cfg     ConsumerConfig
+	handle  Handler
+	metrics consumerMetrics
+}
+
+// consumerMetrics are one consumer's series: what the server holds for it
+// (read at each Check) and how often it was set up again.
+type consumerMetrics struct {
+	pending, ackPending prometheus.Gauge
+	restarts            prometheus.Counter
+}
+
+// newConsumerMetrics registers the consumer's series on reg, or finds them
+// there: the services of one process share a registry, and the durable
+// name tells their consumers apart.
+func newConsumerMetrics(reg prometheus.Registerer, durable string) consumerMetrics {
+	labels := prometheus.Labels{"consumer": durable}
+	m := consumerMetrics{
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "notify_consumer_pending_messages", ConstLabels: labels,
+			Help: "Messages of the stream not yet delivered to the consumer (its lag), as of the last check."}),
+		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "notify_consumer_ack_pending_messages", ConstLabels: labels,
+			Help: "Messages delivered to the consumer and not yet acknowledged, as of the last check."}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "notify_consumer_restarts_total", ConstLabels: labels,
+			Help: "Times the consumer stopped, or could not be set up, and was set up again after a pause (its condition logs why)."}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.pending = registerOrFind(reg, m.pending)
+	m.ackPending = registerOrFind(reg, m.ackPending)
+	m.restarts = registerOrFind(reg, m.restarts)
+	return m
+}
+
+func registerOrFind[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err) // a programming error, as MustRegister would say
+	}
+	return c
+}
+
+// observe records what the server says of the consumer.
+func (m consumerMetrics) observe(info *jetstream.ConsumerInfo) {
+	if info != nil {
+		m.pending.Set(float64(info.NumPending))
+		m.ackPending.Set(float64(info.NumAckPending))
+	}
 }
 
 // restart is the pause before a consumer that stopped is set up again.
@@ -100,7 +155,7 @@ func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, handle Handler) *Co
 	if cfg.Retry.Base <= 0 {
 		cfg.Retry = backoff.Policy{Base: time.Second, Max: time.Minute, Jitter: 0.1}
 	}
-	return &Consumer{js: js, cfg: cfg, handle: handle}
+	return &Consumer{js: js, cfg: cfg, handle: handle, metrics: newConsumerMetrics(cfg.Metrics, cfg.Consumer.Durable)}
 }
 
 // Run consumes until ctx ends, then drains (see Consumer) and returns. A
@@ -115,6 +170,7 @@ func (c *Consumer) Run(ctx context.Context) {
 		if started {
 			attempt = 1
 		}
+		c.metrics.restarts.Inc()
 		c.cfg.Health.Fail(err)
 		t := time.NewTimer(restart.Delay(attempt))
 		select {
@@ -140,6 +196,7 @@ func (c *Consumer) runOnce(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("consumer %s: %w", c.cfg.Consumer.Durable, err)
 	}
 	c.cfg.Health.OK()
+	c.metrics.observe(cons.CachedInfo())
 	// Shutdown: no more pulls; what the buffer holds still comes out of
 	// Next, and Feed hands it back.
 	defer context.AfterFunc(ctx, iter.Drain)()
@@ -181,8 +238,11 @@ func (c *Consumer) watch(ctx context.Context, cons jetstream.Consumer, iter jets
 		case <-t.C:
 		}
 		ictx, cancel := context.WithTimeout(ctx, c.cfg.Check)
-		_, err := cons.Info(ictx)
+		info, err := cons.Info(ictx)
 		cancel()
+		if err == nil {
+			c.metrics.observe(info)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return

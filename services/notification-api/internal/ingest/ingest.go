@@ -132,7 +132,8 @@ func New(js jetstream.JetStream, st Inserter, cfg Config, hc Health, log *slog.L
 			c.metrics.deadLettered.WithLabelValues(reasonClass(cause)).Inc()
 			c.metrics.events.WithLabelValues("dead_lettered").Inc()
 		},
-		Log: log,
+		Log:     log,
+		Metrics: reg,
 	}, c.handle)
 	return c
 }

@@ -111,6 +111,7 @@ func New(o Options, st deliveryStore, cache *Cache, sender *Sender, js jetstream
 		Health:       o.Health.Consumer,
 		DeadLettered: func(error) { metrics.DeadLettered.Inc() },
 		Log:          log,
+		Metrics:      metrics.reg,
 	}, d.handle)
 	return d
 }

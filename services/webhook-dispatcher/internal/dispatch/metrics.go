@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics of the dispatcher.
 type Metrics struct {
+	reg             prometheus.Registerer  // for the event consumer's own series
 	Attempts        *prometheus.CounterVec // by outcome: success, http_error, network_error, refused, timeout
 	Deliveries      *prometheus.CounterVec // finished deliveries by status
 	AttemptDuration prometheus.Histogram
@@ -19,6 +20,7 @@ type Metrics struct {
 // NewMetrics registers the metrics; inFlight reports requests in flight.
 func NewMetrics(reg prometheus.Registerer, inFlight func() float64) *Metrics {
 	m := &Metrics{
+		reg: reg,
 		Attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhook_attempts_total", Help: "Webhook delivery attempts by outcome.",
 		}, []string{"outcome"}),
