@@ -6,7 +6,7 @@ TOOLS := $(CURDIR)/.tools
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: help run test build vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short clean
+.PHONY: help run test build vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short rules-test clean
 
 help: ## list the targets, one line each
 	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -24,6 +24,9 @@ build: ## build the service binaries, notifyd and notifyctl into ./bin
 	cd services/webhook-dispatcher && go build -o ../../bin/webhook-dispatcher ./cmd/webhook-dispatcher
 	cd deploy/standalone && go build -o ../../bin/notifyd ./cmd/notifyd
 	cd pkg && go build -o ../bin/notifyctl ./cmd/notifyctl
+
+rules-test: ## check and unit-test the Prometheus rules of deploy/prometheus with promtool (apt-get install prometheus)
+	./scripts/rules-test.sh
 
 vet: ## go vet every module
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
