@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -25,8 +21,6 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/xpeditis/notify/pkg/auth"
-	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/publisher"
 	"github.com/xpeditis/notify/pkg/testkit"
 )
@@ -151,13 +145,6 @@ func TestOneEventIsTracedAcrossTheThreeServices(t *testing.T) {
 	// (a variable the SDK reads itself).
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
 
-	hook := make(chan http.Header, 4)
-	integrator := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		hook <- r.Header.Clone()
-	}))
-	t.Cleanup(integrator.Close)
-
 	base, natsURL, logs := runNotifydListening(t, map[string]string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT":   recv.URL,
 		"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
@@ -166,44 +153,7 @@ func TestOneEventIsTracedAcrossTheThreeServices(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"tracing on"`) {
 		t.Fatalf("notifyd does not say tracing is on:\n%s", logs)
 	}
-	org, user := testkit.UniqueID("org"), testkit.UniqueID("user")
-	token := func(role string) string {
-		tok, err := auth.Mint(testkit.JWTSecret, auth.MintOptions{UserID: user, OrganizationID: org, Role: role, TTL: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
-	body, _ := json.Marshal(map[string]any{"url": integrator.URL + "/hook", "events": []string{"BOOKING_CREATED"}})
-	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/webhooks", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token("ADMIN"))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create webhook: %d", resp.StatusCode)
-	}
-
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/ws?token="+token("USER"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	readFrame := func() map[string]any {
-		t.Helper()
-		_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
-		var f map[string]any
-		if err := ws.ReadJSON(&f); err != nil {
-			t.Fatalf("read /ws: %v", err)
-		}
-		return f
-	}
-	if f := readFrame(); f["type"] != "welcome" {
-		t.Fatalf("first /ws frame: %v", f)
-	}
+	p := startPipeline(t, base, natsURL)
 
 	// The producer: its own OpenTelemetry SDK, exporting to the same receiver.
 	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(recv.URL+"/v1/traces"))
@@ -213,35 +163,17 @@ func TestOneEventIsTracedAcrossTheThreeServices(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName("booking-service"))))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctx, root := tp.Tracer("booking-service").Start(ctx, "create booking")
-	ev := &contract.Event{Id: testkit.UniqueID("ev"), Type: "BOOKING_CREATED", OrganizationId: org, Recipients: []string{user}}
-	if _, err := publisher.New(js, publisher.WithTracer(tp.Tracer("booking-service"))).Publish(ctx, ev); err != nil {
+	if _, err := publisher.New(p.js, publisher.WithTracer(tp.Tracer("booking-service"))).Publish(ctx, p.event()); err != nil {
 		t.Fatal(err)
 	}
 	root.End()
 	traceID := root.SpanContext().TraceID()
 	tid := traceID[:]
 
-	if f := readFrame(); f["type"] != "message" {
-		t.Fatalf("/ws frame: %v", f)
-	}
-	var got http.Header
-	select {
-	case got = <-hook:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no webhook request within 30s")
-	}
+	got := p.awaitDelivery()
 
 	// The producer's span, the parent of both services' spans of the event.
 	var produce, ingest, push, attempt *tracepb.Span
