@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,7 +38,7 @@ var grafanaMacros = strings.NewReplacer("$__rate_interval", "5m", "${__rate_inte
 
 // metricNames returns the metric names an expression selects.
 func metricNames(expr string) ([]string, error) {
-	e, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
+	e, err := parser.ParseExpr(expr)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +68,7 @@ func metricNames(expr string) ([]string, error) {
 // make.
 func ruleQueries(t *testing.T) (queries map[string]string, recorded map[string]bool) {
 	t.Helper()
-	groups, errs := rulefmt.ParseFile(rulesFile, false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
+	groups, errs := rulefmt.ParseFile(rulesFile, false)
 	if len(errs) > 0 {
 		t.Fatalf("%s: %v", rulesFile, errs)
 	}
