@@ -25,6 +25,8 @@ import (
 	"github.com/xpeditis/notify/pkg/ratelimit"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/api"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/dispatch"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/recovery"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
@@ -70,6 +72,10 @@ type Config struct {
 	Batch        int
 	CacheTTL     time.Duration
 
+	// RecoveryBacklog is how many deliveries of one recovery may be pending
+	// at once; it reads on as they finish.
+	RecoveryBacklog int
+
 	// Resolve replaces the system resolver of outbound requests (tests map
 	// names to addresses with it; the SSRF guard still checks what is dialled).
 	Resolve ssrf.Lookup
@@ -104,6 +110,8 @@ func ReadConfig(e *config.Env) Config {
 		AckWait:      e.Duration("WEBHOOK_ACK_WAIT", 30*time.Second),
 		Batch:        e.Int("WEBHOOK_BATCH", 256),
 		CacheTTL:     e.Duration("WEBHOOK_CACHE_TTL", time.Minute),
+
+		RecoveryBacklog: e.Int("WEBHOOK_RECOVERY_BACKLOG", 500),
 	}
 	for _, s := range e.List("WEBHOOK_ALLOW_TARGETS", nil) {
 		p, err := netip.ParsePrefix(s)
@@ -146,6 +154,7 @@ func (c Config) Validate() error {
 	check(c.PollInterval > 0, "WEBHOOK_POLL_INTERVAL must be positive")
 	check(c.Batch >= 1 && c.Batch <= 5000, "WEBHOOK_BATCH must be 1 to 5000")
 	check(c.CacheTTL > 0, "WEBHOOK_CACHE_TTL must be positive")
+	check(c.RecoveryBacklog >= 1 && c.RecoveryBacklog <= c.QueuePerWebhook, "WEBHOOK_RECOVERY_BACKLOG must be 1 to WEBHOOK_QUEUE_PER_WEBHOOK")
 	return errors.Join(errs...)
 }
 
@@ -167,10 +176,12 @@ type Service struct {
 	api  *api.API
 	deps app.Deps
 	disp *dispatch.Dispatcher
-	st   *store.Store
-	keys *secrets.Keyring
-	sub  *nats.Subscription
-	log  *slog.Logger
+	// recoveries runs the recoveries of missed events the API starts.
+	recoveries *recovery.Runner
+	st         *store.Store
+	keys       *secrets.Keyring
+	sub        *nats.Subscription
+	log        *slog.Logger
 	// keysErr says which keys of WEBHOOK_SECRETS_KEYS do not open the
 	// secrets sealed under their id, found at start; the service is not
 	// ready while it is set.
@@ -192,18 +203,17 @@ func New(cfg Config) app.Builder {
 			log.Warn("WEBHOOK_ALLOW_PRIVATE_TARGETS is on: webhooks may reach loopback, private and metadata addresses; never use this in production")
 		}
 		st := store.New(d.DB)
-		var disp *dispatch.Dispatcher
-		metrics := dispatch.NewMetrics(d.Metrics, func() float64 { return float64(disp.InFlight()) })
+		metrics := dispatch.NewMetrics(d.Metrics)
 		cache := dispatch.NewCache(st, keys, cfg.CacheTTL, metrics, log)
-		ann := &announcer{nc: d.NC, cache: cache, log: log}
-		sub, err := d.NC.Subscribe(InvalidationSubject, func(m *nats.Msg) { cache.Invalidate(string(m.Data)) })
+		ann := &announcer{nc: d.NC, cache: cache, log: log, origin: uuid.NewString()}
+		sub, err := d.NC.Subscribe(InvalidationSubject, ann.received)
 		if err != nil {
 			return nil, fmt.Errorf("%s: subscribe %s: %w", Name, InvalidationSubject, err)
 		}
 		tracer := d.Tracing.Tracer(Name)
-		sender := dispatch.NewSender(dispatch.SenderOptions{ConnectTimeout: cfg.ConnectTimeout, Timeout: cfg.Timeout, Guard: cfg.Guard(), Lookup: cfg.Resolve, Tracer: tracer})
+		sender := outbound.NewSender(outbound.SenderOptions{ConnectTimeout: cfg.ConnectTimeout, Timeout: cfg.Timeout, Guard: cfg.Guard(), Lookup: cfg.Resolve, Tracer: tracer})
 		s := &Service{deps: d, st: st, keys: keys, sub: sub, log: log}
-		disp = dispatch.New(dispatch.Options{
+		s.disp = dispatch.New(dispatch.Options{
 			Consumer: Name, AckWait: cfg.AckWait, Batch: cfg.Batch, Lease: cfg.Lease, PollInterval: cfg.PollInterval,
 			Policy: cfg.Policy(),
 			Health: dispatch.Health{Consumer: d.Health.Condition("consumer:" + Name), Postgres: d.Postgres},
@@ -213,10 +223,14 @@ func New(cfg Config) app.Builder {
 				QueuePerWebhook: cfg.QueuePerWebhook, MaxQueued: 20 * cfg.MaxInFlight, StartPerWebhook: 1,
 			},
 		}, st, cache, sender, d.JS, ann, metrics, log)
-		s.disp = disp
-		s.api = api.New(st, keys, cfg.Guard(), sender, ann, api.Options{
+		s.recoveries = recovery.New(recovery.Options{
+			Lease: recoveryLease, Batch: cfg.Batch, Backlog: cfg.RecoveryBacklog, MaxConcurrent: 4, Poll: 250 * time.Millisecond,
+		}, st, d.JS, log)
+		if s.api, err = api.New(st, keys, cfg.Guard(), sender, ann, s.recoveries, api.Options{
 			WriteRoles: cfg.WriteRoles, MaxPerOrganization: cfg.MaxPerOrganization, Writes: cfg.Writes, Sends: cfg.Sends,
-		})
+		}); err != nil {
+			return nil, fmt.Errorf("%s: %w", Name, err)
+		}
 		if s.keysErr, err = checkKeys(ctx, st, keys); err != nil {
 			return nil, err
 		}
@@ -229,6 +243,10 @@ func New(cfg Config) app.Builder {
 
 // Register adds the REST routes.
 func (s *Service) Register(e *echo.Echo) { s.api.Register(e, s.deps.Verifier) }
+
+// recoveryLease is how long a recovery stays with a replica that stopped
+// renewing it (it died) before another replica resumes it.
+const recoveryLease = 15 * time.Second
 
 // keySamples is how many secrets checkKeys tries under each key id: one
 // that opens is enough, so one damaged row does not fail a good key.
@@ -274,7 +292,11 @@ func checkKeys(ctx context.Context, st *store.Store, keys *secrets.Keyring) (wro
 func (s *Service) Run(ctx context.Context) error {
 	defer func() { _ = s.sub.Unsubscribe() }()
 	go s.reencryptSecrets(ctx)
-	return s.disp.Run(ctx)
+	recovering := make(chan struct{})
+	go func() { defer close(recovering); s.recoveries.Run(ctx) }()
+	err := s.disp.Run(ctx)
+	<-recovering
+	return err
 }
 
 // reencryptStopped reports a re-encryption cut short by err: nothing to say
@@ -288,17 +310,33 @@ func (s *Service) reencryptStopped(ctx context.Context, err error) {
 }
 
 // reencryptSecrets moves secrets sealed with an older key to the current
-// one, so that the older key can be retired. A secret it cannot open (its
-// key is gone) is logged and passed over, so that one lost key does not
-// keep every other secret on its old key.
+// one, so that the older key can be retired: the current secrets, then the
+// replaced secrets of rotations still overlapping. A secret it cannot open
+// (its key is gone) is logged and passed over, so that one lost key does
+// not keep every other secret on its old key.
 func (s *Service) reencryptSecrets(ctx context.Context) {
 	moved, unreadable := 0, 0
+	for _, previous := range []bool{false, true} {
+		m, u, ok := s.reencrypt(ctx, previous)
+		moved, unreadable = moved+m, unreadable+u
+		if !ok {
+			return
+		}
+	}
+	if moved > 0 || unreadable > 0 {
+		s.log.Info("re-encrypted webhook secrets with the current key", "key_id", s.keys.Current(), "count", moved, "unreadable", unreadable)
+	}
+}
+
+// reencrypt moves one kind of secret (see reencryptSecrets); ok is false
+// when it stopped early.
+func (s *Service) reencrypt(ctx context.Context, previous bool) (moved, unreadable int, ok bool) {
 	var after uuid.UUID
 	for ctx.Err() == nil {
-		rows, err := s.st.SecretsNotUnder(ctx, s.keys.Current(), after, 100)
+		rows, err := s.st.SecretsNotUnder(ctx, s.keys.Current(), previous, after, 100)
 		if err != nil {
 			s.reencryptStopped(ctx, err)
-			return
+			return moved, unreadable, false
 		}
 		if len(rows) == 0 {
 			break
@@ -309,33 +347,46 @@ func (s *Service) reencryptSecrets(ctx context.Context) {
 			if err != nil {
 				unreadable++
 				s.log.Error("re-encrypt secret: its key is not in WEBHOOK_SECRETS_KEYS; its deliveries fail until the key is back or a new secret is set",
-					"webhook_id", r.ID, "key_id", r.KeyID, "err", err)
+					"webhook_id", r.ID, "key_id", r.KeyID, "previous", r.Previous, "err", err)
 				continue
 			}
 			kid, ct := s.keys.Seal(plain, r.ID[:])
 			if err := s.st.ReplaceSecret(ctx, r, kid, ct); err != nil {
 				s.reencryptStopped(ctx, err)
-				return
+				return moved, unreadable, false
 			}
 			moved++
 		}
 	}
-	if moved > 0 || unreadable > 0 {
-		s.log.Info("re-encrypted webhook secrets with the current key", "key_id", s.keys.Current(), "count", moved, "unreadable", unreadable)
-	}
+	return moved, unreadable, ctx.Err() == nil
 }
 
-// announcer drops the local cache entry and tells the other replicas.
+// announcer drops the local cache entry and tells the other replicas: one
+// invalidation per change in every replica, its own included (the
+// announcement comes back to its sender, which skips it by its origin).
 type announcer struct {
-	nc    *nats.Conn
-	cache *dispatch.Cache
-	log   *slog.Logger
+	nc     *nats.Conn
+	cache  *dispatch.Cache
+	log    *slog.Logger
+	origin string // this replica's id, in the header originHeader
 }
+
+// originHeader names the replica that announced a change.
+const originHeader = "Webhooks-Origin"
 
 func (a *announcer) Announce(org string) {
 	a.cache.Invalidate(org)
-	if err := a.nc.Publish(InvalidationSubject, []byte(org)); err != nil {
+	m := nats.NewMsg(InvalidationSubject)
+	m.Data = []byte(org)
+	m.Header.Set(originHeader, a.origin)
+	if err := a.nc.PublishMsg(m); err != nil {
 		a.log.Warn("announce webhook change; other replicas see it when their cache expires", "org", org, "err", err)
+	}
+}
+
+func (a *announcer) received(m *nats.Msg) {
+	if m.Header.Get(originHeader) != a.origin {
+		a.cache.Invalidate(string(m.Data))
 	}
 }
 

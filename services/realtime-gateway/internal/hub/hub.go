@@ -177,6 +177,10 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 }
 
+// dispatch is where a live message enters the gateway: the NATS message of
+// one user's stream, decoded once into a Message (its frames encoded once)
+// and handed to each of the user's connections (Sink.Deliver, which queues
+// it for the client's writer).
 func (h *Hub) dispatch(ctx context.Context, msg *nats.Msg, sinks []Sink) []Sink {
 	_, span := h.tracer.Start(tracing.Extract(ctx, msg.Header), "deliver live.user.*", trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(tracing.Messaging(msg.Subject)...))

@@ -32,8 +32,11 @@ const (
 // ErrNotFound is returned for a missing row, or one of another organization.
 var ErrNotFound = errors.New("not found")
 
-// ErrConflict is returned when a row is not in a state the change needs.
-var ErrConflict = errors.New("conflict")
+// ConflictError is returned when a row is not in the state a change needs;
+// Reason says so in words for the caller of the API.
+type ConflictError struct{ Reason string }
+
+func (e *ConflictError) Error() string { return "conflict: " + e.Reason }
 
 // Webhook is a row of webhooks.
 type Webhook struct {
@@ -45,10 +48,15 @@ type Webhook struct {
 	SecretCiphertext []byte         `db:"secret_ciphertext"`
 	SecretKeyID      string         `db:"secret_key_id"`
 	SecretHint       string         `db:"secret_hint"`
-	Status           string         `db:"status"`
-	FailureCount     int            `db:"failure_count"`
-	CreatedAt        time.Time      `db:"created_at"`
-	UpdatedAt        time.Time      `db:"updated_at"`
+	// The secret a rotation replaced, while it still signs (until
+	// PreviousUntil; see Rotate).
+	PreviousCiphertext []byte         `db:"previous_secret_ciphertext"`
+	PreviousKeyID      sql.NullString `db:"previous_secret_key_id"`
+	PreviousUntil      sql.NullTime   `db:"previous_secret_until"`
+	Status             string         `db:"status"`
+	FailureCount       int            `db:"failure_count"`
+	CreatedAt          time.Time      `db:"created_at"`
+	UpdatedAt          time.Time      `db:"updated_at"`
 }
 
 // Attempt is one recorded attempt of a delivery.
@@ -76,6 +84,8 @@ const (
 	OutcomeTimeout      = "timeout"
 	OutcomeRefused      = "refused"
 	OutcomeNetworkError = "network_error"
+	OutcomeRedirect     = "redirect"
+	OutcomeCancelled    = "cancelled"
 	OutcomeNotSent      = "not_sent" // failed on our side before any request (an unreadable secret)
 )
 
@@ -92,6 +102,7 @@ type Delivery struct {
 	Attempts      json.RawMessage `db:"attempts"`
 	NextAttemptAt sql.NullTime    `db:"next_attempt_at"`
 	Claim         int             `db:"claim"`
+	RecoveryID    uuid.NullUUID   `db:"recovery_id"`
 	CreatedAt     time.Time       `db:"created_at"`
 	UpdatedAt     time.Time       `db:"updated_at"`
 }
@@ -107,7 +118,8 @@ func New(db *sqlx.DB) *Store { return &Store{db: db} }
 // read of that row shows.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
-const webhookColumns = `id, org_id, url, events, description, secret_ciphertext, secret_key_id, secret_hint, status, failure_count, created_at, updated_at`
+const webhookColumns = `id, org_id, url, events, description, secret_ciphertext, secret_key_id, secret_hint,
+	previous_secret_ciphertext, previous_secret_key_id, previous_secret_until, status, failure_count, created_at, updated_at`
 
 // LimitError says that an organization holds as many webhooks as allowed.
 type LimitError struct{ Max int }
@@ -133,11 +145,31 @@ func (s *Store) CreateWebhook(ctx context.Context, w Webhook, max int) error {
 			return &LimitError{Max: max}
 		}
 		if _, err := tx.NamedExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`)
-			VALUES (:id, :org_id, :url, :events, :description, :secret_ciphertext, :secret_key_id, :secret_hint, :status, :failure_count, :created_at, :updated_at)`, w); err != nil {
+			VALUES (:id, :org_id, :url, :events, :description, :secret_ciphertext, :secret_key_id, :secret_hint,
+				:previous_secret_ciphertext, :previous_secret_key_id, :previous_secret_until, :status, :failure_count, :created_at, :updated_at)`, w); err != nil {
 			return fmt.Errorf("insert webhook: %w", err)
 		}
 		return nil
 	})
+}
+
+// Overlapping reports whether the previous secret still signs at now.
+func (w Webhook) Overlapping(now time.Time) bool {
+	return w.PreviousKeyID.Valid && w.PreviousUntil.Valid && now.Before(w.PreviousUntil.Time)
+}
+
+// Rotate makes the current secret the previous one until until, and
+// sealed (under keyID) the current one. A previous secret still
+// pending from an earlier rotation is dropped: only the secret in use until
+// now keeps signing. A zero until drops the previous secret at once.
+func (w *Webhook) Rotate(keyID string, sealed []byte, hint string, until time.Time) {
+	if until.IsZero() {
+		w.PreviousCiphertext, w.PreviousKeyID, w.PreviousUntil = nil, sql.NullString{}, sql.NullTime{}
+	} else {
+		w.PreviousCiphertext, w.PreviousKeyID = w.SecretCiphertext, sql.NullString{String: w.SecretKeyID, Valid: true}
+		w.PreviousUntil = sql.NullTime{Time: until, Valid: true}
+	}
+	w.SecretKeyID, w.SecretCiphertext, w.SecretHint = keyID, sealed, hint
 }
 
 // ListWebhooks returns up to limit webhooks of org, newest first, after the
@@ -197,7 +229,8 @@ func (s *Store) UpdateWebhook(ctx context.Context, org string, id uuid.UUID, cha
 		w.UpdatedAt = Now()
 		if _, err := tx.NamedExecContext(ctx, `UPDATE webhooks SET url = :url, events = :events, description = :description,
 			secret_ciphertext = :secret_ciphertext, secret_key_id = :secret_key_id, secret_hint = :secret_hint,
-			status = :status, failure_count = :failure_count, updated_at = :updated_at WHERE id = :id`, w); err != nil {
+			previous_secret_ciphertext = :previous_secret_ciphertext, previous_secret_key_id = :previous_secret_key_id,
+			previous_secret_until = :previous_secret_until, status = :status, failure_count = :failure_count, updated_at = :updated_at WHERE id = :id`, w); err != nil {
 			return fmt.Errorf("update webhook: %w", err)
 		}
 		if w.Status != StatusActive {
@@ -237,7 +270,7 @@ func stopPending(ctx context.Context, tx *sqlx.Tx, hooks []uuid.UUID) error {
 	return nil
 }
 
-const deliveryColumns = `id, webhook_id, org_id, event_id, event, body, status, attempt_count, attempts, next_attempt_at, claim, created_at, updated_at`
+const deliveryColumns = `id, webhook_id, org_id, event_id, event, body, status, attempt_count, attempts, next_attempt_at, claim, recovery_id, created_at, updated_at`
 
 // ListDeliveries returns up to limit deliveries of a webhook of org, newest
 // first, after the cursor id when given, optionally of one status.
@@ -265,14 +298,14 @@ func (s *Store) GetDelivery(ctx context.Context, org string, webhookID, id uuid.
 }
 
 // StartManual marks a finished delivery as being retried by hand, so that
-// two manual retries do not run at once. It answers ErrConflict when the
+// two manual retries do not run at once. It answers a *ConflictError when the
 // delivery is still pending an automatic attempt.
 func (s *Store) StartManual(ctx context.Context, d Delivery) (Delivery, error) {
 	var out Delivery
 	err := s.db.GetContext(ctx, &out, `UPDATE webhook_deliveries SET claim = claim + 1, updated_at = now()
 		WHERE id = $1 AND status <> 'PENDING' RETURNING `+deliveryColumns, d.ID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return out, fmt.Errorf("%w: the delivery is pending an automatic attempt", ErrConflict)
+		return out, &ConflictError{Reason: "the delivery is pending an automatic attempt"}
 	}
 	if err != nil {
 		return out, fmt.Errorf("start manual retry: %w", err)
@@ -295,19 +328,27 @@ func (s *Store) RecordManual(ctx context.Context, id uuid.UUID, a Attempt, statu
 	return out, nil
 }
 
-// SecretRow is the encrypted secret of one webhook.
+// SecretRow is one encrypted secret of a webhook: its current secret, or
+// with Previous the secret a rotation replaced, while it still signs.
 type SecretRow struct {
 	ID         uuid.UUID `db:"id"`
 	KeyID      string    `db:"secret_key_id"`
 	Ciphertext []byte    `db:"secret_ciphertext"`
+	Previous   bool      `db:"previous"`
 }
 
 // SecretsNotUnder returns, in id order after the id after, up to limit
-// webhooks whose secret is sealed with another key than keyID.
-func (s *Store) SecretsNotUnder(ctx context.Context, keyID string, after uuid.UUID, limit int) ([]SecretRow, error) {
+// secrets sealed with another key than keyID: the current secrets, or with
+// previous the replaced secrets of rotations still overlapping.
+func (s *Store) SecretsNotUnder(ctx context.Context, keyID string, previous bool, after uuid.UUID, limit int) ([]SecretRow, error) {
+	q := `SELECT id, secret_key_id, secret_ciphertext, false AS previous FROM webhooks
+		WHERE secret_key_id <> $1 AND id > $2 ORDER BY id LIMIT $3`
+	if previous {
+		q = `SELECT id, previous_secret_key_id AS secret_key_id, previous_secret_ciphertext AS secret_ciphertext, true AS previous FROM webhooks
+			WHERE previous_secret_key_id <> $1 AND previous_secret_until > now() AND id > $2 ORDER BY id LIMIT $3`
+	}
 	var out []SecretRow
-	if err := s.db.SelectContext(ctx, &out, `SELECT id, secret_key_id, secret_ciphertext FROM webhooks
-		WHERE secret_key_id <> $1 AND id > $2 ORDER BY id LIMIT $3`, keyID, after, limit); err != nil {
+	if err := s.db.SelectContext(ctx, &out, q, keyID, after, limit); err != nil {
 		return nil, fmt.Errorf("list secrets to re-encrypt: %w", err)
 	}
 	return out, nil
@@ -327,8 +368,13 @@ func (s *Store) SecretSamples(ctx context.Context, perKey int) ([]SecretRow, err
 
 // ReplaceSecret stores a re-encrypted secret if the row still holds old.
 func (s *Store) ReplaceSecret(ctx context.Context, old SecretRow, keyID string, ciphertext []byte) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE webhooks SET secret_key_id = $2, secret_ciphertext = $3
-		WHERE id = $1 AND secret_key_id = $4 AND secret_ciphertext = $5`, old.ID, keyID, ciphertext, old.KeyID, old.Ciphertext); err != nil {
+	q := `UPDATE webhooks SET secret_key_id = $2, secret_ciphertext = $3
+		WHERE id = $1 AND secret_key_id = $4 AND secret_ciphertext = $5`
+	if old.Previous {
+		q = `UPDATE webhooks SET previous_secret_key_id = $2, previous_secret_ciphertext = $3
+			WHERE id = $1 AND previous_secret_key_id = $4 AND previous_secret_ciphertext = $5`
+	}
+	if _, err := s.db.ExecContext(ctx, q, old.ID, keyID, ciphertext, old.KeyID, old.Ciphertext); err != nil {
 		return fmt.Errorf("re-encrypt secret: %w", err)
 	}
 	return nil
