@@ -12,7 +12,7 @@ IMAGE_REPOSITORY ?= xpeditis
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: help run test build images helm-check bench-tools vet proto bench bench-webhooks bench-gateway bench-gateway-100k bench-abuse chaos chaos-short cluster compose-config clean
+.PHONY: help run test build images helm-check bench-tools vet proto bench bench-webhooks bench-gateway bench-gateway-100k bench-abuse chaos chaos-short cluster compose-config rules-test clean
 
 help: ## list the targets, one line each
 	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -54,6 +54,9 @@ BENCH_CMDS := notifybench webhook-bench gateway-abuse gateway-idle-rss realtime-
 bench-tools: ## build the benchmark commands of scripts/bench (notifybench, webhook-bench, …) into ./bin
 	@mkdir -p bin
 	cd scripts/bench && for c in $(BENCH_CMDS); do go build -o ../../bin/$$c ./cmd/$$c || exit 1; done
+
+rules-test: ## check and unit-test the Prometheus rules of deploy/prometheus with promtool (apt-get install prometheus)
+	./scripts/rules-test.sh
 
 vet: ## go vet every module
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done

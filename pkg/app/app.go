@@ -39,6 +39,7 @@ import (
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/netx"
 	"github.com/xpeditis/notify/pkg/postgres"
+	"github.com/xpeditis/notify/pkg/tracing"
 )
 
 // Deps are what a service is built from.
@@ -56,6 +57,9 @@ type Deps struct {
 	Health   *health.Registry
 	Postgres *health.Condition // nil when DB is nil
 	NATS     *health.Condition
+	// Tracing gives each service its tracer (Tracer(name)); no-op tracers
+	// when OTEL_* turns tracing off.
+	Tracing *tracing.Tracing
 }
 
 // Service is one of the three services as the process runs it.
@@ -127,6 +131,15 @@ func Run(ctx context.Context, o Options) (err error) {
 	defer stopServices()
 	var wg sync.WaitGroup
 	var closers []func() // connections, closed once the services have stopped
+	tr := tracing.New(o.Common.Tracing, log)
+	closers = append(closers, func() {
+		// After the services: their last spans are exported too.
+		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if terr := tr.Shutdown(shutCtx); terr != nil {
+			log.Warn("tracing shutdown", "err", terr)
+		}
+	})
 	defer func() {
 		hr.Stopping()
 		shutCtx, cancelShut := context.WithTimeout(context.Background(), o.ShutdownGrace)
@@ -234,7 +247,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	e := httpx.NewEcho(log, reg)
 	e.Use(httpx.CORS(o.Common.APIAllowedOrigins))
 	deps := Deps{Log: log, DB: db, NC: nc, JS: js, Metrics: reg, Verifier: verifier, Common: o.Common,
-		Health: hr, Postgres: pgCond, NATS: natsCond}
+		Health: hr, Postgres: pgCond, NATS: natsCond, Tracing: tr}
 
 	// Builders may wait (a bucket being set up): they get ctx, and a
 	// shutdown during set-up is no failure.

@@ -165,6 +165,7 @@ type Common struct {
 	Streams           Streams
 	JWT               JWT
 	HTTP              HTTP
+	Tracing           Tracing // OTEL_*
 }
 
 // HTTP bounds how long a client may take over each part of a request.
@@ -247,7 +248,8 @@ func ReadCommon(e *Env, needDB, needNATS bool) Common {
 			Audience: e.String("JWT_AUDIENCE", ""),
 			Leeway:   e.Duration("JWT_LEEWAY", 30*time.Second),
 		},
-		HTTP: readHTTP(e),
+		HTTP:    readHTTP(e),
+		Tracing: ReadTracing(e),
 	}
 	if needDB {
 		c.DatabaseURL = e.Required("DATABASE_URL")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xpeditis/notify/pkg/backoff"
 	"github.com/xpeditis/notify/pkg/batch"
@@ -43,6 +44,10 @@ func Retry(cause error) Outcome { return Outcome{verdict: verdictRetry, cause: c
 // moves on.
 func Poison(cause error) Outcome { return Outcome{verdict: verdictDeadLetter, cause: cause} }
 
+// Err is why the message was not acked: the cause of a Retry or Poison,
+// nil for an Ack (and for a zero Outcome, a retry without a cause).
+func (o Outcome) Err() error { return o.cause }
+
 // Handler handles one batch and returns one outcome per message, in the
 // batch's order (a missing outcome is a Retry). Its context is not
 // cancelled at shutdown: what a handler has started, it finishes.
@@ -65,6 +70,9 @@ type ConsumerConfig struct {
 	// (metrics); a redelivery of one already set aside is not told again.
 	DeadLettered func(cause error)
 	Log          *slog.Logger
+	// Metrics, when set, receives the consumer's lag and restarts,
+	// labelled with its durable name (ConsumerMetrics).
+	Metrics prometheus.Registerer
 }
 
 // Consumer is the one event-consumer skeleton: it sets its durable
@@ -81,6 +89,57 @@ type Consumer struct {
 	handle    Handler
 	quiet     chan struct{} // closed once no handler runs again
 	quietOnce sync.Once
+	metrics   consumerMetrics
+}
+
+// consumerMetrics are one consumer's series: what the server holds for it
+// (read at each Check) and how often it was set up again.
+type consumerMetrics struct {
+	pending, ackPending prometheus.Gauge
+	restarts            prometheus.Counter
+}
+
+// newConsumerMetrics registers the consumer's series on reg, or finds them
+// there: the services of one process share a registry, and the durable
+// name tells their consumers apart.
+func newConsumerMetrics(reg prometheus.Registerer, durable string) consumerMetrics {
+	labels := prometheus.Labels{"consumer": durable}
+	m := consumerMetrics{
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "notify_consumer_pending_messages", ConstLabels: labels,
+			Help: "Messages of the stream not yet delivered to the consumer (its lag), as of the last check."}),
+		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "notify_consumer_ack_pending_messages", ConstLabels: labels,
+			Help: "Messages delivered to the consumer and not yet acknowledged, as of the last check."}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "notify_consumer_restarts_total", ConstLabels: labels,
+			Help: "Times the consumer stopped, or could not be set up, and was set up again after a pause (its condition logs why)."}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.pending = registerOrFind(reg, m.pending)
+	m.ackPending = registerOrFind(reg, m.ackPending)
+	m.restarts = registerOrFind(reg, m.restarts)
+	return m
+}
+
+func registerOrFind[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err) // a programming error, as MustRegister would say
+	}
+	return c
+}
+
+// observe records what the server says of the consumer.
+func (m consumerMetrics) observe(info *jetstream.ConsumerInfo) {
+	if info != nil {
+		m.pending.Set(float64(info.NumPending))
+		m.ackPending.Set(float64(info.NumAckPending))
+	}
 }
 
 // restart is the pause before a consumer that stopped is set up again.
@@ -99,7 +158,7 @@ func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, handle Handler) *Co
 	if cfg.Retry.Base <= 0 {
 		cfg.Retry = backoff.Policy{Base: time.Second, Max: time.Minute, Jitter: 0.1}
 	}
-	return &Consumer{js: js, cfg: cfg, handle: handle, quiet: make(chan struct{})}
+	return &Consumer{js: js, cfg: cfg, handle: handle, quiet: make(chan struct{}), metrics: newConsumerMetrics(cfg.Metrics, cfg.Consumer.Durable)}
 }
 
 // Quiet is closed once Run's context has ended and the last handler has
@@ -124,6 +183,7 @@ func (c *Consumer) Run(ctx context.Context) {
 		if started {
 			attempt = 1
 		}
+		c.metrics.restarts.Inc()
 		c.cfg.Health.Fail(err)
 		t := time.NewTimer(restart.Delay(attempt))
 		select {
@@ -145,6 +205,7 @@ func (c *Consumer) runOnce(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("consumer %s: %w", c.cfg.Consumer.Durable, err)
 	}
 	c.cfg.Health.OK()
+	c.metrics.observe(cons.CachedInfo())
 	// A deleted consumer stops the pulls (watch says so on stopped).
 	stopped := make(chan error, 1)
 	stopPull := make(chan struct{})
@@ -254,15 +315,20 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, stop <-cha
 func (c *Consumer) watch(ctx context.Context, cons jetstream.Consumer, stopPull chan<- struct{}, stopped chan<- error) {
 	t := time.NewTicker(c.cfg.Check)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		ictx, cancel := context.WithTimeout(ctx, c.cfg.Check)
-		_, err := cons.Info(ictx)
+		info, err := cons.Info(ictx)
 		cancel()
+		if err == nil {
+			c.metrics.observe(info)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return

@@ -2,6 +2,11 @@
 // validates the event against the contract, then publishes its JSON form on
 // events.<type> with the event id as Nats-Msg-Id, so that JetStream drops
 // duplicates within its window and consumers drop the rest.
+//
+// The trace context of the publishing call travels with the event as the
+// W3C traceparent header: the services continue the producer's trace, so
+// that one event can be followed through ingest, the realtime push and
+// each webhook attempt.
 package publisher
 
 import (
@@ -13,9 +18,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/xpeditis/notify/pkg/backoff"
 	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/tracing"
 )
 
 // retry paces the attempts of a publish that found no stream leader (an
@@ -28,11 +37,27 @@ const attemptTimeout = 3 * time.Second
 
 // Publisher publishes events to JetStream.
 type Publisher struct {
-	js jetstream.JetStream
+	js     jetstream.JetStream
+	tracer trace.Tracer // nil: no span of its own, the caller's context is passed on
 }
 
+// Option configures a Publisher.
+type Option func(*Publisher)
+
+// WithTracer makes each Publish record a producer span (the parent of the
+// services' spans) with tr, e.g. otel.Tracer("…") of the producer's own
+// OpenTelemetry set-up. Without it the publisher records nothing and
+// passes on the trace context the caller's ctx holds, if any.
+func WithTracer(tr trace.Tracer) Option { return func(p *Publisher) { p.tracer = tr } }
+
 // New returns a publisher on js.
-func New(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
+func New(js jetstream.JetStream, opts ...Option) *Publisher {
+	p := &Publisher{js: js}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
 
 // Publish validates ev and publishes it, waiting for the stream's ack. A
 // publish that finds no stream leader, or gets no answer, is tried again
@@ -40,11 +65,23 @@ func New(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
 // attempt carries the same Nats-Msg-Id, so one that the stream stored but
 // whose ack was lost counts once (the ack says Duplicate). Other errors (an
 // invalid event, a permission refused) are returned at once.
-func (p *Publisher) Publish(ctx context.Context, ev *contract.Event) (*jetstream.PubAck, error) {
+func (p *Publisher) Publish(ctx context.Context, ev *contract.Event) (_ *jetstream.PubAck, err error) {
 	msg, err := Message(ev)
 	if err != nil {
 		return nil, err
 	}
+	if p.tracer != nil {
+		var span trace.Span
+		ctx, span = p.tracer.Start(ctx, "publish "+msg.Subject, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(append(tracing.Messaging(msg.Subject), semconv.MessagingMessageID(ev.GetId()))...))
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+	}
+	tracing.Inject(ctx, msg.Header)
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		ack, err := p.js.PublishMsg(actx, msg)

@@ -262,9 +262,17 @@ func TestServicesWorkWithLeastPrivilegePermissions(t *testing.T) {
 		}
 	}))
 	t.Cleanup(receiver.Close)
-	if code, body := request(t, http.MethodPost, hookBase+"/api/v1/webhooks", mint("admin", "ADMIN"),
-		map[string]any{"url": receiver.URL + "/hook", "events": []string{"BOOKING_CREATED"}}); code != http.StatusCreated {
+	started := time.Now()
+	code, body := request(t, http.MethodPost, hookBase+"/api/v1/webhooks", mint("admin", "ADMIN"),
+		map[string]any{"url": receiver.URL + "/hook", "events": []string{"BOOKING_CREATED"}})
+	if code != http.StatusCreated {
 		t.Fatalf("create webhook: %d %s", code, body)
+	}
+	var hook struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &hook); err != nil || hook.ID == "" {
+		t.Fatalf("created webhook %s: %v", body, err)
 	}
 
 	b := e2e.Start(t)
@@ -313,6 +321,21 @@ func TestServicesWorkWithLeastPrivilegePermissions(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("no webhook delivery within 15s")
+	}
+
+	// A recovery of missed events reads EVENTS again through an ordered
+	// consumer of its own: the event is delivered a second time.
+	if code, body := request(t, http.MethodPost, hookBase+"/api/v1/webhooks/"+hook.ID+"/recover", mint("admin", "ADMIN"),
+		map[string]any{"since": started.UTC().Format(time.RFC3339Nano)}); code != http.StatusAccepted {
+		t.Fatalf("recover: %d %s", code, body)
+	}
+	select {
+	case body := <-deliveries:
+		if !strings.Contains(string(body), ev1) {
+			t.Fatalf("recovered delivery %s does not carry %s", body, ev1)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no recovered delivery within 15s")
 	}
 
 	if code, body := request(t, http.MethodPatch, apiBase+"/api/v1/notifications/"+nt.ID+"/read", mint(alice, "USER"), nil); code != http.StatusOK {
@@ -391,8 +414,13 @@ func TestServicesWorkWithLeastPrivilegePermissions(t *testing.T) {
 	gateway := n.connect(t, realtimegateway.Name, gatewayErrs)
 	forbiddenPublish(gateway, gatewayErrs, natsx.StreamEvents, contract.EventsSubject("BOOKING_CREATED_FORGED"))
 	forbiddenPublish(gateway, gatewayErrs, natsx.StreamNotify, contract.NotifySubject("y"))
-	if v := n.violations.all(); len(v) < 6 {
-		t.Fatalf("the server logged %d violations for 6 forbidden actions: %v", len(v), v)
+	// The dispatcher's recovery may pull from consumers of its own on
+	// EVENTS, never from notification-api's.
+	dispatcherErrs := make(chan error, 16)
+	dispatcher := n.connect(t, webhookdispatcher.Name, dispatcherErrs)
+	forbiddenPublish(dispatcher, dispatcherErrs, natsx.StreamEvents, "$JS.API.CONSUMER.MSG.NEXT.EVENTS."+notificationapi.Name)
+	if v := n.violations.all(); len(v) < 7 {
+		t.Fatalf("the server logged %d violations for 7 forbidden actions: %v", len(v), v)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -254,5 +256,45 @@ func TestPublishWaitReturnsOnceTheConsumerAckedTheEvent(t *testing.T) {
 	code, _, errOut := runCmd(t, "publish", "-nats", n.URL, "-wait", "-consumer", "no-such-consumer")
 	if code != 1 || !strings.Contains(errOut, "no-such-consumer") {
 		t.Fatalf("waiting for a missing consumer: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, publish starts the event's trace:
+// it prints the trace id, the stored event carries a traceparent of that
+// trace, and the spans reach the collector before the command exits.
+func TestPublishStartsTheEventsTraceWhenTracingIsOn(t *testing.T) {
+	exports := make(chan struct{}, 8)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/traces" && r.Method == http.MethodPost {
+			exports <- struct{}{}
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer collector.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	n := testkit.StartNATS(t)
+	code, _, errOut := runCmd(t, "publish", "-nats", n.URL, "-type", "BOOKING_CREATED", "-org", "org-42", "-user", "user-7")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	m := regexp.MustCompile(`trace ([0-9a-f]{32})\n`).FindStringSubmatch(errOut)
+	if m == nil {
+		t.Fatalf("stderr %q does not give the trace id", errOut)
+	}
+	stream, err := n.JS.Stream(context.Background(), natsx.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(context.Background(), "events.BOOKING_CREATED")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp := msg.Header.Get("traceparent"); !strings.HasPrefix(tp, "00-"+m[1]+"-") {
+		t.Errorf("the event's traceparent %q is not of trace %s", tp, m[1])
+	}
+	select {
+	case <-exports:
+	default:
+		t.Error("publish exited before exporting its spans")
 	}
 }

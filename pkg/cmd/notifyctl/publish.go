@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/publisher"
+	"github.com/xpeditis/notify/pkg/tracing"
 )
 
 // runPublish publishes one event, requires the EVENTS stream's ack, prints
@@ -77,9 +80,20 @@ func runPublish(ctx context.Context, args []string, io cli.Stdio) error {
 	// NATS_NKEY_SEED, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_TLS_*).
 	env := config.FromOS()
 	natsAuth := config.ReadNATSAuth(env)
+	// With an OTLP endpoint (OTEL_*, as the services), the publish is the
+	// root span of the event's trace, and its trace id is printed.
+	traceCfg := config.ReadTracing(env)
 	if err := env.Err(); err != nil {
 		return err
 	}
+	tr := tracing.New(traceCfg, slog.New(slog.NewTextHandler(io.Err, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	defer func() {
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(flush); err != nil {
+			fmt.Fprintf(io.Err, "publish: traces not exported: %v\n", err)
+		}
+	}()
 	authOpts, err := natsx.ClientOptions(natsAuth)
 	if err != nil {
 		return err
@@ -96,7 +110,15 @@ func runPublish(ctx context.Context, args []string, io cli.Stdio) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	ack, err := publisher.New(js).Publish(ctx, ev)
+	var opts []publisher.Option
+	if traceCfg.Enabled() {
+		var span trace.Span
+		ctx, span = tr.Tracer("notifyctl").Start(ctx, "notifyctl publish")
+		defer span.End()
+		fmt.Fprintf(io.Err, "trace %s\n", span.SpanContext().TraceID())
+		opts = append(opts, publisher.WithTracer(tr.Tracer("notifyctl")))
+	}
+	ack, err := publisher.New(js, opts...).Publish(ctx, ev)
 	switch {
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("publish: no EVENTS stream acknowledged the event at %s: the server there is not one the services use (or they never started on it): %w", where, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/natsx"
@@ -47,7 +48,7 @@ func TestNotificationsReachTheLiveStreamInEventOrder(t *testing.T) {
 	}
 	c := ingest.New(n.JS, store.New(db), ingest.Config{
 		Durable: "notification-api", Batch: 5, MaxWait: time.Millisecond, AckWait: 30 * time.Second, Workers: 4,
-	}, ingestHealth(), testkit.Logger(), prometheus.NewRegistry())
+	}, ingestHealth(), testkit.Logger(), prometheus.NewRegistry(), noop.NewTracerProvider().Tracer(""))
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(runCtx) }()

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/health"
@@ -74,7 +75,7 @@ func crashAfterCommit(t testing.TB, n *testkit.NATS, dbURL string) {
 	st := crashingStore{Store: store.New(db), crashed: make(chan struct{}, 1)}
 	c := ingest.New(n.JS, st, ingest.Config{
 		Durable: "notification-api", Batch: 10, MaxWait: 5 * time.Millisecond, AckWait: testAckWait, Workers: 1,
-	}, ingestHealth(), testkit.Logger(), prometheus.NewRegistry())
+	}, ingestHealth(), testkit.Logger(), prometheus.NewRegistry(), noop.NewTracerProvider().Tracer(""))
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	select {

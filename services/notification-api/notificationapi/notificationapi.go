@@ -88,7 +88,7 @@ func New(cfg Config) app.Builder {
 			MaxWait: cfg.IngestMaxWait,
 			AckWait: cfg.AckWait,
 			Workers: cfg.IngestWorkers,
-		}, ingest.Health{Consumer: d.Health.Condition("consumer:" + Name), Postgres: d.Postgres, NATS: d.NATS}, d.Log, d.Metrics)
+		}, ingest.Health{Consumer: d.Health.Condition("consumer:" + Name), Postgres: d.Postgres, NATS: d.NATS}, d.Log, d.Metrics, d.Tracing.Tracer(Name))
 		return &Service{api: api.New(st, d.JS, d.Log, cfg.Writes), ingest: consumer, verifier: d.Verifier}, nil
 	}
 }

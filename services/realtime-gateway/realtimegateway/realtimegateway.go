@@ -130,7 +130,7 @@ func New(cfg Config) app.Builder {
 		}
 		log := d.Log.With("component", Name)
 		w := wheel.New(cfg.Tick, wheelSlots(cfg))
-		h := hub.New(d.NC, log, hub.NewMetrics(d.Metrics), cfg.MaxConnsPerUser, cfg.HubBuffer)
+		h := hub.New(d.NC, log, hub.NewMetrics(d.Metrics), d.Tracing.Tracer(Name), cfg.MaxConnsPerUser, cfg.HubBuffer)
 		srv := gateway.New(gateway.Options{
 			PingInterval:    cfg.PingInterval,
 			PingTimeout:     cfg.PingTimeout,

@@ -210,12 +210,14 @@ func New(cfg Config) app.Builder {
 		if err != nil {
 			return nil, fmt.Errorf("%s: subscribe %s: %w", Name, InvalidationSubject, err)
 		}
-		sender := outbound.NewSender(outbound.SenderOptions{ConnectTimeout: cfg.ConnectTimeout, Timeout: cfg.Timeout, Guard: cfg.Guard(), Lookup: cfg.Resolve})
+		tracer := d.Tracing.Tracer(Name)
+		sender := outbound.NewSender(outbound.SenderOptions{ConnectTimeout: cfg.ConnectTimeout, Timeout: cfg.Timeout, Guard: cfg.Guard(), Lookup: cfg.Resolve, Tracer: tracer})
 		s := &Service{deps: d, st: st, keys: keys, sub: sub, log: log}
 		s.disp = dispatch.New(dispatch.Options{
 			Consumer: Name, AckWait: cfg.AckWait, Batch: cfg.Batch, Lease: cfg.Lease, PollInterval: cfg.PollInterval,
 			Policy: cfg.Policy(),
 			Health: dispatch.Health{Consumer: d.Health.Condition("consumer:" + Name), Postgres: d.Postgres},
+			Tracer: tracer,
 			Limits: dispatch.Limits{
 				MaxInFlight: cfg.MaxInFlight, PerWebhook: cfg.MaxInFlightPerWebhook,
 				QueuePerWebhook: cfg.QueuePerWebhook, MaxQueued: 20 * cfg.MaxInFlight, StartPerWebhook: 1,

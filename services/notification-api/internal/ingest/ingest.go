@@ -8,6 +8,11 @@
 // ack means redelivery; the insert then adds nothing and the same
 // notifications are published again under the same message ids, which
 // JetStream de-duplicates.
+//
+// Tracing: each event gets a span in its producer's trace ("ingest
+// events.<TYPE>"), whose context its notifications carry in their NOTIFY
+// headers to the gateway; the batch gets a span of its own, linked to every
+// event's, with the insert and the NOTIFY publish as its children.
 package ingest
 
 import (
@@ -22,11 +27,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/xpeditis/notify/pkg/backoff"
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/pkg/natsx"
+	"github.com/xpeditis/notify/pkg/tracing"
 	"github.com/xpeditis/notify/services/notification-api/internal/store"
 )
 
@@ -54,6 +64,7 @@ type Consumer struct {
 	nats     *health.Condition
 	metrics  *metrics
 	consumer *natsx.Consumer
+	tracer   trace.Tracer
 }
 
 type metrics struct {
@@ -94,11 +105,11 @@ type Health struct {
 }
 
 // New returns a consumer; Run starts it.
-func New(js jetstream.JetStream, st Inserter, cfg Config, hc Health, log *slog.Logger, reg prometheus.Registerer) *Consumer {
+func New(js jetstream.JetStream, st Inserter, cfg Config, hc Health, log *slog.Logger, reg prometheus.Registerer, tr trace.Tracer) *Consumer {
 	if cfg.MaxRetry == 0 {
 		cfg.MaxRetry = time.Minute
 	}
-	c := &Consumer{js: js, store: st, cfg: cfg, postgres: hc.Postgres, nats: hc.NATS, metrics: newMetrics(reg)}
+	c := &Consumer{js: js, store: st, cfg: cfg, postgres: hc.Postgres, nats: hc.NATS, metrics: newMetrics(reg), tracer: tr}
 	c.consumer = natsx.NewConsumer(js, natsx.ConsumerConfig{
 		Stream: natsx.StreamEvents,
 		Consumer: jetstream.ConsumerConfig{
@@ -120,7 +131,8 @@ func New(js jetstream.JetStream, st Inserter, cfg Config, hc Health, log *slog.L
 			c.metrics.deadLettered.WithLabelValues(reasonClass(cause)).Inc()
 			c.metrics.events.WithLabelValues("dead_lettered").Inc()
 		},
-		Log: log,
+		Log:     log,
+		Metrics: reg,
 	}, c.handle)
 	return c
 }
@@ -140,6 +152,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 	start := time.Now()
 	out := make([]natsx.Outcome, len(b.Msgs))
+	traces := c.startTraces(ctx, b.Msgs)
+	defer traces.end(out)
+	ctx = traces.batch
 	var rows []store.Row
 	var good []int // indexes of the decoded events
 	for i, msg := range b.Msgs {
@@ -150,26 +165,33 @@ func (c *Consumer) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 		}
 		out[i] = natsx.Ack()
 		good = append(good, i)
+		traces.byEvent[ev.GetId()] = traces.events[i]
 		rows = append(rows, rowsFor(ev, msg)...)
 	}
 	if len(good) == 0 {
 		return out
 	}
-	stored, err := c.store.InsertBatch(ctx, rows)
+	insertCtx, insertSpan := c.tracer.Start(ctx, "insert notifications", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.DBSystemNamePostgreSQL, attribute.Int("notify.rows", len(rows))))
+	stored, err := c.store.InsertBatch(insertCtx, rows)
+	endSpan(insertSpan, err)
 	c.postgres.Report(err)
 	dependency := c.nats
 	if err != nil {
 		dependency = c.postgres // already told
 	}
 	var futures []jetstream.PubAckFuture
+	_, publishSpan := c.tracer.Start(ctx, "publish notify.user.*", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingBatchMessageCount(len(stored))))
 	b.InOrder(func() {
 		if err == nil {
-			futures, err = c.publish(ctx, stored)
+			futures, err = c.publish(ctx, stored, traces.byEvent)
 		}
 	})
 	if err == nil {
 		err = c.awaitAcks(ctx, futures)
 	}
+	endSpan(publishSpan, err)
 	if dependency == c.nats {
 		c.nats.Report(err)
 	}
@@ -232,6 +254,53 @@ func rowsFor(ev contract.Received, msg jetstream.Msg) []store.Row {
 	return rows
 }
 
+// batchTraces are the spans of one batch: the batch's own, and one per
+// event in the event's trace, whose context the event's notifications carry.
+type batchTraces struct {
+	batch      context.Context // holds the batch span
+	batchSpan  trace.Span
+	events     []context.Context // per message of the batch
+	eventSpans []trace.Span
+	byEvent    map[string]context.Context // event id → its span's context
+}
+
+func (c *Consumer) startTraces(ctx context.Context, msgs []jetstream.Msg) *batchTraces {
+	t := &batchTraces{events: make([]context.Context, len(msgs)), eventSpans: make([]trace.Span, len(msgs)),
+		byEvent: make(map[string]context.Context, len(msgs))}
+	for i, msg := range msgs {
+		t.events[i] = tracing.Extract(ctx, msg.Headers())
+	}
+	t.batch, t.batchSpan = c.tracer.Start(ctx, "ingest batch", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithLinks(tracing.LinksOf(t.events)...),
+		trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingBatchMessageCount(len(msgs))))
+	batchLink := trace.LinkFromContext(t.batch)
+	for i, msg := range msgs {
+		t.events[i], t.eventSpans[i] = c.tracer.Start(t.events[i], "ingest "+msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithLinks(batchLink), trace.WithAttributes(tracing.Messaging(msg.Subject())...))
+	}
+	return t
+}
+
+// end ends the spans with the outcome of each event.
+func (t *batchTraces) end(out []natsx.Outcome) {
+	var failed error
+	for i, span := range t.eventSpans {
+		err := out[i].Err()
+		endSpan(span, err)
+		if err != nil {
+			failed = err
+		}
+	}
+	endSpan(t.batchSpan, failed)
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
 // publishChunk bounds the publishes of one batch awaiting their acks: the
 // client refuses more than 4,000 outstanding async publishes (the other
 // workers' batches hold some too), and a batch of events with many
@@ -239,9 +308,10 @@ func rowsFor(ev contract.Received, msg jetstream.Msg) []store.Row {
 const publishChunk = 512
 
 // publish sends each notification to its user's NOTIFY subject, in order,
-// and returns the publishes still awaiting the stream's acks: at most
-// publishChunk, since it waits for each full chunk before the next.
-func (c *Consumer) publish(ctx context.Context, rows []store.Row) ([]jetstream.PubAckFuture, error) {
+// carrying the trace context of its event's span, and returns the
+// publishes still awaiting the stream's acks: at most publishChunk, since it
+// waits for each full chunk before the next.
+func (c *Consumer) publish(ctx context.Context, rows []store.Row, traces map[string]context.Context) ([]jetstream.PubAckFuture, error) {
 	futures := make([]jetstream.PubAckFuture, 0, min(len(rows), publishChunk))
 	for _, r := range rows {
 		if len(futures) == publishChunk {
@@ -253,6 +323,9 @@ func (c *Consumer) publish(ctx context.Context, rows []store.Row) ([]jetstream.P
 		msg, err := NotificationMessage(r)
 		if err != nil {
 			return nil, err
+		}
+		if ctx, ok := traces[r.EventID]; ok {
+			tracing.Inject(ctx, msg.Header)
 		}
 		f, err := c.js.PublishMsgAsync(msg)
 		if err != nil {

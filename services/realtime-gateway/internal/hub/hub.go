@@ -3,6 +3,10 @@
 // of the user's connections on this gateway and dropped with the last one.
 // Every subscription feeds one channel read by one dispatcher goroutine, so
 // a connected user costs a subscription, not a goroutine.
+//
+// Each message taken from NATS is traced as one span ("deliver
+// live.user.*"), a child of the trace context its NOTIFY headers carry
+// (ingest's span of the event), so that a trace shows the push.
 package hub
 
 import (
@@ -16,8 +20,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/xpeditis/notify/pkg/contract"
+	"github.com/xpeditis/notify/pkg/tracing"
 )
 
 // Sink receives a user's messages. Deliver is called from the dispatcher
@@ -63,6 +70,7 @@ type Hub struct {
 	nc      Subscriber
 	log     *slog.Logger
 	metrics *Metrics
+	tracer  trace.Tracer
 	limit   int
 	in      chan *nats.Msg
 
@@ -79,10 +87,11 @@ type user struct {
 }
 
 // New returns a hub that allows at most limit connections per user and
-// buffers up to buffer messages between NATS and the dispatcher.
-func New(nc Subscriber, log *slog.Logger, m *Metrics, limit, buffer int) *Hub {
+// buffers up to buffer messages between NATS and the dispatcher; tr traces
+// each message taken.
+func New(nc Subscriber, log *slog.Logger, m *Metrics, tr trace.Tracer, limit, buffer int) *Hub {
 	return &Hub{
-		nc: nc, log: log, metrics: m, limit: limit,
+		nc: nc, log: log, metrics: m, tracer: tr, limit: limit,
 		in:    make(chan *nats.Msg, buffer),
 		users: make(map[string]*user),
 		subs:  make(map[*nats.Subscription]*user),
@@ -162,7 +171,7 @@ func (h *Hub) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case msg := <-h.in:
-			sinks = h.dispatch(msg, sinks[:0])
+			sinks = h.dispatch(ctx, msg, sinks[:0])
 			clear(sinks)
 		}
 	}
@@ -172,7 +181,10 @@ func (h *Hub) Run(ctx context.Context) {
 // one user's stream, decoded once into a Message (its frames encoded once)
 // and handed to each of the user's connections (Sink.Deliver, which queues
 // it for the client's writer).
-func (h *Hub) dispatch(msg *nats.Msg, sinks []Sink) []Sink {
+func (h *Hub) dispatch(ctx context.Context, msg *nats.Msg, sinks []Sink) []Sink {
+	_, span := h.tracer.Start(tracing.Extract(ctx, msg.Header), "deliver live.user.*", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(tracing.Messaging(msg.Subject)...))
+	defer span.End()
 	h.mu.Lock()
 	u := h.subs[msg.Sub]
 	if u != nil {
@@ -200,6 +212,7 @@ func (h *Hub) dispatch(msg *nats.Msg, sinks []Sink) []Sink {
 	for _, s := range sinks {
 		s.Deliver(m)
 	}
+	span.SetAttributes(attribute.Int("notify.connections", len(sinks)))
 	return sinks
 }
 

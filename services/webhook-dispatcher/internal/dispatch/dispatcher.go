@@ -10,11 +10,17 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/xpeditis/notify/pkg/backoff"
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/pkg/natsx"
+	"github.com/xpeditis/notify/pkg/tracing"
 	"github.com/xpeditis/notify/pkg/webhook"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
@@ -30,6 +36,7 @@ type Options struct {
 	Policy       Policy
 	Limits       Limits
 	Health       Health
+	Tracer       trace.Tracer // the span of each batch of events
 }
 
 // Health is where the dispatcher reports: its event consumer's condition
@@ -71,6 +78,9 @@ type Dispatcher struct {
 
 // New wires a dispatcher.
 func New(o Options, st deliveryStore, cache *Cache, sender *outbound.Sender, js jetstream.JetStream, ann Announcer, metrics *Metrics, log *slog.Logger) *Dispatcher {
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	d := &Dispatcher{o: o, st: st, cache: cache, sender: sender, js: js, ann: ann, metrics: metrics, log: log}
 	d.sched = NewScheduler(o.Limits, d.deliver, func(jobs []store.Job) {
 		for _, j := range jobs {
@@ -101,6 +111,7 @@ func New(o Options, st deliveryStore, cache *Cache, sender *outbound.Sender, js 
 		Health:       o.Health.Consumer,
 		DeadLettered: func(error) { metrics.DeadLettered.Inc() },
 		Log:          log,
+		Metrics:      metrics.reg,
 	}, d.handle)
 	return d
 }
@@ -170,6 +181,16 @@ func (d *Dispatcher) consume(ctx context.Context) {
 // cancelled at shutdown, so an insert under way completes and is acked.
 func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 	out := make([]natsx.Outcome, len(b.Msgs))
+	// Each delivery keeps its event's trace context for its attempts; the
+	// batch's span links to every event's.
+	traces := make([]context.Context, len(b.Msgs))
+	for i, m := range b.Msgs {
+		traces[i] = tracing.Extract(ctx, m.Headers())
+	}
+	ctx, span := d.o.Tracer.Start(ctx, "store deliveries", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithLinks(tracing.LinksOf(traces)...),
+		trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingBatchMessageCount(len(b.Msgs))))
+	defer span.End()
 	var rows []store.NewDelivery
 	var done []int // indexes of the events whose deliveries are in rows
 	for i, m := range b.Msgs {
@@ -199,7 +220,8 @@ func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome
 					break
 				}
 			}
-			rows = append(rows, store.NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: h.ID, OrgID: h.OrgID, EventID: ev.GetId(), Event: route.Webhook, Body: body})
+			rows = append(rows, store.NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: h.ID, OrgID: h.OrgID, EventID: ev.GetId(),
+				Event: route.Webhook, Body: body, TraceParent: tracing.TraceParent(traces[i])})
 		}
 		if err != nil {
 			out[i] = natsx.Poison(fmt.Errorf("encode webhook body: %w", err))
@@ -216,6 +238,10 @@ func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome
 	jobs, err := d.st.InsertDeliveries(ctx, holder, batch, rows)
 	if holder != uuid.Nil {
 		d.lease.claimed(batch, err)
+	}
+	span.SetAttributes(attribute.Int("notify.deliveries", len(rows)))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 	}
 	d.o.Health.Postgres.Report(err)
 	for _, i := range done {
@@ -311,7 +337,9 @@ func (d *Dispatcher) handBack(j store.Job, delay time.Duration) {
 // that the scheduler's next attempt to the webhook finds it disabled once
 // the threshold is reached.
 func (d *Dispatcher) deliver(j store.Job) outcome {
-	ctx := context.Background() // requests in flight finish during shutdown, bounded by the timeout
+	// Requests in flight finish during shutdown, bounded by the timeout;
+	// the attempt is traced in its event's trace.
+	ctx := tracing.FromTraceParent(context.Background(), j.TraceParent)
 	hook, ok, err := d.cache.Hook(ctx, j.OrgID, j.WebhookID)
 	if err != nil {
 		d.o.Health.Postgres.Fail(err)

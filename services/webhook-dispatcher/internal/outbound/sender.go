@@ -16,6 +16,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/xpeditis/notify/pkg/tracing"
 	"github.com/xpeditis/notify/pkg/webhook"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
 )
@@ -35,13 +42,15 @@ type SenderOptions struct {
 	ConnectTimeout time.Duration
 	Timeout        time.Duration // whole request, body included
 	Guard          ssrf.Guard
-	Lookup         ssrf.Lookup // nil: the system resolver
+	Lookup         ssrf.Lookup  // nil: the system resolver
+	Tracer         trace.Tracer // a span per attempt; nil: none
 }
 
 // Sender makes signed webhook requests.
 type Sender struct {
 	client  *http.Client
 	timeout time.Duration
+	tracer  trace.Tracer
 }
 
 // NewSender builds a sender whose transport dials through the SSRF guard and
@@ -58,8 +67,12 @@ func NewSender(o SenderOptions) *Sender {
 		ForceAttemptHTTP2:     true,
 		Proxy:                 nil, // a proxy would dial on our behalf, past the guard
 	}
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	return &Sender{
 		timeout: o.Timeout,
+		tracer:  o.Tracer,
 		client: &http.Client{
 			Transport: tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -79,8 +92,24 @@ type Signing struct {
 	Previous string // empty outside an overlap
 }
 
-// Send signs body and POSTs it to url.
-func (s *Sender) Send(ctx context.Context, url string, sig Signing, d webhook.Delivery, body []byte) Result {
+// Send signs body and POSTs it to url. The attempt is a client span, a
+// child of the trace context ctx holds (the event's), and the request
+// carries it as traceparent: an integrator that traces sees its handling
+// in the event's trace.
+func (s *Sender) Send(ctx context.Context, url string, sig Signing, d webhook.Delivery, body []byte) (res Result) {
+	ctx, span := s.tracer.Start(ctx, "POST webhook", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.HTTPRequestMethodPost,
+			attribute.String("notify.webhook.event", d.Event), attribute.String("notify.webhook.delivery_id", d.ID),
+			attribute.Int("notify.webhook.attempt", d.Attempt)))
+	defer func() {
+		if res.StatusCode != 0 {
+			span.SetAttributes(semconv.HTTPResponseStatusCode(res.StatusCode))
+		}
+		if !res.Success() {
+			span.SetStatus(codes.Error, res.Reason())
+		}
+		span.End()
+	}()
 	// start precedes the deadline, so that a request cut by the timeout
 	// lasted the timeout.
 	start := time.Now()
@@ -93,6 +122,8 @@ func (s *Sender) Send(ctx context.Context, url string, sig Signing, d webhook.De
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
 	webhook.SetHeadersRotating(req.Header, sig.Secret, sig.Previous, d, body)
+	tracing.InjectHTTP(ctx, req.Header)
+	span.SetAttributes(semconv.ServerAddress(req.URL.Hostname()))
 	resp, err := s.client.Do(req)
 	if err != nil {
 		r := classify(err)

@@ -35,6 +35,9 @@ type NewDelivery struct {
 	EventID   string
 	Event     string
 	Body      []byte
+	// TraceParent is the W3C traceparent of the event ("" for none): each
+	// attempt's span is its child.
+	TraceParent string
 }
 
 // Job is a claimed delivery, ready to send.
@@ -45,6 +48,8 @@ type Job struct {
 	EventID    string    `db:"event_id"`
 	Event      string    `db:"event"`
 	Body       []byte    `db:"body"`
+	// TraceParent of the event (NewDelivery.TraceParent).
+	TraceParent string `db:"traceparent"`
 	// Attempt is the number of the attempt the claim started: the
 	// X-Webhook-Attempt of its request.
 	Attempt int `db:"attempt"`
@@ -67,7 +72,7 @@ func startedAttempt(n string) string {
 // that already ran out.
 const liveLease = `SELECT holder FROM webhook_leases WHERE holder = $1 AND expires_at > now()`
 
-const jobColumns = `d.id, d.webhook_id, d.org_id, d.event_id, d.event, d.body, d.attempt_count AS attempt, d.claim`
+const jobColumns = `d.id, d.webhook_id, d.org_id, d.event_id, d.event, d.body, d.traceparent, d.attempt_count AS attempt, d.claim`
 
 // InsertDeliveries inserts the deliveries that do not exist yet and returns
 // those it claimed for holder as jobs, their first attempt started, tagged
@@ -83,8 +88,10 @@ func (s *Store) InsertDeliveries(ctx context.Context, holder, batch uuid.UUID, r
 	ids, hooks := make([]string, n), make([]string, n)
 	orgs, events, names := make([]string, n), make([]string, n), make([]string, n)
 	bodies := make([][]byte, n)
+	traceparents := make([]string, n)
 	for i, r := range rows {
 		ids[i], hooks[i], orgs[i], events[i], names[i], bodies[i] = r.ID.String(), r.WebhookID.String(), r.OrgID, r.EventID, r.Event, r.Body
+		traceparents[i] = r.TraceParent
 	}
 	start := time.Now()
 	var out []struct {
@@ -101,21 +108,21 @@ func (s *Store) InsertDeliveries(ctx context.Context, holder, batch uuid.UUID, r
 		hooks AS (
 		SELECT w.id FROM webhooks w WHERE w.id = ANY($3::uuid[]) AND w.status = 'ACTIVE' ORDER BY w.id FOR SHARE),
 		ins AS (
-		INSERT INTO webhook_deliveries AS d (id, webhook_id, org_id, event_id, event, body, status, holder, next_attempt_at,
+		INSERT INTO webhook_deliveries AS d (id, webhook_id, org_id, event_id, event, body, traceparent, status, holder, next_attempt_at,
 			claim, attempt_count, attempts, created_at, updated_at, claim_batch)
-		SELECT v.id, v.webhook_id, v.org_id, v.event_id, v.event, v.body, 'PENDING', me.holder,
+		SELECT v.id, v.webhook_id, v.org_id, v.event_id, v.event, v.body, v.traceparent, 'PENDING', me.holder,
 			CASE WHEN me.holder IS NULL THEN now() END,
 			CASE WHEN me.holder IS NULL THEN 0 ELSE 1 END,
 			CASE WHEN me.holder IS NULL THEN 0 ELSE 1 END,
 			CASE WHEN me.holder IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(`+startedAttempt("1")+`) END,
 			now(), now(), CASE WHEN me.holder IS NOT NULL THEN $8::uuid END
-		FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bytea[]) AS v(id, webhook_id, org_id, event_id, event, body)
+		FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bytea[], $9::text[]) AS v(id, webhook_id, org_id, event_id, event, body, traceparent)
 		LEFT JOIN me ON true
 		WHERE v.webhook_id IN (SELECT id FROM hooks)
 		ON CONFLICT (event_id, webhook_id) WHERE recovery_id IS NULL DO NOTHING
 		RETURNING `+jobColumns+`, 0 AS interrupted, d.holder IS NOT NULL AS held)
 		SELECT * FROM ins`,
-		holder, pq.Array(ids), pq.Array(hooks), pq.Array(orgs), pq.Array(events), pq.Array(names), pq.ByteaArray(bodies), batch)
+		holder, pq.Array(ids), pq.Array(hooks), pq.Array(orgs), pq.Array(events), pq.Array(names), pq.ByteaArray(bodies), batch, pq.Array(traceparents))
 	if err != nil {
 		return nil, fmt.Errorf("insert deliveries: %w", err)
 	}
