@@ -25,6 +25,7 @@ import (
 	"github.com/xpeditis/notify/pkg/ratelimit"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/api"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/dispatch"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/portal"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
@@ -49,6 +50,7 @@ type Config struct {
 	MaxPerOrganization  int
 	Writes              ratelimit.Limit // per user: create, change, delete
 	Sends               ratelimit.Limit // per organization: test, retry
+	PortalSessionTTL    time.Duration   // how long a portal sign-in lasts
 
 	MaxAttempts        int
 	FailureThreshold   int
@@ -84,6 +86,7 @@ func ReadConfig(e *config.Env) Config {
 		MaxPerOrganization:  e.Int("WEBHOOK_MAX_PER_ORGANIZATION", 50),
 		Writes:              ratelimit.Limit{PerMinute: e.Int("WEBHOOK_WRITES_PER_MINUTE", 60), Burst: e.Int("WEBHOOK_WRITE_BURST", 20)},
 		Sends:               ratelimit.Limit{PerMinute: e.Int("WEBHOOK_TESTS_PER_MINUTE", 10), Burst: e.Int("WEBHOOK_TEST_BURST", 5)},
+		PortalSessionTTL:    e.Duration("WEBHOOK_PORTAL_SESSION_TTL", time.Hour),
 
 		MaxAttempts:        e.Int("WEBHOOK_MAX_ATTEMPTS", 3),
 		FailureThreshold:   e.Int("WEBHOOK_FAILURE_THRESHOLD", 3),
@@ -130,6 +133,7 @@ func (c Config) Validate() error {
 		check(err == nil, "WEBHOOK_SECRETS_KEYS: %v", err)
 	}
 	check(len(c.WriteRoles) > 0, "WEBHOOK_WRITE_ROLES: name at least one role")
+	check(c.PortalSessionTTL >= time.Minute && c.PortalSessionTTL <= 24*time.Hour, "WEBHOOK_PORTAL_SESSION_TTL must be 1m to 24h")
 	check(c.MaxPerOrganization >= 1, "WEBHOOK_MAX_PER_ORGANIZATION must be at least 1")
 	check(c.Writes.PerMinute >= 0 && c.Writes.Burst >= 1, "WEBHOOK_WRITES_PER_MINUTE must be 0 (no limit) or more and WEBHOOK_WRITE_BURST at least 1")
 	check(c.Sends.PerMinute >= 0 && c.Sends.Burst >= 1, "WEBHOOK_TESTS_PER_MINUTE must be 0 (no limit) or more and WEBHOOK_TEST_BURST at least 1")
@@ -164,13 +168,14 @@ func (c Config) Policy() dispatch.Policy {
 
 // Service is webhook-dispatcher.
 type Service struct {
-	api  *api.API
-	deps app.Deps
-	disp *dispatch.Dispatcher
-	st   *store.Store
-	keys *secrets.Keyring
-	sub  *nats.Subscription
-	log  *slog.Logger
+	api    *api.API
+	portal *portal.Portal
+	deps   app.Deps
+	disp   *dispatch.Dispatcher
+	st     *store.Store
+	keys   *secrets.Keyring
+	sub    *nats.Subscription
+	log    *slog.Logger
 	// keysErr says which keys of WEBHOOK_SECRETS_KEYS do not open the
 	// secrets sealed under their id, found at start; the service is not
 	// ready while it is set.
@@ -215,6 +220,7 @@ func New(cfg Config) app.Builder {
 		s.api = api.New(st, keys, cfg.Guard(), sender, ann, api.Options{
 			WriteRoles: cfg.WriteRoles, MaxPerOrganization: cfg.MaxPerOrganization, Writes: cfg.Writes, Sends: cfg.Sends,
 		})
+		s.portal = portal.New(keys, d.Verifier, portal.Options{WriteRoles: cfg.WriteRoles, SessionTTL: cfg.PortalSessionTTL})
 		if s.keysErr, err = checkKeys(ctx, st, keys); err != nil {
 			return nil, err
 		}
@@ -225,8 +231,12 @@ func New(cfg Config) app.Builder {
 	}
 }
 
-// Register adds the REST routes.
-func (s *Service) Register(e *echo.Echo) { s.api.Register(e, s.deps.Verifier) }
+// Register adds the REST routes and the portal, which serves the same
+// routes behind its session.
+func (s *Service) Register(e *echo.Echo) {
+	s.api.Register(e, s.deps.Verifier)
+	s.portal.Register(e, s.api.Mount)
+}
 
 // keySamples is how many secrets checkKeys tries under each key id: one
 // that opens is enough, so one damaged row does not fail a good key.

@@ -75,9 +75,17 @@ func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *dispa
 	}
 }
 
-// Register adds the routes behind authentication.
+// Register adds the routes under /api/v1/webhooks, behind bearer
+// authentication.
 func (a *API) Register(e *echo.Echo, v *auth.Verifier) {
-	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg)
+	a.Mount(e.Group("/api/v1/webhooks", httpx.RequireAuth(v)))
+}
+
+// Mount adds the routes to g, whose middleware has authenticated the
+// caller and stored the claims (httpx.Claims): the bearer token of the
+// REST API, or the portal's session cookie.
+func (a *API) Mount(g *echo.Group) {
+	g.Use(requireOrg)
 	write := a.writes.Middleware("webhook changes", func(c *echo.Context) string { return org(c) + "\x00" + httpx.Claims(c).UserID })
 	send := a.sends.Middleware("webhook tests and retries by the organization", org)
 	g.GET("", a.list)
@@ -365,11 +373,15 @@ func (a *API) deliveries(c *echo.Context) error {
 	if status != "" && status != store.DeliveryPending && status != store.DeliverySucceeded && status != store.DeliveryFailed {
 		return problem.BadRequest("status: must be PENDING, SUCCEEDED or FAILED")
 	}
+	event := c.QueryParam("event")
+	if event != "" && !slices.Contains(contract.WebhookEvents(), event) {
+		return problem.BadRequest("event: %q is not one of %s", event, strings.Join(contract.WebhookEvents(), ", "))
+	}
 	ctx := c.Request().Context()
 	if _, err := a.st.GetWebhook(ctx, org(c), id); err != nil {
 		return mapErr(err, "webhook")
 	}
-	rows, err := a.st.ListDeliveries(ctx, org(c), id, limit+1, after, status)
+	rows, err := a.st.ListDeliveries(ctx, org(c), id, limit+1, after, store.DeliveryFilter{Status: status, Event: event})
 	if err != nil {
 		return err
 	}
