@@ -414,13 +414,13 @@ function requestHeaders(d, a) {
 }
 
 function attemptItem(d, a) {
-  const what = [outcomeWords[a.outcome] || a.outcome];
-  if (a.statusCode) what.push(`HTTP ${a.statusCode}`);
+  const what = [a.statusCode ? `HTTP ${a.statusCode}` : outcomeWords[a.outcome] || a.outcome];
+  if (a.outcome === 'success') what.unshift('success');
   what.push(`${a.durationMs} ms`);
   if (a.manual) what.push('sent by hand');
   return el('li', { class: 'attempt', 'data-outcome': a.outcome },
     el('p', {}, el('strong', { text: `Attempt ${a.number}` }), ` · ${when(a.at)} · ${what.join(' · ')}`),
-    a.error ? el('p', { class: 'bad', text: a.error }) : null,
+    a.error && a.error !== `HTTP ${a.statusCode}` ? el('p', { class: 'bad', text: a.error }) : null,
     el('p', { class: 'hint', text: 'Request headers' }),
     el('pre', { class: 'headers', text: requestHeaders(d, a) }),
     el('p', { class: 'hint', text: 'Response body (first 4 KB)' }),
