@@ -18,6 +18,7 @@ commands:
   token     mint a development JWT (HS256) for a user, organization and role
   publish   publish a domain event to the EVENTS stream and print its id
   verify    verify a webhook delivery's signature (secret, raw body, headers)
+  listen    forward a development notifyd's webhook deliveries to a local URL
   bench     run a benchmark (ingest, list, gateway, gateway-report)
 
 Run 'notifyctl <command> -h' for the flags and examples of a command.
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, io stdio) int {
 		err = runPublish(ctx, rest, io)
 	case "verify":
 		err = runVerify(rest, io)
+	case "listen":
+		err = runListen(ctx, rest, io)
 	case "bench":
 		err = runBench(ctx, rest, io)
 	case "-h", "-help", "--help", "help":

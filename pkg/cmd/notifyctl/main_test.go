@@ -28,7 +28,7 @@ func runCmd(t testing.TB, args ...string) (code int, stdout, stderr string) {
 
 // Every command line a user may ask help of.
 var helpCommands = [][]string{
-	{}, {"token"}, {"publish"}, {"verify"}, {"bench"},
+	{}, {"token"}, {"publish"}, {"verify"}, {"listen"}, {"bench"},
 	{"bench", "ingest"}, {"bench", "list"}, {"bench", "gateway"}, {"bench", "gateway-worker"}, {"bench", "gateway-report"},
 }
 
