@@ -88,9 +88,25 @@ type Delivery struct {
 
 // SetHeaders signs body and sets every delivery header on h.
 func SetHeaders(h http.Header, secret string, d Delivery, body []byte) {
+	SetHeadersRotating(h, secret, "", d, body)
+}
+
+// SetHeadersRotating signs body during a secret rotation's overlap, when
+// previous (the secret being replaced) is not empty: webhook-signature
+// carries both signatures, the new one first ("v1,<new> v1,<old>"), so that
+// a receiver holding either secret verifies it, and X-Webhook-Signature,
+// which carries one value, keeps the previous secret until the overlap
+// ends, so that the receivers' one-value check goes on passing until they
+// switch. With an empty previous it is SetHeaders.
+func SetHeadersRotating(h http.Header, secret, previous string, d Delivery, body []byte) {
 	ts := d.Timestamp.Unix()
 	tsText := strconv.FormatInt(ts, 10)
-	h.Set(HeaderSignature, Signature(secret, body))
+	legacy, std := secret, StandardSignature(secret, d.ID, ts, body)
+	if previous != "" {
+		legacy = previous
+		std += " " + StandardSignature(previous, d.ID, ts, body)
+	}
+	h.Set(HeaderSignature, Signature(legacy, body))
 	h.Set(HeaderEvent, d.Event)
 	h.Set(HeaderID, d.ID)
 	h.Set(HeaderTimestamp, tsText)
@@ -99,7 +115,7 @@ func SetHeaders(h http.Header, secret string, d Delivery, body []byte) {
 	// header map keeps that spelling on the wire.
 	h[HeaderStdID] = []string{d.ID}
 	h[HeaderStdTimestamp] = []string{tsText}
-	h[HeaderStdSignature] = []string{StandardSignature(secret, d.ID, ts, body)}
+	h[HeaderStdSignature] = []string{std}
 }
 
 // Errors of Verify.

@@ -77,3 +77,26 @@ func TestVerifyRoundTripAndTamper(t *testing.T) {
 		t.Errorf("late timestamp: err = %v, want ErrTooOld", err)
 	}
 }
+
+// During a rotation's overlap the Standard Webhooks header carries the new
+// signature then the old one, and X-Webhook-Signature the old secret's.
+// Expected values: the specification example above for the new secret, and
+// printf 'msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330.{"test": 2432232314}' | openssl dgst -sha256 -hmac my-plain-secret-123 -binary | base64
+// printf '{"test": 2432232314}' | openssl dgst -sha256 -hmac my-plain-secret-123 -hex
+// for the previous one.
+func TestRotatingHeadersKnownAnswer(t *testing.T) {
+	body := []byte(`{"test": 2432232314}`)
+	d := Delivery{ID: "msg_p5jXN8AQM9LWM0D4loKWxJek", Event: "E", Timestamp: time.Unix(1614265330, 0), Attempt: 1}
+	h := http.Header{}
+	SetHeadersRotating(h, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "my-plain-secret-123", d, body)
+	if got, want := header(h, HeaderStdSignature), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= v1,e3V173Igt0/+L0Mo/MjAIVYfvxvjnOWVad0zHNQEqtw="; got != want {
+		t.Fatalf("webhook-signature = %s, want %s", got, want)
+	}
+	if got, want := h.Get(HeaderSignature), "sha256=77c62738b05f22fe682c67b106d62f538ce6a14a738d9eaa3236831100d37a16"; got != want {
+		t.Fatalf("X-Webhook-Signature = %s, want the previous secret's %s", got, want)
+	}
+	// A receiver still on the previous secret verifies both headers.
+	if err := Verify("my-plain-secret-123", body, h, d.Timestamp, time.Minute); err != nil {
+		t.Fatalf("verify with the previous secret: %v", err)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/xpeditis/notify/pkg/ratelimit"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/api"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/dispatch"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/portal"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
@@ -197,17 +198,16 @@ func New(cfg Config) app.Builder {
 			log.Warn("WEBHOOK_ALLOW_PRIVATE_TARGETS is on: webhooks may reach loopback, private and metadata addresses; never use this in production")
 		}
 		st := store.New(d.DB)
-		var disp *dispatch.Dispatcher
-		metrics := dispatch.NewMetrics(d.Metrics, func() float64 { return float64(disp.InFlight()) })
+		metrics := dispatch.NewMetrics(d.Metrics)
 		cache := dispatch.NewCache(st, keys, cfg.CacheTTL, metrics, log)
-		ann := &announcer{nc: d.NC, cache: cache, log: log}
-		sub, err := d.NC.Subscribe(InvalidationSubject, func(m *nats.Msg) { cache.Invalidate(string(m.Data)) })
+		ann := &announcer{nc: d.NC, cache: cache, log: log, origin: uuid.NewString()}
+		sub, err := d.NC.Subscribe(InvalidationSubject, ann.received)
 		if err != nil {
 			return nil, fmt.Errorf("%s: subscribe %s: %w", Name, InvalidationSubject, err)
 		}
-		sender := dispatch.NewSender(dispatch.SenderOptions{ConnectTimeout: cfg.ConnectTimeout, Timeout: cfg.Timeout, Guard: cfg.Guard(), Lookup: cfg.Resolve})
+		sender := outbound.NewSender(outbound.SenderOptions{ConnectTimeout: cfg.ConnectTimeout, Timeout: cfg.Timeout, Guard: cfg.Guard(), Lookup: cfg.Resolve})
 		s := &Service{deps: d, st: st, keys: keys, sub: sub, log: log}
-		disp = dispatch.New(dispatch.Options{
+		s.disp = dispatch.New(dispatch.Options{
 			Consumer: Name, AckWait: cfg.AckWait, Batch: cfg.Batch, Lease: cfg.Lease, PollInterval: cfg.PollInterval,
 			Policy: cfg.Policy(),
 			Health: dispatch.Health{Consumer: d.Health.Condition("consumer:" + Name), Postgres: d.Postgres},
@@ -216,7 +216,6 @@ func New(cfg Config) app.Builder {
 				QueuePerWebhook: cfg.QueuePerWebhook, MaxQueued: 20 * cfg.MaxInFlight, StartPerWebhook: 1,
 			},
 		}, st, cache, sender, d.JS, ann, metrics, log)
-		s.disp = disp
 		s.api = api.New(st, keys, cfg.Guard(), sender, ann, api.Options{
 			WriteRoles: cfg.WriteRoles, MaxPerOrganization: cfg.MaxPerOrganization, Writes: cfg.Writes, Sends: cfg.Sends,
 		})
@@ -333,17 +332,32 @@ func (s *Service) reencryptSecrets(ctx context.Context) {
 	}
 }
 
-// announcer drops the local cache entry and tells the other replicas.
+// announcer drops the local cache entry and tells the other replicas: one
+// invalidation per change in every replica, its own included (the
+// announcement comes back to its sender, which skips it by its origin).
 type announcer struct {
-	nc    *nats.Conn
-	cache *dispatch.Cache
-	log   *slog.Logger
+	nc     *nats.Conn
+	cache  *dispatch.Cache
+	log    *slog.Logger
+	origin string // this replica's id, in the header originHeader
 }
+
+// originHeader names the replica that announced a change.
+const originHeader = "Webhooks-Origin"
 
 func (a *announcer) Announce(org string) {
 	a.cache.Invalidate(org)
-	if err := a.nc.Publish(InvalidationSubject, []byte(org)); err != nil {
+	m := nats.NewMsg(InvalidationSubject)
+	m.Data = []byte(org)
+	m.Header.Set(originHeader, a.origin)
+	if err := a.nc.PublishMsg(m); err != nil {
 		a.log.Warn("announce webhook change; other replicas see it when their cache expires", "org", org, "err", err)
+	}
+}
+
+func (a *announcer) received(m *nats.Msg) {
+	if m.Header.Get(originHeader) != a.origin {
+		a.cache.Invalidate(string(m.Data))
 	}
 }
 

@@ -25,7 +25,7 @@ import (
 	"github.com/xpeditis/notify/pkg/problem"
 	"github.com/xpeditis/notify/pkg/ratelimit"
 	"github.com/xpeditis/notify/pkg/webhook"
-	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/dispatch"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
@@ -40,9 +40,6 @@ const (
 	DefaultLimit         = 20
 	MaxLimit             = 100
 )
-
-// TestEvent is the webhook event name of test deliveries.
-const TestEvent = "WEBHOOK_TEST"
 
 // Announcer tells every replica that an organization's webhooks changed.
 type Announcer interface{ Announce(org string) }
@@ -60,7 +57,7 @@ type API struct {
 	st     *store.Store
 	keys   *secrets.Keyring
 	guard  ssrf.Guard
-	sender *dispatch.Sender
+	sender *outbound.Sender
 	ann    Announcer
 	opts   Options
 	writes *ratelimit.Limiter
@@ -68,7 +65,7 @@ type API struct {
 }
 
 // New builds the API.
-func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *dispatch.Sender, ann Announcer, o Options) *API {
+func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *outbound.Sender, ann Announcer, o Options) *API {
 	return &API{
 		st: st, keys: keys, guard: guard, sender: sender, ann: ann, opts: o,
 		writes: ratelimit.New(o.Writes, 0, nil), sends: ratelimit.New(o.Sends, 0, nil),
@@ -303,6 +300,7 @@ func (a *API) delete(c *echo.Context) error {
 
 type testResult struct {
 	Success         bool    `json:"success"`
+	Outcome         string  `json:"outcome"`
 	StatusCode      *int    `json:"statusCode"`
 	DurationMs      int64   `json:"durationMs"`
 	ResponseExcerpt string  `json:"responseExcerpt"`
@@ -318,20 +316,17 @@ func (a *API) test(c *echo.Context) error {
 		return err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	body, err := json.Marshal(map[string]any{
-		"id": "test_" + id, "type": TestEvent, "createdAt": time.Now().UTC().Format(time.RFC3339Nano),
-		"organizationId": w.OrgID, "data": map[string]any{"webhookId": w.ID.String(), "message": "Test delivery from Xpeditis"},
-	})
+	body, err := outbound.TestBody("test_"+id, w.OrgID, w.ID.String(), time.Now())
 	if err != nil {
 		return err
 	}
-	out := a.sender.Send(c.Request().Context(), w.URL, secret, webhook.Delivery{ID: id, Event: TestEvent, Timestamp: time.Now(), Attempt: 1}, body)
-	res := testResult{Success: out.Success(), DurationMs: out.Duration.Milliseconds(), ResponseExcerpt: out.Excerpt}
+	out := a.sender.Send(c.Request().Context(), w.URL, secret, webhook.Delivery{ID: id, Event: outbound.TestEvent, Timestamp: time.Now(), Attempt: 1}, body)
+	res := testResult{Success: out.Success(), Outcome: out.Kind.Label(), DurationMs: out.Duration.Milliseconds(), ResponseExcerpt: out.Excerpt}
 	if out.StatusCode != 0 {
 		res.StatusCode = &out.StatusCode
 	}
-	if out.Err != "" {
-		res.Error = &out.Err
+	if reason := out.Reason(); reason != "" {
+		res.Error = &reason
 	}
 	return c.JSON(http.StatusOK, res)
 }
@@ -414,32 +409,32 @@ func (a *API) retry(c *echo.Context) error {
 	if out.Success() {
 		status = store.DeliverySucceeded
 	}
-	d, err = a.st.RecordManual(context.WithoutCancel(ctx), d.ID, dispatch.AttemptOf(n, out, true), status)
+	d, err = a.st.RecordManual(context.WithoutCancel(ctx), d.ID, out.Attempt(n, true), status)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, deliveryOf(d))
 }
 
-func (a *API) webhookWithSecret(c *echo.Context) (store.Webhook, string, error) {
+func (a *API) webhookWithSecret(c *echo.Context) (store.Webhook, outbound.Signing, error) {
 	id, err := idParam(c, "id", "webhook")
 	if err != nil {
-		return store.Webhook{}, "", err
+		return store.Webhook{}, outbound.Signing{}, err
 	}
 	w, err := a.st.GetWebhook(c.Request().Context(), org(c), id)
 	if err != nil {
-		return w, "", mapErr(err, "webhook")
+		return w, outbound.Signing{}, mapErr(err, "webhook")
 	}
 	// Read from the row on every call, so that a secret whose key is back
 	// (or that was replaced) is used at once.
 	secret, err := a.keys.Open(w.SecretKeyID, w.SecretCiphertext, w.ID[:])
 	if errors.Is(err, secrets.ErrUndecryptable) {
-		return w, "", problem.New(http.StatusConflict, "%s; set a new secret (PATCH), or ask the operator to restore the key, then try again", err)
+		return w, outbound.Signing{}, problem.New(http.StatusConflict, "%s; set a new secret (PATCH), or ask the operator to restore the key, then try again", err)
 	}
 	if err != nil {
-		return w, "", fmt.Errorf("webhook %s: %w", w.ID, err)
+		return w, outbound.Signing{}, fmt.Errorf("webhook %s: %w", w.ID, err)
 	}
-	return w, string(secret), nil
+	return w, outbound.Signing{Secret: string(secret)}, nil
 }
 
 func (a *API) setSecret(w *store.Webhook, secret string) {
@@ -591,8 +586,9 @@ func mapErr(err error, what string) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return problem.NotFound(what)
-	case errors.Is(err, store.ErrConflict):
-		return problem.New(http.StatusConflict, "%s", strings.TrimPrefix(err.Error(), store.ErrConflict.Error()+": "))
+	}
+	if conflict := (*store.ConflictError)(nil); errors.As(err, &conflict) {
+		return problem.New(http.StatusConflict, "%s", conflict.Reason)
 	}
 	return err
 }

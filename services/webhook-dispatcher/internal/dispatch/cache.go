@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
 )
 
@@ -24,6 +25,9 @@ type Hook struct {
 	// delivery rows, which fail with this reason instead of being sent.
 	SecretErr error
 }
+
+// Signing is what the hook's requests are signed with at now.
+func (h Hook) Signing(time.Time) outbound.Signing { return outbound.Signing{Secret: h.Secret} }
 
 // Subscribed reports whether the hook wants event.
 func (h Hook) Subscribed(event string) bool { return slices.Contains(h.Events, event) }

@@ -1,13 +1,10 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/webhook"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
 )
 
@@ -59,7 +57,7 @@ type Dispatcher struct {
 	o       Options
 	st      deliveryStore
 	cache   *Cache
-	sender  *Sender
+	sender  *outbound.Sender
 	sched   *Scheduler
 	rec     *Recorder
 	lease   *lease
@@ -72,13 +70,14 @@ type Dispatcher struct {
 }
 
 // New wires a dispatcher.
-func New(o Options, st deliveryStore, cache *Cache, sender *Sender, js jetstream.JetStream, ann Announcer, metrics *Metrics, log *slog.Logger) *Dispatcher {
+func New(o Options, st deliveryStore, cache *Cache, sender *outbound.Sender, js jetstream.JetStream, ann Announcer, metrics *Metrics, log *slog.Logger) *Dispatcher {
 	d := &Dispatcher{o: o, st: st, cache: cache, sender: sender, js: js, ann: ann, metrics: metrics, log: log}
 	d.sched = NewScheduler(o.Limits, d.deliver, func(jobs []store.Job) {
 		for _, j := range jobs {
 			d.handBack(j, deferDelay)
 		}
 	})
+	metrics.countInFlight(d.sched.InFlight)
 	d.rec = NewRecorder(st, o.Batch, o.Policy.FailureThreshold, d.disabled, o.Health.Postgres, log)
 	d.lease = newLease(st, o.Lease, func(n int) { metrics.TakenOver.Add(float64(n)) }, o.Health.Postgres, log)
 	d.events = natsx.NewConsumer(js, natsx.ConsumerConfig{
@@ -194,7 +193,7 @@ func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome
 				continue
 			}
 			if body == nil {
-				if body, err = Body(ev, route.Webhook, m); err != nil {
+				if body, err = outbound.Body(ev, route.Webhook, storedAt(m)); err != nil {
 					break
 				}
 			}
@@ -233,46 +232,12 @@ func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome
 	return out
 }
 
-// webhookBody is what the integrator receives.
-type webhookBody struct {
-	ID             string         `json:"id"`
-	Type           string         `json:"type"`
-	CreatedAt      string         `json:"createdAt"`
-	OrganizationID string         `json:"organizationId"`
-	Data           map[string]any `json:"data"`
-}
-
-// Body encodes the request body of an event: {"id","type","createdAt",
-// "organizationId","data"}, with the webhook event name as type and the
-// time the event occurred (or was stored, when the producer gave none).
-func Body(ev *contract.Event, webhookEvent string, m jetstream.Msg) ([]byte, error) {
-	created := ev.GetOccurredAt().AsTime()
-	if ev.GetOccurredAt() == nil {
-		created = time.Now()
-		if m != nil {
-			if md, err := m.Metadata(); err == nil {
-				created = md.Timestamp
-			}
-		}
+// storedAt is when m entered its stream, or now when that is unknown.
+func storedAt(m jetstream.Msg) time.Time {
+	if md, err := m.Metadata(); err == nil {
+		return md.Timestamp
 	}
-	data := ev.GetData().AsMap()
-	if data == nil {
-		data = map[string]any{}
-	}
-	return encode(webhookBody{
-		ID: ev.GetId(), Type: webhookEvent, CreatedAt: created.UTC().Format(time.RFC3339Nano),
-		OrganizationID: ev.GetOrganizationId(), Data: data,
-	})
-}
-
-func encode(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	return time.Now()
 }
 
 // poll claims due deliveries: scheduled retries, and rows whose claim ran
@@ -365,10 +330,10 @@ func (d *Dispatcher) deliver(j store.Job) outcome {
 		d.handBack(j, 0) // the lease is not live, or deliveries were taken over since the claim
 		return notSent
 	}
-	out := d.sender.Send(ctx, hook.URL, hook.Secret, webhook.Delivery{ID: j.DeliveryID.String(), Event: j.Event, Timestamp: time.Now(), Attempt: j.Attempt}, j.Body)
-	res := store.Result{Job: j, Attempt: AttemptOf(j.Attempt, out, false)}
+	out := d.sender.Send(ctx, hook.URL, hook.Signing(time.Now()), webhook.Delivery{ID: j.DeliveryID.String(), Event: j.Event, Timestamp: time.Now(), Attempt: j.Attempt}, j.Body)
+	res := store.Result{Job: j, Attempt: out.Attempt(j.Attempt, false)}
 	d.metrics.AttemptDuration.Observe(out.Duration.Seconds())
-	d.metrics.Attempts.WithLabelValues(res.Attempt.Outcome).Inc()
+	d.metrics.Attempts.WithLabelValues(out.Kind.Label()).Inc()
 	// Attempts whose answer was never recorded (their dispatcher died) do
 	// not use up the budget: the receiver may not have seen them.
 	tries := j.Attempt - j.Interrupted
@@ -376,7 +341,7 @@ func (d *Dispatcher) deliver(j store.Job) outcome {
 	case out.Success():
 		res.Status = store.DeliverySucceeded
 		d.metrics.Deliveries.WithLabelValues(res.Status).Inc()
-	case tries < d.o.Policy.MaxAttempts:
+	case out.Retryable() && tries < d.o.Policy.MaxAttempts:
 		res.Status, res.RetryIn = store.DeliveryPending, d.o.Policy.Delay(tries, out.RetryAfter)
 		d.metrics.Retries.Inc()
 	default:
@@ -385,7 +350,7 @@ func (d *Dispatcher) deliver(j store.Job) outcome {
 	}
 	if !out.Success() {
 		d.log.Warn("webhook attempt failed", "webhook_id", j.WebhookID, "delivery_id", j.DeliveryID, "event_id", j.EventID,
-			"attempt", j.Attempt, "host", hostOf(hook.URL), "status_code", out.StatusCode, "reason", out.Err,
+			"attempt", j.Attempt, "host", hostOf(hook.URL), "outcome", out.Kind.Label(), "status_code", out.StatusCode, "reason", out.Reason(),
 			"next", res.Status, "retry_in", res.RetryIn.String())
 		d.rec.AddAndWait(res)
 		return failed
@@ -410,30 +375,6 @@ func (d *Dispatcher) failUnsigned(j store.Job, reason error) {
 	})
 }
 
-// AttemptOf is the log record of an outcome.
-func AttemptOf(n int, out Outcome, manual bool) store.Attempt {
-	return store.Attempt{
-		Number: n, At: time.Now().Add(-out.Duration).UTC(), DurationMs: out.Duration.Milliseconds(), Outcome: outcomeOf(out),
-		StatusCode: out.StatusCode, Error: out.Err, ResponseExcerpt: out.Excerpt, Manual: manual,
-	}
-}
-
-// outcomeOf is the log outcome (and metric label) of a request.
-func outcomeOf(o Outcome) string {
-	switch {
-	case o.Success():
-		return store.OutcomeSuccess
-	case o.StatusCode != 0:
-		return store.OutcomeHTTPError
-	case strings.HasPrefix(o.Err, "refused"):
-		return store.OutcomeRefused
-	case strings.HasPrefix(o.Err, "timeout"):
-		return store.OutcomeTimeout
-	default:
-		return store.OutcomeNetworkError
-	}
-}
-
 // hostOf keeps only the host of a URL for logs: paths and queries can carry
 // the integrator's tokens.
 func hostOf(raw string) string {
@@ -448,7 +389,6 @@ func (d *Dispatcher) disabled(hooks []store.Disabled) {
 	for _, h := range hooks {
 		d.metrics.Disabled.Inc()
 		d.log.Warn("webhook disabled after failed attempts", "webhook_id", h.ID, "org", h.OrgID, "failure_count", h.FailureCount)
-		d.cache.Invalidate(h.OrgID)
-		d.ann.Announce(h.OrgID)
+		d.ann.Announce(h.OrgID) // which drops this replica's cache entry too
 	}
 }

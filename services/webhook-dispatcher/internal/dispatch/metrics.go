@@ -1,10 +1,14 @@
 package dispatch
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
+)
 
 // Metrics of the dispatcher.
 type Metrics struct {
-	Attempts        *prometheus.CounterVec // by outcome: success, http_error, network_error, refused, timeout
+	Attempts        *prometheus.CounterVec // by outcome: outbound.Kind's labels
 	Deliveries      *prometheus.CounterVec // finished deliveries by status
 	AttemptDuration prometheus.Histogram
 	Retries         prometheus.Counter
@@ -13,11 +17,12 @@ type Metrics struct {
 	TakenOver       prometheus.Counter // deliveries taken over from replicas whose lease ran out
 	DeadLettered    prometheus.Counter
 	SecretErrors    prometheus.Counter // secrets that could not be decrypted, once per webhook per cache load
-	InFlight        prometheus.GaugeFunc
+	reg             prometheus.Registerer
 }
 
-// NewMetrics registers the metrics; inFlight reports requests in flight.
-func NewMetrics(reg prometheus.Registerer, inFlight func() float64) *Metrics {
+// NewMetrics registers the metrics (the dispatcher adds its requests in
+// flight when it is built).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhook_attempts_total", Help: "Webhook delivery attempts by outcome.",
@@ -42,8 +47,17 @@ func NewMetrics(reg prometheus.Registerer, inFlight func() float64) *Metrics {
 			Name: "webhook_secret_errors_total",
 			Help: "Webhook secrets that could not be decrypted (key missing or changed) when an organization's webhooks were loaded; their deliveries fail.",
 		}),
-		InFlight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "webhook_requests_in_flight", Help: "Webhook requests in flight."}, inFlight),
+		reg: reg,
 	}
-	reg.MustRegister(m.Attempts, m.Deliveries, m.AttemptDuration, m.Retries, m.Disabled, m.Dropped, m.TakenOver, m.DeadLettered, m.SecretErrors, m.InFlight)
+	reg.MustRegister(m.Attempts, m.Deliveries, m.AttemptDuration, m.Retries, m.Disabled, m.Dropped, m.TakenOver, m.DeadLettered, m.SecretErrors)
+	for _, l := range outbound.Labels() {
+		m.Attempts.WithLabelValues(l)
+	}
 	return m
+}
+
+// countInFlight registers the gauge of requests in flight.
+func (m *Metrics) countInFlight(n func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "webhook_requests_in_flight", Help: "Webhook requests in flight."},
+		func() float64 { return float64(n()) }))
 }

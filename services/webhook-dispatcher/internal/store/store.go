@@ -32,8 +32,11 @@ const (
 // ErrNotFound is returned for a missing row, or one of another organization.
 var ErrNotFound = errors.New("not found")
 
-// ErrConflict is returned when a row is not in a state the change needs.
-var ErrConflict = errors.New("conflict")
+// ConflictError is returned when a row is not in the state a change needs;
+// Reason says so in words for the caller of the API.
+type ConflictError struct{ Reason string }
+
+func (e *ConflictError) Error() string { return "conflict: " + e.Reason }
 
 // Webhook is a row of webhooks.
 type Webhook struct {
@@ -76,6 +79,8 @@ const (
 	OutcomeTimeout      = "timeout"
 	OutcomeRefused      = "refused"
 	OutcomeNetworkError = "network_error"
+	OutcomeRedirect     = "redirect"
+	OutcomeCancelled    = "cancelled"
 	OutcomeNotSent      = "not_sent" // failed on our side before any request (an unreadable secret)
 )
 
@@ -272,14 +277,14 @@ func (s *Store) GetDelivery(ctx context.Context, org string, webhookID, id uuid.
 }
 
 // StartManual marks a finished delivery as being retried by hand, so that
-// two manual retries do not run at once. It answers ErrConflict when the
+// two manual retries do not run at once. It answers a *ConflictError when the
 // delivery is still pending an automatic attempt.
 func (s *Store) StartManual(ctx context.Context, d Delivery) (Delivery, error) {
 	var out Delivery
 	err := s.db.GetContext(ctx, &out, `UPDATE webhook_deliveries SET claim = claim + 1, updated_at = now()
 		WHERE id = $1 AND status <> 'PENDING' RETURNING `+deliveryColumns, d.ID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return out, fmt.Errorf("%w: the delivery is pending an automatic attempt", ErrConflict)
+		return out, &ConflictError{Reason: "the delivery is pending an automatic attempt"}
 	}
 	if err != nil {
 		return out, fmt.Errorf("start manual retry: %w", err)

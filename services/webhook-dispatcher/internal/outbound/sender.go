@@ -1,14 +1,13 @@
-// Package dispatch delivers webhook events: the consumer of EVENTS fans each
-// event out to delivery rows, the scheduler sends them with a bounded share
-// of workers per webhook, the recorder writes outcomes in batches, and the
-// poller takes due retries (and rows of crashed workers) from PostgreSQL.
-package dispatch
+// Package outbound makes the requests of webhook deliveries: it encodes
+// the body an integrator receives (Body), signs and sends it (Sender), and
+// types what came back (Result, Kind). The delivery engine and the REST
+// API's test and retry both go through it.
+package outbound
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -73,20 +72,15 @@ func NewSender(o SenderOptions) *Sender {
 // Close drops idle connections.
 func (s *Sender) Close() { s.client.CloseIdleConnections() }
 
-// Outcome is what one request produced.
-type Outcome struct {
-	StatusCode int
-	Duration   time.Duration
-	Excerpt    string
-	Err        string        // why the attempt failed, when it did without a 2xx
-	RetryAfter time.Duration // from a Retry-After header, 0 when absent
+// Signing is the secret a request is signed with and, during a rotation's
+// overlap, the previous one (see webhook.SetHeadersRotating).
+type Signing struct {
+	Secret   string
+	Previous string // empty outside an overlap
 }
 
-// Success reports a 2xx answer.
-func (o Outcome) Success() bool { return o.StatusCode >= 200 && o.StatusCode < 300 }
-
 // Send signs body and POSTs it to url.
-func (s *Sender) Send(ctx context.Context, url, secret string, d webhook.Delivery, body []byte) Outcome {
+func (s *Sender) Send(ctx context.Context, url string, sig Signing, d webhook.Delivery, body []byte) Result {
 	// start precedes the deadline, so that a request cut by the timeout
 	// lasted the timeout.
 	start := time.Now()
@@ -94,35 +88,46 @@ func (s *Sender) Send(ctx context.Context, url, secret string, d webhook.Deliver
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return Outcome{Err: "invalid request: " + err.Error()}
+		return Result{Kind: Network, Detail: "invalid request: " + err.Error()}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
-	webhook.SetHeaders(req.Header, secret, d, body)
+	webhook.SetHeadersRotating(req.Header, sig.Secret, sig.Previous, d, body)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return Outcome{Duration: time.Since(start), Err: describe(err, s.timeout)}
+		r := classify(err)
+		r.Duration, r.timeout = time.Since(start), s.timeout
+		return r
 	}
 	defer resp.Body.Close()
 	excerpt, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxExcerpt))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
-	o := Outcome{
+	r := Result{
+		Kind:       kindOfStatus(resp.StatusCode),
 		StatusCode: resp.StatusCode,
 		Duration:   time.Since(start),
 		Excerpt:    excerptOf(excerpt),
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		timeout:    s.timeout,
 	}
-	switch {
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		o.Err = "redirects are not followed"
-	case !o.Success():
-		o.Err = "HTTP " + strconv.Itoa(resp.StatusCode)
-	case readErr != nil:
+	if r.Kind == OK && readErr != nil {
 		// The receiver answered 2xx: the delivery counts as done even if the
 		// rest of its body did not arrive.
-		o.Excerpt += " [response body cut: " + describe(readErr, s.timeout) + "]"
+		cut := classify(readErr)
+		cut.timeout = s.timeout
+		r.Excerpt += " [response body cut: " + cut.Reason() + "]"
 	}
-	return o
+	return r
+}
+
+func kindOfStatus(code int) Kind {
+	switch {
+	case code >= 200 && code < 300:
+		return OK
+	case code >= 300 && code < 400:
+		return Redirect
+	}
+	return HTTPStatus
 }
 
 // excerptOf is the part of an answer kept in the delivery log, as valid
@@ -132,8 +137,8 @@ func excerptOf(b []byte) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(string(b), string(utf8.RuneError)), "\x00", string(utf8.RuneError))
 }
 
-// describe turns a transport error into a short reason for the delivery log.
-func describe(err error, timeout time.Duration) string {
+// classify types a transport error.
+func classify(err error) Result {
 	var ne net.Error
 	switch {
 	case errors.Is(err, ssrf.ErrBlocked):
@@ -145,17 +150,17 @@ func describe(err error, timeout time.Duration) string {
 				inner = e
 			}
 		}
-		return "refused: " + inner.Error()
+		return Result{Kind: Refused, Detail: inner.Error()}
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return fmt.Sprintf("timeout: no complete answer within %s", timeout)
+		return Result{Kind: Timeout}
 	case errors.Is(err, context.Canceled):
-		return "canceled: the dispatcher is shutting down"
+		return Result{Kind: Cancelled}
 	}
 	var op *net.OpError
 	if errors.As(err, &op) {
-		return op.Op + ": " + op.Err.Error()
+		return Result{Kind: Network, Detail: op.Op + ": " + op.Err.Error()}
 	}
-	return err.Error()
+	return Result{Kind: Network, Detail: err.Error()}
 }
 
 // parseRetryAfter reads delay-seconds or an HTTP date.

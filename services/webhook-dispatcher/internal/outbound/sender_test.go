@@ -1,4 +1,4 @@
-package dispatch
+package outbound
 
 import (
 	"context"
@@ -53,8 +53,8 @@ func TestSenderRefusesPrivateAddressesOnTheDialledAddress(t *testing.T) {
 		"http://mapped.example.test:" + port + "/":   "loopback",
 	}
 	for target, why := range targets {
-		out := s.Send(t.Context(), target, "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=", webhook.Delivery{ID: "d", Event: "E", Timestamp: time.Now(), Attempt: 1}, []byte(`{}`))
-		if out.Success() || !strings.HasPrefix(out.Err, "refused") || !strings.Contains(out.Err, why) {
+		out := s.Send(t.Context(), target, Signing{Secret: "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="}, webhook.Delivery{ID: "d", Event: "E", Timestamp: time.Now(), Attempt: 1}, []byte(`{}`))
+		if out.Kind != Refused || out.Retryable() || !strings.HasPrefix(out.Reason(), "refused") || !strings.Contains(out.Reason(), why) {
 			t.Errorf("%s: outcome %+v, want refused as %s", target, out, why)
 		}
 	}
@@ -73,9 +73,9 @@ func TestSenderDoesNotFollowRedirects(t *testing.T) {
 		})
 		allowOuter := ssrf.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 		s := NewSender(SenderOptions{ConnectTimeout: time.Second, Timeout: 2 * time.Second, Guard: allowOuter})
-		out := s.Send(t.Context(), outer.URL, "secret-secret-secret", webhook.Delivery{ID: "d", Event: "E", Timestamp: time.Now(), Attempt: 1}, []byte(`{}`))
+		out := s.Send(t.Context(), outer.URL, Signing{Secret: "secret-secret-secret"}, webhook.Delivery{ID: "d", Event: "E", Timestamp: time.Now(), Attempt: 1}, []byte(`{}`))
 		s.Close()
-		if out.Success() || out.StatusCode != http.StatusFound || out.Err != "redirects are not followed" {
+		if out.Kind != Redirect || out.StatusCode != http.StatusFound || out.Reason() != "redirects are not followed" || out.Attempt(1, false).Outcome != "redirect" {
 			t.Errorf("redirect to %s: outcome %+v", location, out)
 		}
 	}
@@ -100,11 +100,11 @@ func TestSenderTimesOutAndBoundsTheExcerpt(t *testing.T) {
 	s := NewSender(SenderOptions{ConnectTimeout: time.Second, Timeout: 300 * time.Millisecond, Guard: ssrf.Guard{AllowPrivate: true}})
 	defer s.Close()
 	d := webhook.Delivery{ID: "d", Event: "E", Timestamp: time.Now(), Attempt: 1}
-	out := s.Send(t.Context(), slow.URL, "secret-secret-secret", d, []byte(`{}`))
-	if out.Success() || !strings.HasPrefix(out.Err, "timeout") || out.Duration < 300*time.Millisecond || out.Duration > 2*time.Second {
+	out := s.Send(t.Context(), slow.URL, Signing{Secret: "secret-secret-secret"}, d, []byte(`{}`))
+	if out.Kind != Timeout || !out.Retryable() || out.Reason() != "timeout: no complete answer within 300ms" || out.Duration < 300*time.Millisecond || out.Duration > 2*time.Second {
 		t.Fatalf("slow endpoint: %+v", out)
 	}
-	out = s.Send(t.Context(), big.URL, "secret-secret-secret", d, []byte(`{}`))
+	out = s.Send(t.Context(), big.URL, Signing{Secret: "secret-secret-secret"}, d, []byte(`{}`))
 	if !out.Success() || len(out.Excerpt) > MaxExcerpt+3 || !strings.HasPrefix(out.Excerpt, "éé") {
 		t.Fatalf("big response: success %v, excerpt %d bytes", out.Success(), len(out.Excerpt))
 	}
@@ -121,24 +121,5 @@ func TestParseRetryAfter(t *testing.T) {
 		if got := parseRetryAfter(in, now); got != want {
 			t.Errorf("parseRetryAfter(%q) = %s, want %s", in, got, want)
 		}
-	}
-}
-
-func TestPolicyDelay(t *testing.T) {
-	p := Policy{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: 10 * time.Second, JitterPercent: 20, RetryAfterMax: time.Minute}
-	for range 200 {
-		d1, d2, d5 := p.Delay(1, 0), p.Delay(2, 0), p.Delay(5, 0)
-		if d1 < 800*time.Millisecond || d1 > 1200*time.Millisecond || d2 < 1600*time.Millisecond || d2 > 2400*time.Millisecond || d2 <= d1 {
-			t.Fatalf("delays %s, %s: want about 1s then 2s, growing", d1, d2)
-		}
-		if d5 > 12*time.Second || d5 < 8*time.Second {
-			t.Fatalf("delay of attempt 5 = %s, want about the 10s cap", d5)
-		}
-	}
-	if d := p.Delay(1, 30*time.Second); d != 30*time.Second {
-		t.Fatalf("Retry-After 30s: %s", d)
-	}
-	if d := p.Delay(1, time.Hour); d != time.Minute {
-		t.Fatalf("Retry-After 1h: %s, want capped at 1m", d)
 	}
 }

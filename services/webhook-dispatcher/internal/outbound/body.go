@@ -1,0 +1,60 @@
+package outbound
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/xpeditis/notify/pkg/contract"
+)
+
+// TestEvent is the webhook event name of test deliveries.
+const TestEvent = "WEBHOOK_TEST"
+
+// body is what the integrator receives (its JSON Schema per event type is
+// in the catalogue, schemas/).
+type body struct {
+	ID             string         `json:"id"`
+	Type           string         `json:"type"`
+	CreatedAt      string         `json:"createdAt"`
+	OrganizationID string         `json:"organizationId"`
+	Data           map[string]any `json:"data"`
+}
+
+// Body encodes the request body of an event: {"id","type","createdAt",
+// "organizationId","data"}, with the webhook event name as type and the
+// time the event occurred, or stored (when it entered EVENTS) when the
+// producer gave none.
+func Body(ev *contract.Event, webhookEvent string, stored time.Time) ([]byte, error) {
+	created := stored
+	if ev.GetOccurredAt() != nil {
+		created = ev.GetOccurredAt().AsTime()
+	}
+	return encode(body{
+		ID: ev.GetId(), Type: webhookEvent, CreatedAt: created.UTC().Format(time.RFC3339Nano),
+		OrganizationID: ev.GetOrganizationId(), Data: ev.GetData().AsMap(),
+	})
+}
+
+// TestBody is the body of a test delivery to a webhook.
+func TestBody(id, org, webhookID string, at time.Time) ([]byte, error) {
+	return encode(body{
+		ID: id, Type: TestEvent, CreatedAt: at.UTC().Format(time.RFC3339Nano), OrganizationID: org,
+		Data: map[string]any{"webhookId": webhookID, "message": "Test delivery from Xpeditis"},
+	})
+}
+
+// encode writes JSON as integrators expect it: "<", ">" and "&" as they are,
+// not HTML-escaped, and no trailing newline.
+func encode(b body) ([]byte, error) {
+	if b.Data == nil {
+		b.Data = map[string]any{}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(b); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
