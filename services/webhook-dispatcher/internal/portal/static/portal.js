@@ -361,7 +361,8 @@ async function loadDeliveries(more) {
 const statusWords = { SUCCEEDED: 'succeeded', FAILED: 'failed', PENDING: 'pending' };
 const outcomeWords = {
   success: 'success', http_error: 'HTTP error', timeout: 'timed out', refused: 'refused (address not allowed)',
-  network_error: 'network error', not_sent: 'not sent', started: 'in progress', interrupted: 'interrupted (the dispatcher stopped)',
+  network_error: 'network error', redirect: 'redirect (not followed)', cancelled: 'cancelled',
+  not_sent: 'not sent', started: 'in progress', interrupted: 'interrupted (the dispatcher stopped)',
 };
 
 function deliveryItem(d) {
