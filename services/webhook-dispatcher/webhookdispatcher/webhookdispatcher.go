@@ -27,6 +27,7 @@ import (
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/dispatch"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/portal"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/recovery"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
@@ -173,10 +174,12 @@ type Service struct {
 	portal *portal.Portal
 	deps   app.Deps
 	disp   *dispatch.Dispatcher
-	st     *store.Store
-	keys   *secrets.Keyring
-	sub    *nats.Subscription
-	log    *slog.Logger
+	// recoveries runs the recoveries of missed events the API starts.
+	recoveries *recovery.Runner
+	st         *store.Store
+	keys       *secrets.Keyring
+	sub        *nats.Subscription
+	log        *slog.Logger
 	// keysErr says which keys of WEBHOOK_SECRETS_KEYS do not open the
 	// secrets sealed under their id, found at start; the service is not
 	// ready while it is set.
@@ -216,7 +219,10 @@ func New(cfg Config) app.Builder {
 				QueuePerWebhook: cfg.QueuePerWebhook, MaxQueued: 20 * cfg.MaxInFlight, StartPerWebhook: 1,
 			},
 		}, st, cache, sender, d.JS, ann, metrics, log)
-		s.api = api.New(st, keys, cfg.Guard(), sender, ann, api.Options{
+		s.recoveries = recovery.New(recovery.Options{
+			Lease: recoveryLease, Batch: cfg.Batch, Backlog: cfg.QueuePerWebhook / 2, MaxConcurrent: 4, Poll: 250 * time.Millisecond,
+		}, st, d.JS, log)
+		s.api = api.New(st, keys, cfg.Guard(), sender, ann, s.recoveries, api.Options{
 			WriteRoles: cfg.WriteRoles, MaxPerOrganization: cfg.MaxPerOrganization, Writes: cfg.Writes, Sends: cfg.Sends,
 		})
 		s.portal = portal.New(keys, d.Verifier, portal.Options{WriteRoles: cfg.WriteRoles, SessionTTL: cfg.PortalSessionTTL})
@@ -236,6 +242,10 @@ func (s *Service) Register(e *echo.Echo) {
 	s.api.Register(e, s.deps.Verifier)
 	s.portal.Register(e, s.api.Mount)
 }
+
+// recoveryLease is how long a recovery stays with a replica that stopped
+// renewing it (it died) before another replica resumes it.
+const recoveryLease = 15 * time.Second
 
 // keySamples is how many secrets checkKeys tries under each key id: one
 // that opens is enough, so one damaged row does not fail a good key.
@@ -281,7 +291,11 @@ func checkKeys(ctx context.Context, st *store.Store, keys *secrets.Keyring) (wro
 func (s *Service) Run(ctx context.Context) error {
 	defer func() { _ = s.sub.Unsubscribe() }()
 	go s.reencryptSecrets(ctx)
-	return s.disp.Run(ctx)
+	recovering := make(chan struct{})
+	go func() { defer close(recovering); s.recoveries.Run(ctx) }()
+	err := s.disp.Run(ctx)
+	<-recovering
+	return err
 }
 
 // reencryptStopped reports a re-encryption cut short by err: nothing to say

@@ -39,7 +39,19 @@ const (
 	MaxDescriptionLength = 500
 	DefaultLimit         = 20
 	MaxLimit             = 100
+	MaxRecoveryWindow    = 7 * 24 * time.Hour
+	DefaultOverlap       = 24 * time.Hour
+	MaxOverlap           = 7 * 24 * time.Hour
 )
+
+// Recoveries runs the recoveries the API starts.
+type Recoveries interface {
+	// Window is what EVENTS holds: the time of its oldest event (zero when
+	// it holds none) and its last sequence.
+	Window(ctx context.Context) (oldest time.Time, lastSeq uint64, err error)
+	// Wake has a new recovery looked at now.
+	Wake()
+}
 
 // Announcer tells every replica that an organization's webhooks changed.
 type Announcer interface{ Announce(org string) }
@@ -59,15 +71,16 @@ type API struct {
 	guard  ssrf.Guard
 	sender *outbound.Sender
 	ann    Announcer
+	rec    Recoveries
 	opts   Options
 	writes *ratelimit.Limiter
 	sends  *ratelimit.Limiter
 }
 
 // New builds the API.
-func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *outbound.Sender, ann Announcer, o Options) *API {
+func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *outbound.Sender, ann Announcer, rec Recoveries, o Options) *API {
 	return &API{
-		st: st, keys: keys, guard: guard, sender: sender, ann: ann, opts: o,
+		st: st, keys: keys, guard: guard, sender: sender, ann: ann, rec: rec, opts: o,
 		writes: ratelimit.New(o.Writes, 0, nil), sends: ratelimit.New(o.Sends, 0, nil),
 	}
 }
@@ -90,8 +103,12 @@ func (a *API) Mount(g *echo.Group) {
 	g.GET("/:id", a.get)
 	g.PATCH("/:id", a.update, a.requireWriter, write)
 	g.DELETE("/:id", a.delete, a.requireWriter, write)
+	g.POST("/:id/rotate-secret", a.rotateSecret, a.requireWriter, write)
 	g.POST("/:id/test", a.test, a.requireWriter, send)
 	g.GET("/:id/deliveries", a.deliveries)
+	g.GET("/:id/stats", a.stats)
+	g.POST("/:id/recover", a.recover, a.requireWriter, write)
+	g.GET("/:id/recoveries/:recoveryId", a.recovery)
 	g.POST("/:id/deliveries/:deliveryId/retry", a.retry, a.requireWriter, send)
 }
 
@@ -117,23 +134,31 @@ func (a *API) requireWriter(next echo.HandlerFunc) echo.HandlerFunc {
 // webhookJSON is a webhook as the API shows it. Secret is set only in the
 // answer to create.
 type webhookJSON struct {
-	ID           string    `json:"id"`
-	URL          string    `json:"url"`
-	Events       []string  `json:"events"`
-	Status       string    `json:"status"`
-	FailureCount int       `json:"failureCount"`
-	Description  string    `json:"description"`
-	SecretHint   string    `json:"secretHint"`
-	CreatedAt    time.Time `json:"createdAt"`
-	UpdatedAt    time.Time `json:"updatedAt"`
-	Secret       string    `json:"secret,omitempty"`
+	ID           string   `json:"id"`
+	URL          string   `json:"url"`
+	Events       []string `json:"events"`
+	Status       string   `json:"status"`
+	FailureCount int      `json:"failureCount"`
+	Description  string   `json:"description"`
+	SecretHint   string   `json:"secretHint"`
+	// PreviousSecretExpiresAt is when the secret a rotation replaced stops
+	// signing; null outside an overlap.
+	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt"`
+	CreatedAt               time.Time  `json:"createdAt"`
+	UpdatedAt               time.Time  `json:"updatedAt"`
+	Secret                  string     `json:"secret,omitempty"`
 }
 
 func toJSON(w store.Webhook) webhookJSON {
-	return webhookJSON{
+	out := webhookJSON{
 		ID: w.ID.String(), URL: w.URL, Events: w.Events, Status: w.Status, FailureCount: w.FailureCount,
 		Description: w.Description, SecretHint: w.SecretHint, CreatedAt: w.CreatedAt.UTC(), UpdatedAt: w.UpdatedAt.UTC(),
 	}
+	if w.Overlapping(time.Now()) {
+		t := w.PreviousUntil.Time.UTC()
+		out.PreviousSecretExpiresAt = &t
+	}
+	return out
 }
 
 type page[T any] struct {
@@ -188,7 +213,7 @@ func (a *API) create(c *echo.Context) error {
 		ID: uuid.Must(uuid.NewV7()), OrgID: org(c), URL: u, Events: events, Description: req.Description,
 		Status: store.StatusActive, CreatedAt: now, UpdatedAt: now,
 	}
-	a.setSecret(&w, secret)
+	a.setSecret(&w, secret, time.Time{})
 	var limit *store.LimitError
 	if err := a.st.CreateWebhook(c.Request().Context(), w, a.opts.MaxPerOrganization); errors.As(err, &limit) {
 		return problem.New(http.StatusConflict, "%s (WEBHOOK_MAX_PER_ORGANIZATION); delete one before creating another", limit.Error())
@@ -252,7 +277,7 @@ func (a *API) update(c *echo.Context) error {
 			w.Events = events
 		}
 		if req.Secret != nil {
-			a.setSecret(w, *req.Secret)
+			a.setSecret(w, *req.Secret, time.Time{}) // replaced at once, no overlap
 		}
 		if req.Description != nil {
 			w.Description = *req.Description
@@ -331,11 +356,187 @@ func (a *API) test(c *echo.Context) error {
 	return c.JSON(http.StatusOK, res)
 }
 
+// StatsWindow is the span of a webhook's health figures.
+const StatsWindow = 24 * time.Hour
+
+type statsJSON struct {
+	From       time.Time `json:"from"`
+	To         time.Time `json:"to"`
+	Deliveries struct {
+		Total     int `json:"total"`
+		Pending   int `json:"pending"`
+		Succeeded int `json:"succeeded"`
+		Failed    int `json:"failed"`
+	} `json:"deliveries"`
+	Attempts       int            `json:"attempts"`
+	SuccessRate    *float64       `json:"successRate"` // of attempts; null without any
+	ResponseTimeMs *responseTimes `json:"responseTimeMs"`
+	LastError      *store.Attempt `json:"lastError"`
+	Sampled        bool           `json:"sampled"`
+}
+
+type responseTimes struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+}
+
+// stats answers a webhook's health over the last StatsWindow: its
+// deliveries by status, the success rate of their attempts, the response
+// time of those that were answered, and the last failed attempt.
+func (a *API) stats(c *echo.Context) error {
+	id, err := idParam(c, "id", "webhook")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if _, err := a.st.GetWebhook(ctx, org(c), id); err != nil {
+		return mapErr(err, "webhook")
+	}
+	st, err := a.st.WebhookStats(ctx, org(c), id, StatsWindow)
+	if err != nil {
+		return err
+	}
+	out := statsJSON{From: st.From, To: st.To, Attempts: st.Attempts, LastError: st.LastError, Sampled: st.Sampled}
+	out.Deliveries.Total, out.Deliveries.Pending, out.Deliveries.Succeeded, out.Deliveries.Failed = st.Deliveries, st.Pending, st.Succeeded, st.Failed
+	if st.Attempts > 0 {
+		rate := float64(st.AttemptsOK) / float64(st.Attempts)
+		out.SuccessRate = &rate
+	}
+	if st.P50Ms.Valid && st.P95Ms.Valid {
+		out.ResponseTimeMs = &responseTimes{P50: st.P50Ms.Float64, P95: st.P95Ms.Float64}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+type recoverRequest struct {
+	Since *string `json:"since"`
+	Until *string `json:"until"`
+}
+
+type recoveryJSON struct {
+	ID                string     `json:"id"`
+	WebhookID         string     `json:"webhookId"`
+	Since             time.Time  `json:"since"`
+	Until             time.Time  `json:"until"`
+	Status            string     `json:"status"`
+	EventsScanned     int64      `json:"eventsScanned"`
+	DeliveriesCreated int64      `json:"deliveriesCreated"`
+	Deliveries        countsJSON `json:"deliveries"`
+	Error             *string    `json:"error"`
+	CreatedAt         time.Time  `json:"createdAt"`
+	FinishedAt        *time.Time `json:"finishedAt"`
+}
+
+type countsJSON struct {
+	Pending   int `json:"pending"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+}
+
+func recoveryOf(r store.Recovery) recoveryJSON {
+	out := recoveryJSON{
+		ID: r.ID.String(), WebhookID: r.WebhookID.String(), Since: r.Since.UTC(), Until: r.Until.UTC(), Status: r.Status,
+		EventsScanned: r.EventsRead, DeliveriesCreated: r.DeliveriesCreated,
+		Deliveries: countsJSON{Pending: r.Pending, Succeeded: r.Succeeded, Failed: r.Failed}, CreatedAt: r.CreatedAt.UTC(),
+	}
+	if r.Error != "" {
+		out.Error = &r.Error
+	}
+	if r.FinishedAt.Valid {
+		t := r.FinishedAt.Time.UTC()
+		out.FinishedAt = &t
+	}
+	return out
+}
+
+func parseTime(field string, v *string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, *v)
+	if err != nil {
+		return t, problem.BadRequest("%s: %q is not an RFC 3339 time such as 2026-11-29T10:00:00Z", field, *v)
+	}
+	return t, nil
+}
+
+// recover starts a recovery: every event of the webhook's types stored in
+// EVENTS between since and until (default now) is sent again as a new
+// delivery with its original event id. It answers 202 with the recovery,
+// whose progress GET …/recoveries/:recoveryId shows.
+func (a *API) recover(c *echo.Context) error {
+	id, err := idParam(c, "id", "webhook")
+	if err != nil {
+		return err
+	}
+	var req recoverRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	now := store.Now()
+	if req.Since == nil {
+		return problem.BadRequest("since: required (RFC 3339 time)")
+	}
+	since, err := parseTime("since", req.Since)
+	if err != nil {
+		return err
+	}
+	until := now
+	if req.Until != nil {
+		if until, err = parseTime("until", req.Until); err != nil {
+			return err
+		}
+	}
+	switch {
+	case since.After(now):
+		return problem.BadRequest("since: %s is in the future", since.UTC().Format(time.RFC3339))
+	case until.After(now):
+		return problem.BadRequest("until: %s is in the future (omit it to mean now)", until.UTC().Format(time.RFC3339))
+	case !since.Before(until):
+		return problem.BadRequest("since: %s is not before until (%s)", since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
+	case until.Sub(since) > MaxRecoveryWindow:
+		return problem.BadRequest("since, until: the window is %s long; at most 7 days (168h) per recovery", until.Sub(since).Round(time.Second))
+	}
+	ctx := c.Request().Context()
+	oldest, lastSeq, err := a.rec.Window(ctx)
+	if err != nil {
+		return err
+	}
+	if !oldest.IsZero() && since.Before(oldest) {
+		return problem.New(http.StatusConflict, "since: events before %s are no longer kept; the oldest available is from %s",
+			oldest.UTC().Format(time.RFC3339Nano), oldest.UTC().Format(time.RFC3339Nano))
+	}
+	r := store.Recovery{
+		ID: uuid.Must(uuid.NewV7()), WebhookID: id, OrgID: org(c), Since: since, Until: until, LastSeq: lastSeq,
+		Status: store.RecoveryRunning, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := a.st.CreateRecovery(ctx, r); err != nil {
+		return mapErr(err, "webhook")
+	}
+	a.rec.Wake()
+	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/webhooks/"+id.String()+"/recoveries/"+r.ID.String())
+	return c.JSON(http.StatusAccepted, recoveryOf(r))
+}
+
+func (a *API) recovery(c *echo.Context) error {
+	id, err := idParam(c, "id", "webhook")
+	if err != nil {
+		return err
+	}
+	rid, err := idParam(c, "recoveryId", "recovery")
+	if err != nil {
+		return err
+	}
+	r, err := a.st.GetRecovery(c.Request().Context(), org(c), id, rid)
+	if err != nil {
+		return mapErr(err, "recovery")
+	}
+	return c.JSON(http.StatusOK, recoveryOf(r))
+}
+
 type deliveryJSON struct {
 	ID            string          `json:"id"`
 	WebhookID     string          `json:"webhookId"`
 	EventID       string          `json:"eventId"`
 	Event         string          `json:"event"`
+	RecoveryID    *string         `json:"recoveryId"` // set on deliveries a recovery created
 	Status        string          `json:"status"`
 	Attempts      json.RawMessage `json:"attempts"`
 	NextAttemptAt *time.Time      `json:"nextAttemptAt"`
@@ -347,6 +548,10 @@ func deliveryOf(d store.Delivery) deliveryJSON {
 	out := deliveryJSON{
 		ID: d.ID.String(), WebhookID: d.WebhookID.String(), EventID: d.EventID, Event: d.Event, Status: d.Status,
 		Attempts: d.Attempts, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+	}
+	if d.RecoveryID.Valid {
+		rid := d.RecoveryID.UUID.String()
+		out.RecoveryID = &rid
 	}
 	if d.Status == store.DeliveryPending && d.NextAttemptAt.Valid {
 		t := d.NextAttemptAt.Time.UTC()
@@ -434,12 +639,83 @@ func (a *API) webhookWithSecret(c *echo.Context) (store.Webhook, outbound.Signin
 	if err != nil {
 		return w, outbound.Signing{}, fmt.Errorf("webhook %s: %w", w.ID, err)
 	}
-	return w, outbound.Signing{Secret: string(secret)}, nil
+	sig := outbound.Signing{Secret: string(secret)}
+	if w.Overlapping(time.Now()) {
+		// An unreadable previous secret only leaves the new one signing.
+		if prev, err := a.keys.Open(w.PreviousKeyID.String, w.PreviousCiphertext, w.ID[:]); err == nil {
+			sig.Previous = string(prev)
+		}
+	}
+	return w, sig, nil
 }
 
-func (a *API) setSecret(w *store.Webhook, secret string) {
-	w.SecretKeyID, w.SecretCiphertext = a.keys.Seal([]byte(secret), w.ID[:])
-	w.SecretHint = Hint(secret)
+// setSecret seals secret as w's; the secret it replaces keeps signing
+// until previousUntil (zero: not at all).
+func (a *API) setSecret(w *store.Webhook, secret string, previousUntil time.Time) {
+	kid, sealed := a.keys.Seal([]byte(secret), w.ID[:])
+	w.Rotate(kid, sealed, Hint(secret), previousUntil)
+}
+
+type rotateRequest struct {
+	Secret  *string `json:"secret"`
+	Overlap *string `json:"overlap"` // a Go duration: "24h", "90m", "0s"
+}
+
+type rotateResult struct {
+	Secret string `json:"secret"`
+	// PreviousSecretExpiresAt is the exact time the replaced secret stops
+	// signing (null with no overlap): until then webhook-signature carries
+	// both signatures and X-Webhook-Signature the previous secret's.
+	PreviousSecretExpiresAt *time.Time  `json:"previousSecretExpiresAt"`
+	Webhook                 webhookJSON `json:"webhook"`
+}
+
+// rotateSecret gives the webhook a new secret (generated unless given) and
+// keeps the current one signing for the overlap, so that the integrator can
+// deploy the new secret without failing a verification. Rotating during an
+// overlap replaces the pending previous secret with the one in use until
+// now: the older one stops signing at once.
+func (a *API) rotateSecret(c *echo.Context) error {
+	id, err := idParam(c, "id", "webhook")
+	if err != nil {
+		return err
+	}
+	var req rotateRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	secret := webhook.GenerateSecret()
+	if req.Secret != nil {
+		if err := checkSecret(*req.Secret); err != nil {
+			return err
+		}
+		secret = *req.Secret
+	}
+	overlap := DefaultOverlap
+	if req.Overlap != nil {
+		d, err := time.ParseDuration(*req.Overlap)
+		if err != nil || d < 0 || d > MaxOverlap {
+			return problem.BadRequest("overlap: must be a duration from 0s to 168h (7 days), such as \"24h\"; got %q", *req.Overlap)
+		}
+		overlap = d
+	}
+	var until time.Time
+	w, err := a.st.UpdateWebhook(c.Request().Context(), org(c), id, func(w *store.Webhook) error {
+		if overlap > 0 {
+			until = store.Now().Add(overlap)
+		}
+		a.setSecret(w, secret, until)
+		return nil
+	})
+	if err != nil {
+		return mapErr(err, "webhook")
+	}
+	a.ann.Announce(w.OrgID)
+	out := rotateResult{Secret: secret, Webhook: toJSON(w)}
+	if !until.IsZero() {
+		out.PreviousSecretExpiresAt = &until
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // Hint shows the last four characters of a secret.

@@ -24,10 +24,20 @@ type Hook struct {
 	// missing or changed); nil when Secret can sign. Such a hook still gets
 	// delivery rows, which fail with this reason instead of being sent.
 	SecretErr error
+	// Previous is the secret a rotation replaced, which also signs until
+	// PreviousUntil.
+	Previous      string
+	PreviousUntil time.Time
 }
 
-// Signing is what the hook's requests are signed with at now.
-func (h Hook) Signing(time.Time) outbound.Signing { return outbound.Signing{Secret: h.Secret} }
+// Signing is what the hook's requests are signed with at now: the
+// previous secret too until the rotation's overlap ends, to the request.
+func (h Hook) Signing(now time.Time) outbound.Signing {
+	if h.Previous != "" && now.Before(h.PreviousUntil) {
+		return outbound.Signing{Secret: h.Secret, Previous: h.Previous}
+	}
+	return outbound.Signing{Secret: h.Secret}
+}
 
 // Subscribed reports whether the hook wants event.
 func (h Hook) Subscribed(event string) bool { return slices.Contains(h.Events, event) }
@@ -174,6 +184,16 @@ func (c *Cache) load(ctx context.Context, org string) ([]Hook, error) {
 			h.SecretErr = err
 		} else {
 			h.Secret = string(secret)
+		}
+		if w.Overlapping(time.Now()) {
+			if prev, err := c.keys.Open(w.PreviousKeyID.String, w.PreviousCiphertext, w.ID[:]); err == nil {
+				h.Previous, h.PreviousUntil = string(prev), w.PreviousUntil.Time
+			} else {
+				// The new secret still signs; receivers not yet switched fail.
+				c.metrics.SecretErrors.Inc()
+				c.log.Error("previous webhook secret cannot be decrypted; deliveries are signed with the new secret only",
+					"webhook_id", w.ID, "org", w.OrgID, "key_id", w.PreviousKeyID.String, "err", err)
+			}
 		}
 		hooks = append(hooks, h)
 	}

@@ -112,7 +112,7 @@ func (s *Store) InsertDeliveries(ctx context.Context, holder, batch uuid.UUID, r
 		FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bytea[]) AS v(id, webhook_id, org_id, event_id, event, body)
 		LEFT JOIN me ON true
 		WHERE v.webhook_id IN (SELECT id FROM hooks)
-		ON CONFLICT (event_id, webhook_id) DO NOTHING
+		ON CONFLICT (event_id, webhook_id) WHERE recovery_id IS NULL DO NOTHING
 		RETURNING `+jobColumns+`, 0 AS interrupted, d.holder IS NOT NULL AS held)
 		SELECT * FROM ins`,
 		holder, pq.Array(ids), pq.Array(hooks), pq.Array(orgs), pq.Array(events), pq.Array(names), pq.ByteaArray(bodies), batch)

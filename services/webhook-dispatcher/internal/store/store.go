@@ -48,10 +48,15 @@ type Webhook struct {
 	SecretCiphertext []byte         `db:"secret_ciphertext"`
 	SecretKeyID      string         `db:"secret_key_id"`
 	SecretHint       string         `db:"secret_hint"`
-	Status           string         `db:"status"`
-	FailureCount     int            `db:"failure_count"`
-	CreatedAt        time.Time      `db:"created_at"`
-	UpdatedAt        time.Time      `db:"updated_at"`
+	// The secret a rotation replaced, while it still signs (until
+	// PreviousUntil; see Rotate).
+	PreviousCiphertext []byte         `db:"previous_secret_ciphertext"`
+	PreviousKeyID      sql.NullString `db:"previous_secret_key_id"`
+	PreviousUntil      sql.NullTime   `db:"previous_secret_until"`
+	Status             string         `db:"status"`
+	FailureCount       int            `db:"failure_count"`
+	CreatedAt          time.Time      `db:"created_at"`
+	UpdatedAt          time.Time      `db:"updated_at"`
 }
 
 // Attempt is one recorded attempt of a delivery.
@@ -97,6 +102,7 @@ type Delivery struct {
 	Attempts      json.RawMessage `db:"attempts"`
 	NextAttemptAt sql.NullTime    `db:"next_attempt_at"`
 	Claim         int             `db:"claim"`
+	RecoveryID    uuid.NullUUID   `db:"recovery_id"`
 	CreatedAt     time.Time       `db:"created_at"`
 	UpdatedAt     time.Time       `db:"updated_at"`
 }
@@ -112,7 +118,8 @@ func New(db *sqlx.DB) *Store { return &Store{db: db} }
 // read of that row shows.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
-const webhookColumns = `id, org_id, url, events, description, secret_ciphertext, secret_key_id, secret_hint, status, failure_count, created_at, updated_at`
+const webhookColumns = `id, org_id, url, events, description, secret_ciphertext, secret_key_id, secret_hint,
+	previous_secret_ciphertext, previous_secret_key_id, previous_secret_until, status, failure_count, created_at, updated_at`
 
 // LimitError says that an organization holds as many webhooks as allowed.
 type LimitError struct{ Max int }
@@ -138,11 +145,31 @@ func (s *Store) CreateWebhook(ctx context.Context, w Webhook, max int) error {
 			return &LimitError{Max: max}
 		}
 		if _, err := tx.NamedExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`)
-			VALUES (:id, :org_id, :url, :events, :description, :secret_ciphertext, :secret_key_id, :secret_hint, :status, :failure_count, :created_at, :updated_at)`, w); err != nil {
+			VALUES (:id, :org_id, :url, :events, :description, :secret_ciphertext, :secret_key_id, :secret_hint,
+				:previous_secret_ciphertext, :previous_secret_key_id, :previous_secret_until, :status, :failure_count, :created_at, :updated_at)`, w); err != nil {
 			return fmt.Errorf("insert webhook: %w", err)
 		}
 		return nil
 	})
+}
+
+// Overlapping reports whether the previous secret still signs at now.
+func (w Webhook) Overlapping(now time.Time) bool {
+	return w.PreviousKeyID.Valid && w.PreviousUntil.Valid && now.Before(w.PreviousUntil.Time)
+}
+
+// Rotate makes the current secret the previous one until until, and
+// sealed (under keyID) the current one. A previous secret still
+// pending from an earlier rotation is dropped: only the secret in use until
+// now keeps signing. A zero until drops the previous secret at once.
+func (w *Webhook) Rotate(keyID string, sealed []byte, hint string, until time.Time) {
+	if until.IsZero() {
+		w.PreviousCiphertext, w.PreviousKeyID, w.PreviousUntil = nil, sql.NullString{}, sql.NullTime{}
+	} else {
+		w.PreviousCiphertext, w.PreviousKeyID = w.SecretCiphertext, sql.NullString{String: w.SecretKeyID, Valid: true}
+		w.PreviousUntil = sql.NullTime{Time: until, Valid: true}
+	}
+	w.SecretKeyID, w.SecretCiphertext, w.SecretHint = keyID, sealed, hint
 }
 
 // ListWebhooks returns up to limit webhooks of org, newest first, after the
@@ -202,7 +229,8 @@ func (s *Store) UpdateWebhook(ctx context.Context, org string, id uuid.UUID, cha
 		w.UpdatedAt = Now()
 		if _, err := tx.NamedExecContext(ctx, `UPDATE webhooks SET url = :url, events = :events, description = :description,
 			secret_ciphertext = :secret_ciphertext, secret_key_id = :secret_key_id, secret_hint = :secret_hint,
-			status = :status, failure_count = :failure_count, updated_at = :updated_at WHERE id = :id`, w); err != nil {
+			previous_secret_ciphertext = :previous_secret_ciphertext, previous_secret_key_id = :previous_secret_key_id,
+			previous_secret_until = :previous_secret_until, status = :status, failure_count = :failure_count, updated_at = :updated_at WHERE id = :id`, w); err != nil {
 			return fmt.Errorf("update webhook: %w", err)
 		}
 		if w.Status != StatusActive {
@@ -242,7 +270,7 @@ func stopPending(ctx context.Context, tx *sqlx.Tx, hooks []uuid.UUID) error {
 	return nil
 }
 
-const deliveryColumns = `id, webhook_id, org_id, event_id, event, body, status, attempt_count, attempts, next_attempt_at, claim, created_at, updated_at`
+const deliveryColumns = `id, webhook_id, org_id, event_id, event, body, status, attempt_count, attempts, next_attempt_at, claim, recovery_id, created_at, updated_at`
 
 // ListDeliveries returns up to limit deliveries of a webhook of org, newest
 // first, after the cursor id when given, narrowed by f.
