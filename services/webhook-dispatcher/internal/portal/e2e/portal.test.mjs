@@ -12,10 +12,18 @@
 //   TOKEN_WRITER     a JWT of an ADMIN of the organization
 //   TOKEN_READER     a JWT of a USER (no write role) of the organization
 //   OTHER_WEBHOOK_ID a webhook of another organization
+//   OLDEST_EVENT_AT  when the oldest event in EVENTS was stored (RFC 3339)
 //   SCREENSHOT_DIR   when set, where the README's screenshots go
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+
+// standardSignatures are the v1 signatures of a request that secret would
+// make (Standard Webhooks: the key of a whsec_ secret is its base64 part).
+function standardSignature(secret, headers, body) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  return 'v1,' + createHmac('sha256', key).update(`${headers['Webhook-Id']}.${headers['Webhook-Timestamp']}.${body}`).digest('base64');
+}
 import { chromium } from 'playwright-core';
 
 const env = (name) => {
@@ -183,6 +191,57 @@ test('create, see the secret once, test, see a delivery, retry it, edit, disable
   await page.selectOption('#filter-event', 'BOOKING_CREATED');
   await page.waitForSelector(`li.delivery[data-id="${deliveryId}"]`, { timeout });
 
+  // Health of the last 24 hours.
+  await page.waitForSelector('#wh-health:not([hidden]):has-text("success rate, 24 h")', { timeout });
+  assert.match(await page.textContent('#wh-health'), /attempts, 24 h/);
+
+  // Rotate with a 24 h overlap: the new secret is shown once; meanwhile a
+  // request carries the old secret's X-Webhook-Signature and both
+  // Standard Webhooks signatures.
+  await page.selectOption('#rotate-overlap', '24h');
+  await page.click('#rotate-form button[type=submit]');
+  await page.waitForSelector('#view-secret:not([hidden])', { timeout });
+  const newSecret = await page.textContent('#secret-value');
+  assert.match(newSecret, /^whsec_/);
+  assert.notEqual(newSecret, secret);
+  assert.match(await page.textContent('#secret-switch'), /The previous secret keeps signing until .+: until then X-Webhook-Signature is made with it/);
+  await page.click('#secret-done');
+  await page.waitForSelector('#view-webhook:not([hidden])', { timeout });
+  assert.match(await page.textContent('#wh-meta'), /the previous secret also signs until/);
+  await page.click('#send-test');
+  await page.waitForSelector('#test-result[data-success="true"]', { timeout });
+  const during = (await ctl('GET', '/received')).at(-1);
+  assert.equal(during.headers['X-Webhook-Signature'], 'sha256=' + createHmac('sha256', secret).update(during.body).digest('hex'));
+  const sigs = during.headers['Webhook-Signature'].split(' ');
+  assert.deepEqual(sigs.sort(), [standardSignature(newSecret, during.headers, during.body), standardSignature(secret, during.headers, during.body)].sort());
+
+  // Recover: a time in the future is refused next to its field; the last
+  // minutes send the event again, with its id, as a new delivery.
+  const local = (ms) => page.evaluate((t) => {
+    const d = new Date(t);
+    const pad = (n, w = 2) => String(n).padStart(w, '0');
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  }, ms);
+  await page.fill('#recover-since', await local(Date.now() + 3_600_000));
+  await page.click('#recover-form button[type=submit]');
+  await page.waitForSelector('#recover-since-error:has-text("is in the future")', { timeout });
+  // An hour back is before the stream's first event: refused, naming the
+  // oldest time available.
+  await page.fill('#recover-since', await local(Date.now() - 3_600_000));
+  await page.click('#recover-form button[type=submit]');
+  await page.waitForSelector('#recover-since-error:has-text("the oldest available is from")', { timeout });
+  // From just after the oldest event (a millisecond later, the times here
+  // having no finer grain).
+  await page.fill('#recover-since', await local(Date.parse(env('OLDEST_EVENT_AT')) + 1));
+  await page.click('#recover-form button[type=submit]');
+  await page.waitForSelector('#recover-progress[data-status="SUCCEEDED"]', { timeout });
+  assert.match(await page.textContent('#recover-progress'), /Recovery finished: \d+ events? read, 1 delivery created/);
+  await page.selectOption('#filter-event', 'BOOKING_CREATED');
+  await refreshUntil(page, `#deliveries li.delivery[data-status="SUCCEEDED"]:not([data-id="${deliveryId}"])`);
+  const sameEvent = await page.$$eval('#deliveries li.delivery', (els) => els.map((e) => e.textContent));
+  assert.equal(sameEvent.length, 2);
+  assert.ok(sameEvent.every((t) => t.includes(eventId)), 'the recovered delivery carries the original event id');
+
   if (process.env.SCREENSHOT_DIR) {
     await page.screenshot({ path: process.env.SCREENSHOT_DIR + '/portal-390.png', fullPage: true });
   }
@@ -209,7 +268,8 @@ test('create, see the secret once, test, see a delivery, retry it, edit, disable
   await assertFitsWidth(page);
 
   assert.deepEqual(page.errors, []);
-  assert.deepEqual(page.failures, ['400 /portal/api/webhooks', '400 /portal/api/webhooks', `400 /portal/api/webhooks/${webhookId}`]);
+  assert.deepEqual(page.failures, ['400 /portal/api/webhooks', '400 /portal/api/webhooks',
+    `400 /portal/api/webhooks/${webhookId}/recover`, `409 /portal/api/webhooks/${webhookId}/recover`, `400 /portal/api/webhooks/${webhookId}`]);
   await page.context().close();
 });
 

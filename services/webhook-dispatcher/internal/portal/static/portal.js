@@ -13,6 +13,7 @@ const state = {
   session: null, // {userId, organizationId, role, expiresAt, events}
   webhook: null, // the webhook on screen
   deliveriesCursor: null,
+  deliveriesSeq: 0,
   listCursor: null,
 };
 
@@ -235,7 +236,22 @@ function showSecret(title, secret, id, switchNote) {
   $('#secret-done').href = `#/webhooks/${encodeURIComponent(id)}`;
   show('view-secret');
   // Forget it once the user leaves the view.
-  window.addEventListener('hashchange', () => { $('#secret-value').textContent = ''; }, { once: true });
+  window.addEventListener('hashchange', forgetSecret, { once: true });
+}
+
+function forgetSecret() {
+  $('#secret-value').textContent = '';
+}
+
+// secretDone leaves the secret's view; after a rotation the address is
+// already the webhook's, so no hashchange would redraw it.
+function secretDone(e) {
+  if (location.hash === e.currentTarget.getAttribute('href')) {
+    e.preventDefault();
+    window.removeEventListener('hashchange', forgetSecret);
+    forgetSecret();
+    route();
+  }
 }
 
 async function copySecret() {
@@ -267,15 +283,112 @@ async function showWebhook(id) {
   $('.saved', form).textContent = '';
   $('#test-result').hidden = true;
   for (const id of ['#status-error', '#delete-error', '#deliveries-error']) $(id).textContent = '';
+  for (const f of ['#rotate-form', '#recover-form']) clearErrors($(f));
+  $('#recover-progress').textContent = '';
   show('view-webhook');
-  await loadDeliveries(false);
+  await Promise.all([loadDeliveries(false), loadHealth()]);
+}
+
+// loadHealth shows the last 24 hours of the webhook (GET …/stats).
+async function loadHealth() {
+  const box = $('#wh-health');
+  let s;
+  try {
+    s = await api('GET', `/${state.webhook.id}/stats`);
+  } catch (err) {
+    box.replaceChildren(el('p', { class: 'bad', text: 'Health unavailable: ' + err.message }));
+    box.hidden = false;
+    return;
+  }
+  const figure = (name, value, title) => el('div', { title }, el('strong', { text: value }), el('span', { class: 'hint', text: name }));
+  const pct = s.successRate === null ? '—' : `${(s.successRate * 100).toFixed(s.successRate === 1 ? 0 : 1)} %`;
+  const rt = s.responseTimeMs ? `${Math.round(s.responseTimeMs.p50)} / ${Math.round(s.responseTimeMs.p95)} ms` : '—';
+  box.replaceChildren(
+    figure('success rate, 24 h', pct, 'Attempts answered with 2xx, out of all attempts of the last 24 hours'),
+    figure('attempts, 24 h', String(s.attempts)),
+    figure('response p50 / p95', rt, 'Response time of the answered attempts'),
+    figure(`deliveries, 24 h: ${s.deliveries.succeeded} delivered, ${s.deliveries.failed} failed, ${s.deliveries.pending} pending`, String(s.deliveries.total)));
+  if (s.lastError) {
+    const a = s.lastError;
+    box.append(el('div', { class: 'last-error' }, el('span', { class: 'hint', text: `last error, ${when(a.at)}` }),
+      el('strong', { class: 'bad', text: a.error || (a.statusCode ? `HTTP ${a.statusCode}` : outcomeWords[a.outcome] || a.outcome) })));
+  }
+  box.hidden = false;
+}
+
+// ---- rotation ----
+
+async function rotate(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  clearErrors(form);
+  try {
+    const r = await busy($('button[type=submit]', form), () => api('POST', `/${state.webhook.id}/rotate-secret`, { overlap: form.overlap.value }));
+    renderWebhook(r.webhook);
+    const note = r.previousSecretExpiresAt
+      ? `The previous secret keeps signing until ${when(r.previousSecretExpiresAt)}: until then X-Webhook-Signature is made with it and webhook-signature carries both signatures. Give your receiver the new secret before then.`
+      : 'The previous secret no longer signs: deliveries from now on carry the new secret\'s signatures only.';
+    showSecret('Secret rotated', r.secret, state.webhook.id, note);
+  } catch (err) {
+    showError(form, err);
+  }
+}
+
+// ---- recovery ----
+
+// isoOf reads a datetime-local field (the browser's time zone) as RFC 3339.
+function isoOf(input) {
+  return input.value ? new Date(input.value).toISOString() : undefined;
+}
+
+async function recover(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  clearErrors(form);
+  $('#recover-progress').textContent = '';
+  if (!form.since.value) {
+    showError(form, new ApiError(400, 'since: give the time from which to send the events again'));
+    return;
+  }
+  const button = $('button[type=submit]', form);
+  try {
+    let r = await busy(button, () => api('POST', `/${state.webhook.id}/recover`, { since: isoOf(form.since), until: isoOf(form.until) }));
+    const webhookId = state.webhook.id;
+    button.disabled = true;
+    try {
+      while (r.status === 'RUNNING' && state.webhook && state.webhook.id === webhookId) {
+        showRecovery(r);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        r = await api('GET', `/${webhookId}/recoveries/${r.id}`);
+      }
+    } finally {
+      button.disabled = false;
+    }
+    showRecovery(r);
+    await loadDeliveries(false);
+  } catch (err) {
+    showError(form, err);
+  }
+}
+
+function showRecovery(r) {
+  const p = $('#recover-progress');
+  p.dataset.status = r.status;
+  const counts = `${r.eventsScanned} event${r.eventsScanned === 1 ? '' : 's'} read, ${r.deliveriesCreated} deliver${r.deliveriesCreated === 1 ? 'y' : 'ies'} created (${r.deliveries.succeeded} delivered, ${r.deliveries.pending} pending, ${r.deliveries.failed} failed)`;
+  p.textContent = {
+    RUNNING: `Recovering… ${counts}.`,
+    SUCCEEDED: `Recovery finished: ${counts}.`,
+    FAILED: `Recovery failed: ${r.error || 'no reason given'}. ${counts}.`,
+  }[r.status] || `${r.status}: ${counts}`;
 }
 
 function renderWebhook(w) {
   state.webhook = w;
   $('#wh-title').textContent = w.url;
   $('#wh-status').replaceWith(Object.assign(statusBadge(w.status), { id: 'wh-status' }));
-  $('#wh-meta').textContent = `${w.description ? w.description + ' · ' : ''}secret ${w.secretHint} · ${w.failureCount} failure${w.failureCount === 1 ? '' : 's'} in a row · updated ${when(w.updatedAt)}`;
+  const previous = w.previousSecretExpiresAt && new Date(w.previousSecretExpiresAt) > new Date()
+    ? ` (the previous secret also signs until ${when(w.previousSecretExpiresAt)})` : '';
+  $('#wh-meta').textContent = `${w.description ? w.description + ' · ' : ''}secret ${w.secretHint}${previous} · ${w.failureCount} failure${w.failureCount === 1 ? '' : 's'} in a row · updated ${when(w.updatedAt)}`;
   const toggle = $('#toggle-status');
   toggle.textContent = w.status === 'ACTIVE' ? 'Disable' : 'Enable';
   toggle.dataset.next = w.status === 'ACTIVE' ? 'INACTIVE' : 'ACTIVE';
@@ -339,6 +452,9 @@ async function remove(e) {
 // ---- deliveries ----
 
 async function loadDeliveries(more) {
+  // Only the answer to the latest request is shown: an earlier one (a
+  // refresh, the previous filter) may arrive after it.
+  const seq = ++state.deliveriesSeq;
   const f = $('#delivery-filters');
   const q = new URLSearchParams({ limit: '20' });
   if (f.status.value) q.set('status', f.status.value);
@@ -347,6 +463,7 @@ async function loadDeliveries(more) {
   $('#deliveries-error').textContent = '';
   try {
     const page = await api('GET', `/${state.webhook.id}/deliveries?${q}`);
+    if (seq !== state.deliveriesSeq) return;
     state.deliveriesCursor = page.nextCursor;
     const items = page.data.map(deliveryItem);
     if (more) $('#deliveries').append(...items);
@@ -456,11 +573,14 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#create-form').addEventListener('submit', create);
   $('#edit-form').addEventListener('submit', save);
   $('#copy-secret').addEventListener('click', copySecret);
+  $('#secret-done').addEventListener('click', secretDone);
   $('#toggle-status').addEventListener('click', toggleStatus);
   $('#send-test').addEventListener('click', sendTest);
   $('#delete-webhook').addEventListener('click', remove);
+  $('#rotate-form').addEventListener('submit', rotate);
+  $('#recover-form').addEventListener('submit', recover);
   $('#more-webhooks').addEventListener('click', () => moreWebhooks().catch((e) => alert(e.message)));
-  $('#refresh-deliveries').addEventListener('click', () => loadDeliveries(false));
+  $('#refresh-deliveries').addEventListener('click', () => Promise.all([loadDeliveries(false), loadHealth()]));
   $('#more-deliveries').addEventListener('click', () => loadDeliveries(true));
   $('#delivery-filters').addEventListener('change', () => loadDeliveries(false));
   $('#sign-out').addEventListener('click', async () => {
