@@ -58,22 +58,6 @@ func detailOf(t *testing.T, res *http.Response) string {
 	return p.Detail
 }
 
-// signIn exchanges a token for the portal's session cookie.
-func (h *harness) signIn(tok string) string {
-	h.t.Helper()
-	res := h.portalCall(http.MethodPost, "/portal/session", "", `{"token":"`+tok+`"}`)
-	if res.StatusCode != http.StatusOK {
-		h.t.Fatalf("sign in: %d", res.StatusCode)
-	}
-	for _, c := range res.Cookies() {
-		if c.Name == "notify_portal" {
-			return c.Name + "=" + c.Value
-		}
-	}
-	h.t.Fatal("sign in set no notify_portal cookie")
-	return ""
-}
-
 // The page carries no inline script or style and says so in its policy;
 // the session cookie is out of reach of scripts and other sites, is not
 // accepted by the bearer API, and changes need this origin.
