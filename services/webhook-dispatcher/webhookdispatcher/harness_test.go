@@ -150,6 +150,13 @@ func token(t testing.TB, org, role string) string {
 	return tok
 }
 
+// checkAgainstOpenAPI fails t unless a response of the webhook API matches
+// its OpenAPI document (the shared check of testkit.OpenAPI).
+func checkAgainstOpenAPI(t testing.TB, method, path string, status int, contentType string, body []byte) {
+	t.Helper()
+	testkit.LoadOpenAPI(t, "../internal/api/openapi.json", "/api/v1/webhooks", "/api/v1/webhook-events").Check(t, method, path, status, contentType, body)
+}
+
 // call sends a JSON request and decodes a JSON answer into out (when not nil).
 func (h *harness) call(method, path, tok string, body any, out any) int {
 	h.t.Helper()
@@ -174,7 +181,11 @@ func (h *harness) call(method, path, tok string, body any, out any) int {
 		h.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("%s %s: read the answer: %v", method, path, err)
+	}
+	checkAgainstOpenAPI(h.t, method, path, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			h.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
@@ -207,11 +218,12 @@ type attemptOut struct {
 }
 
 type deliveryOut struct {
-	ID       string       `json:"id"`
-	EventID  string       `json:"eventId"`
-	Event    string       `json:"event"`
-	Status   string       `json:"status"`
-	Attempts []attemptOut `json:"attempts"`
+	ID         string       `json:"id"`
+	EventID    string       `json:"eventId"`
+	RecoveryID string       `json:"recoveryId"`
+	Event      string       `json:"event"`
+	Status     string       `json:"status"`
+	Attempts   []attemptOut `json:"attempts"`
 }
 
 type pageOut[T any] struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/xpeditis/notify/pkg/testkit"
 	"github.com/xpeditis/notify/pkg/webhook"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
 )
 
 type rotateOut struct {
@@ -188,5 +189,38 @@ func TestRotateSecretRefusesBadInputOtherOrganizationsAndReaders(t *testing.T) {
 	got := deliverOne(t, h, rcv, org)
 	if !verifies(t, w.Secret, got) || len(strings.Fields(got.Header.Get(webhook.HeaderStdSignature))) != 1 {
 		t.Fatalf("a refused rotation changed the secret")
+	}
+}
+
+// The secret a rotation replaced is re-encrypted with a new current key
+// like the current secret, so that the old key can be retired during an
+// overlap: with only the new key, both secrets still sign.
+func TestKeyRotationReencryptsThePreviousSecretOfAnOverlap(t *testing.T) {
+	cfg := testConfig(t)
+	oldKey := cfg.SecretKeys
+	h := newHarness(t, cfg)
+	rcv := newReceiver(t)
+	org := testkit.UniqueID("org")
+	admin := token(t, org, "ADMIN")
+	w := h.createWebhook(admin, rcv.srv.URL, "BOOKING_CREATED")
+	var rot rotateOut
+	if code := h.call(http.MethodPost, "/api/v1/webhooks/"+w.ID+"/rotate-secret", admin, map[string]any{"overlap": "1h"}, &rot); code != http.StatusOK {
+		t.Fatalf("rotate: %d", code)
+	}
+	h.stop()
+	newKey := secrets.NewKeySpec("test2")
+	h.cfg.SecretKeys = newKey + "," + oldKey
+	h.start()
+	testkit.Eventually(t, 10*time.Second, "both secrets under the new key", func() bool {
+		var keys []string
+		err := h.db.Select(&keys, `SELECT secret_key_id FROM webhooks WHERE id = $1 UNION ALL SELECT previous_secret_key_id FROM webhooks WHERE id = $1`, w.ID)
+		return err == nil && len(keys) == 2 && keys[0] == "test2" && keys[1] == "test2"
+	})
+	h.stop()
+	h.cfg.SecretKeys = newKey // the old key retired
+	h.start()
+	got := deliverOne(t, h, rcv, org)
+	if !verifies(t, w.Secret, got) || !verifies(t, rot.Secret, got) {
+		t.Fatalf("with the old key retired, both secrets must still sign during the overlap: %q", got.Header.Get(webhook.HeaderStdSignature))
 	}
 }

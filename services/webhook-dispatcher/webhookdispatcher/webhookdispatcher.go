@@ -74,6 +74,10 @@ type Config struct {
 	Batch        int
 	CacheTTL     time.Duration
 
+	// RecoveryBacklog is how many deliveries of one recovery may be pending
+	// at once; it reads on as they finish.
+	RecoveryBacklog int
+
 	// Resolve replaces the system resolver of outbound requests (tests map
 	// names to addresses with it; the SSRF guard still checks what is dialled).
 	Resolve ssrf.Lookup
@@ -109,6 +113,8 @@ func ReadConfig(e *config.Env) Config {
 		AckWait:      e.Duration("WEBHOOK_ACK_WAIT", 30*time.Second),
 		Batch:        e.Int("WEBHOOK_BATCH", 256),
 		CacheTTL:     e.Duration("WEBHOOK_CACHE_TTL", time.Minute),
+
+		RecoveryBacklog: e.Int("WEBHOOK_RECOVERY_BACKLOG", 500),
 	}
 	for _, s := range e.List("WEBHOOK_ALLOW_TARGETS", nil) {
 		p, err := netip.ParsePrefix(s)
@@ -152,6 +158,7 @@ func (c Config) Validate() error {
 	check(c.PollInterval > 0, "WEBHOOK_POLL_INTERVAL must be positive")
 	check(c.Batch >= 1 && c.Batch <= 5000, "WEBHOOK_BATCH must be 1 to 5000")
 	check(c.CacheTTL > 0, "WEBHOOK_CACHE_TTL must be positive")
+	check(c.RecoveryBacklog >= 1 && c.RecoveryBacklog <= c.QueuePerWebhook, "WEBHOOK_RECOVERY_BACKLOG must be 1 to WEBHOOK_QUEUE_PER_WEBHOOK")
 	return errors.Join(errs...)
 }
 
@@ -220,11 +227,13 @@ func New(cfg Config) app.Builder {
 			},
 		}, st, cache, sender, d.JS, ann, metrics, log)
 		s.recoveries = recovery.New(recovery.Options{
-			Lease: recoveryLease, Batch: cfg.Batch, Backlog: cfg.QueuePerWebhook / 2, MaxConcurrent: 4, Poll: 250 * time.Millisecond,
+			Lease: recoveryLease, Batch: cfg.Batch, Backlog: cfg.RecoveryBacklog, MaxConcurrent: 4, Poll: 250 * time.Millisecond,
 		}, st, d.JS, log)
-		s.api = api.New(st, keys, cfg.Guard(), sender, ann, s.recoveries, api.Options{
+		if s.api, err = api.New(st, keys, cfg.Guard(), sender, ann, s.recoveries, api.Options{
 			WriteRoles: cfg.WriteRoles, MaxPerOrganization: cfg.MaxPerOrganization, Writes: cfg.Writes, Sends: cfg.Sends,
-		})
+		}); err != nil {
+			return nil, fmt.Errorf("%s: %w", Name, err)
+		}
 		s.portal = portal.New(keys, d.Verifier, portal.Options{WriteRoles: cfg.WriteRoles, SessionTTL: cfg.PortalSessionTTL})
 		if s.keysErr, err = checkKeys(ctx, st, keys); err != nil {
 			return nil, err
@@ -309,17 +318,33 @@ func (s *Service) reencryptStopped(ctx context.Context, err error) {
 }
 
 // reencryptSecrets moves secrets sealed with an older key to the current
-// one, so that the older key can be retired. A secret it cannot open (its
-// key is gone) is logged and passed over, so that one lost key does not
-// keep every other secret on its old key.
+// one, so that the older key can be retired: the current secrets, then the
+// replaced secrets of rotations still overlapping. A secret it cannot open
+// (its key is gone) is logged and passed over, so that one lost key does
+// not keep every other secret on its old key.
 func (s *Service) reencryptSecrets(ctx context.Context) {
 	moved, unreadable := 0, 0
+	for _, previous := range []bool{false, true} {
+		m, u, ok := s.reencrypt(ctx, previous)
+		moved, unreadable = moved+m, unreadable+u
+		if !ok {
+			return
+		}
+	}
+	if moved > 0 || unreadable > 0 {
+		s.log.Info("re-encrypted webhook secrets with the current key", "key_id", s.keys.Current(), "count", moved, "unreadable", unreadable)
+	}
+}
+
+// reencrypt moves one kind of secret (see reencryptSecrets); ok is false
+// when it stopped early.
+func (s *Service) reencrypt(ctx context.Context, previous bool) (moved, unreadable int, ok bool) {
 	var after uuid.UUID
 	for ctx.Err() == nil {
-		rows, err := s.st.SecretsNotUnder(ctx, s.keys.Current(), after, 100)
+		rows, err := s.st.SecretsNotUnder(ctx, s.keys.Current(), previous, after, 100)
 		if err != nil {
 			s.reencryptStopped(ctx, err)
-			return
+			return moved, unreadable, false
 		}
 		if len(rows) == 0 {
 			break
@@ -330,20 +355,18 @@ func (s *Service) reencryptSecrets(ctx context.Context) {
 			if err != nil {
 				unreadable++
 				s.log.Error("re-encrypt secret: its key is not in WEBHOOK_SECRETS_KEYS; its deliveries fail until the key is back or a new secret is set",
-					"webhook_id", r.ID, "key_id", r.KeyID, "err", err)
+					"webhook_id", r.ID, "key_id", r.KeyID, "previous", r.Previous, "err", err)
 				continue
 			}
 			kid, ct := s.keys.Seal(plain, r.ID[:])
 			if err := s.st.ReplaceSecret(ctx, r, kid, ct); err != nil {
 				s.reencryptStopped(ctx, err)
-				return
+				return moved, unreadable, false
 			}
 			moved++
 		}
 	}
-	if moved > 0 || unreadable > 0 {
-		s.log.Info("re-encrypted webhook secrets with the current key", "key_id", s.keys.Current(), "count", moved, "unreadable", unreadable)
-	}
+	return moved, unreadable, ctx.Err() == nil
 }
 
 // announcer drops the local cache entry and tells the other replicas: one

@@ -25,6 +25,7 @@ import (
 	"github.com/xpeditis/notify/pkg/problem"
 	"github.com/xpeditis/notify/pkg/ratelimit"
 	"github.com/xpeditis/notify/pkg/webhook"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/catalogue"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
@@ -46,8 +47,8 @@ const (
 
 // Recoveries runs the recoveries the API starts.
 type Recoveries interface {
-	// Window is what EVENTS holds: the time of its oldest event (zero when
-	// it holds none) and its last sequence.
+	// Window is what EVENTS holds: the time before which events were
+	// dropped (zero when none ever were) and its last sequence.
 	Window(ctx context.Context) (oldest time.Time, lastSeq uint64, err error)
 	// Wake has a new recovery looked at now.
 	Wake()
@@ -75,24 +76,36 @@ type API struct {
 	opts   Options
 	writes *ratelimit.Limiter
 	sends  *ratelimit.Limiter
+	events []byte // the answer of GET /api/v1/webhook-events
 }
 
 // New builds the API.
-func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *outbound.Sender, ann Announcer, rec Recoveries, o Options) *API {
+func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *outbound.Sender, ann Announcer, rec Recoveries, o Options) (*API, error) {
+	entries, err := catalogue.Load()
+	if err != nil {
+		return nil, err
+	}
+	events, err := json.Marshal(map[string]any{"data": entries})
+	if err != nil {
+		return nil, fmt.Errorf("webhook event catalogue: %w", err)
+	}
 	return &API{
 		st: st, keys: keys, guard: guard, sender: sender, ann: ann, rec: rec, opts: o,
-		writes: ratelimit.New(o.Writes, 0, nil), sends: ratelimit.New(o.Sends, 0, nil),
-	}
+		writes: ratelimit.New(o.Writes, 0, nil), sends: ratelimit.New(o.Sends, 0, nil), events: events,
+	}, nil
 }
 
-// Register adds the routes under /api/v1/webhooks, behind bearer
-// authentication.
+// Register adds the routes: the documents an integrator reads first
+// (the event catalogue, the OpenAPI document) in the open, the rest under
+// /api/v1/webhooks behind bearer authentication.
 func (a *API) Register(e *echo.Echo, v *auth.Verifier) {
+	e.GET("/api/v1/webhook-events", func(c *echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, a.events) })
+	e.GET("/api/v1/webhooks/openapi.json", func(c *echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI) })
 	a.Mount(e.Group("/api/v1/webhooks", httpx.RequireAuth(v)))
 }
 
-// Mount adds the routes to g, whose middleware has authenticated the
-// caller and stored the claims (httpx.Claims): the bearer token of the
+// Mount adds the webhook routes to g, whose middleware has authenticated
+// the caller and stored the claims (httpx.Claims): the bearer token of the
 // REST API, or the portal's session cookie.
 func (a *API) Mount(g *echo.Group) {
 	g.Use(requireOrg)
@@ -495,6 +508,9 @@ func (a *API) recover(c *echo.Context) error {
 		return problem.BadRequest("since, until: the window is %s long; at most 7 days (168h) per recovery", until.Sub(since).Round(time.Second))
 	}
 	ctx := c.Request().Context()
+	if _, err := a.st.GetWebhook(ctx, org(c), id); err != nil {
+		return mapErr(err, "webhook")
+	}
 	oldest, lastSeq, err := a.rec.Window(ctx)
 	if err != nil {
 		return err

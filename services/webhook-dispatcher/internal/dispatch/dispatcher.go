@@ -104,9 +104,6 @@ func New(o Options, st deliveryStore, cache *Cache, sender *outbound.Sender, js 
 	return d
 }
 
-// InFlight is the number of requests in flight.
-func (d *Dispatcher) InFlight() int { return d.sched.InFlight() }
-
 // Run consumes events and sends deliveries until ctx ends, then drains the
 // delivery side (drainDeliveries) and gives its lease up.
 func (d *Dispatcher) Run(ctx context.Context) error {

@@ -71,8 +71,9 @@ func (r *Runner) Wake() {
 	}
 }
 
-// Window is what EVENTS holds: the time of its oldest event (zero when it
-// holds none) and its last sequence.
+// Window is what EVENTS holds: the time before which events were dropped
+// (by age or limits; zero when it never dropped any, so that any window is
+// whole) and its last sequence.
 func (r *Runner) Window(ctx context.Context) (time.Time, uint64, error) {
 	s, err := r.js.Stream(ctx, natsx.StreamEvents)
 	if err != nil {
@@ -82,10 +83,14 @@ func (r *Runner) Window(ctx context.Context) (time.Time, uint64, error) {
 	if err != nil {
 		return time.Time{}, 0, fmt.Errorf("stream %s info: %w", natsx.StreamEvents, err)
 	}
-	if info.State.Msgs == 0 {
-		return time.Time{}, info.State.LastSeq, nil
+	st := info.State
+	switch {
+	case st.FirstSeq <= 1:
+		return time.Time{}, st.LastSeq, nil
+	case st.Msgs == 0:
+		return time.Now(), st.LastSeq, nil // every event stored was dropped
 	}
-	return info.State.FirstTime, info.State.LastSeq, nil
+	return st.FirstTime, st.LastSeq, nil
 }
 
 // Run takes and runs recoveries until ctx ends; those still running are
@@ -170,8 +175,28 @@ func subjectsOf(events []string) []string {
 
 // recover reads the window from where the recovery stopped and inserts its
 // deliveries, one batch of events per step, each step recorded with the
-// position it reached.
+// position it reached; then it waits for the last of its deliveries to
+// finish, so that a RUNNING recovery means deliveries still on their way
+// (and a second recovery of the webhook waits for the first to be over).
 func (r *Runner) recover(ctx context.Context, rec store.Recovery) error {
+	if err := r.read(ctx, rec); err != nil {
+		return err
+	}
+	if _, err := r.waitForBacklog(ctx, rec, 1); err != nil {
+		return err
+	}
+	hook, err := r.st.GetWebhook(ctx, rec.OrgID, rec.WebhookID)
+	if err != nil {
+		return err
+	}
+	if hook.Status != store.StatusActive {
+		// Its pending deliveries were stopped with it (FAILED, retryable by hand).
+		return &failure{reason: fmt.Sprintf("the webhook turned %s while its deliveries were being sent; see its FAILED deliveries", hook.Status)}
+	}
+	return nil
+}
+
+func (r *Runner) read(ctx context.Context, rec store.Recovery) error {
 	hook, err := r.st.GetWebhook(ctx, rec.OrgID, rec.WebhookID)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.ErrLeaseLost // deleted, with its recoveries
@@ -194,10 +219,11 @@ func (r *Runner) recover(ctx context.Context, rec store.Recovery) error {
 		return fmt.Errorf("read %s: %w", natsx.StreamEvents, err)
 	}
 	for {
-		if err := r.waitForRoom(ctx, rec); err != nil {
+		room, err := r.waitForBacklog(ctx, rec, r.o.Backlog)
+		if err != nil {
 			return err
 		}
-		batch, err := cons.Fetch(r.o.Batch, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(min(r.o.Batch, room), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return fmt.Errorf("read %s: %w", natsx.StreamEvents, err)
 		}
@@ -261,23 +287,23 @@ func deliveryOf(data []byte, stored time.Time, org string, events []string) (sto
 	return store.RecoveredDelivery{ID: uuid.Must(uuid.NewV7()), EventID: ev.GetId(), Event: route.Webhook, Body: body}, true
 }
 
-// waitForRoom waits, renewing the lease, until fewer than Backlog of the
-// recovery's deliveries are pending.
-func (r *Runner) waitForRoom(ctx context.Context, rec store.Recovery) error {
+// waitForBacklog waits, renewing the lease, until fewer than limit of the
+// recovery's deliveries are pending, and returns how many fewer.
+func (r *Runner) waitForBacklog(ctx context.Context, rec store.Recovery, limit int) (int, error) {
 	for {
 		n, err := r.st.RecoveryBacklog(ctx, rec.ID)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if n < r.o.Backlog {
-			return nil
+		if n < limit {
+			return limit - n, nil
 		}
 		if err := r.st.RenewRecovery(ctx, r.holder, rec.ID, r.o.Lease); err != nil {
-			return err
+			return 0, err
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		case <-time.After(r.o.Poll):
 		}
 	}

@@ -30,7 +30,7 @@ type Stats struct {
 }
 
 // StatsLimit bounds the deliveries one Stats call reads.
-const StatsLimit = 20_000
+const StatsLimit = 10_000
 
 // uuidV7Floor is the smallest UUIDv7 of time t: delivery ids are UUIDv7, so
 // "created since t" is a range of the (webhook_id, id) index.
@@ -60,11 +60,17 @@ func (s *Store) WebhookStats(ctx context.Context, org string, webhookID uuid.UUI
 		P95        sql.NullFloat64 `db:"p95"`
 		LastError  []byte          `db:"last_error"`
 	}
-	err := s.db.GetContext(ctx, &row, `WITH d AS (
+	// edge is the id of the StatsLimit-th newest delivery of the window, found
+	// on the index alone, so that the rows read are those of the cap without
+	// sorting the window's.
+	err := s.db.GetContext(ctx, &row, `WITH edge AS (
+			SELECT coalesce((SELECT id FROM webhook_deliveries WHERE webhook_id = $1 AND id >= $3
+				ORDER BY id DESC OFFSET $4 - 1 LIMIT 1), $3) AS id),
+		d AS MATERIALIZED (
 			SELECT status, attempts FROM webhook_deliveries
-			WHERE webhook_id = $1 AND org_id = $2 AND id >= $3 ORDER BY id DESC LIMIT $4),
+			WHERE webhook_id = $1 AND org_id = $2 AND id >= (SELECT id FROM edge)),
 		a AS (
-			SELECT e, (e->>'at')::timestamptz AS at FROM d, jsonb_array_elements(d.attempts) AS e
+			SELECT e, e->>'outcome' AS outcome FROM d, jsonb_array_elements(d.attempts) AS e
 			WHERE e->>'outcome' NOT IN ('`+OutcomeStarted+`', '`+OutcomeInterrupted+`'))
 		SELECT
 			(SELECT count(*) FROM d) AS deliveries,
@@ -72,17 +78,17 @@ func (s *Store) WebhookStats(ctx context.Context, org string, webhookID uuid.UUI
 			(SELECT count(*) FILTER (WHERE status = 'SUCCEEDED') FROM d) AS succeeded,
 			(SELECT count(*) FILTER (WHERE status = 'FAILED') FROM d) AS failed,
 			count(*) AS attempts,
-			count(*) FILTER (WHERE e->>'outcome' = '`+OutcomeSuccess+`') AS attempts_ok,
+			count(*) FILTER (WHERE outcome = '`+OutcomeSuccess+`') AS attempts_ok,
 			percentile_cont(0.5) WITHIN GROUP (ORDER BY (e->>'durationMs')::float8) FILTER (WHERE e ? 'statusCode') AS p50,
 			percentile_cont(0.95) WITHIN GROUP (ORDER BY (e->>'durationMs')::float8) FILTER (WHERE e ? 'statusCode') AS p95,
-			(SELECT e FROM a WHERE e->>'outcome' <> '`+OutcomeSuccess+`' ORDER BY at DESC LIMIT 1) AS last_error
+			(SELECT e FROM a WHERE outcome <> '`+OutcomeSuccess+`' ORDER BY (e->>'at')::timestamptz DESC LIMIT 1) AS last_error
 		FROM a`, webhookID, org, uuidV7Floor(from), StatsLimit)
 	if err != nil {
 		return st, fmt.Errorf("webhook stats: %w", err)
 	}
 	st.Deliveries, st.Pending, st.Succeeded, st.Failed = row.Deliveries, row.Pending, row.Succeeded, row.Failed
 	st.Attempts, st.AttemptsOK, st.P50Ms, st.P95Ms = row.Attempts, row.AttemptsOK, row.P50, row.P95
-	st.Sampled = row.Deliveries == StatsLimit
+	st.Sampled = row.Deliveries >= StatsLimit
 	if len(row.LastError) > 0 {
 		var a Attempt
 		if err := json.Unmarshal(row.LastError, &a); err != nil {

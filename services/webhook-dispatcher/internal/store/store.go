@@ -335,19 +335,27 @@ func (s *Store) RecordManual(ctx context.Context, id uuid.UUID, a Attempt, statu
 	return out, nil
 }
 
-// SecretRow is the encrypted secret of one webhook.
+// SecretRow is one encrypted secret of a webhook: its current secret, or
+// with Previous the secret a rotation replaced, while it still signs.
 type SecretRow struct {
 	ID         uuid.UUID `db:"id"`
 	KeyID      string    `db:"secret_key_id"`
 	Ciphertext []byte    `db:"secret_ciphertext"`
+	Previous   bool      `db:"previous"`
 }
 
 // SecretsNotUnder returns, in id order after the id after, up to limit
-// webhooks whose secret is sealed with another key than keyID.
-func (s *Store) SecretsNotUnder(ctx context.Context, keyID string, after uuid.UUID, limit int) ([]SecretRow, error) {
+// secrets sealed with another key than keyID: the current secrets, or with
+// previous the replaced secrets of rotations still overlapping.
+func (s *Store) SecretsNotUnder(ctx context.Context, keyID string, previous bool, after uuid.UUID, limit int) ([]SecretRow, error) {
+	q := `SELECT id, secret_key_id, secret_ciphertext, false AS previous FROM webhooks
+		WHERE secret_key_id <> $1 AND id > $2 ORDER BY id LIMIT $3`
+	if previous {
+		q = `SELECT id, previous_secret_key_id AS secret_key_id, previous_secret_ciphertext AS secret_ciphertext, true AS previous FROM webhooks
+			WHERE previous_secret_key_id <> $1 AND previous_secret_until > now() AND id > $2 ORDER BY id LIMIT $3`
+	}
 	var out []SecretRow
-	if err := s.db.SelectContext(ctx, &out, `SELECT id, secret_key_id, secret_ciphertext FROM webhooks
-		WHERE secret_key_id <> $1 AND id > $2 ORDER BY id LIMIT $3`, keyID, after, limit); err != nil {
+	if err := s.db.SelectContext(ctx, &out, q, keyID, after, limit); err != nil {
 		return nil, fmt.Errorf("list secrets to re-encrypt: %w", err)
 	}
 	return out, nil
@@ -367,8 +375,13 @@ func (s *Store) SecretSamples(ctx context.Context, perKey int) ([]SecretRow, err
 
 // ReplaceSecret stores a re-encrypted secret if the row still holds old.
 func (s *Store) ReplaceSecret(ctx context.Context, old SecretRow, keyID string, ciphertext []byte) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE webhooks SET secret_key_id = $2, secret_ciphertext = $3
-		WHERE id = $1 AND secret_key_id = $4 AND secret_ciphertext = $5`, old.ID, keyID, ciphertext, old.KeyID, old.Ciphertext); err != nil {
+	q := `UPDATE webhooks SET secret_key_id = $2, secret_ciphertext = $3
+		WHERE id = $1 AND secret_key_id = $4 AND secret_ciphertext = $5`
+	if old.Previous {
+		q = `UPDATE webhooks SET previous_secret_key_id = $2, previous_secret_ciphertext = $3
+			WHERE id = $1 AND previous_secret_key_id = $4 AND previous_secret_ciphertext = $5`
+	}
+	if _, err := s.db.ExecContext(ctx, q, old.ID, keyID, ciphertext, old.KeyID, old.Ciphertext); err != nil {
 		return fmt.Errorf("re-encrypt secret: %w", err)
 	}
 	return nil
