@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xpeditis/notify/pkg/contract"
-	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/testkit"
 )
 
@@ -186,24 +185,6 @@ func portalControl(t *testing.T, h *harness, rcv *receiver, org string) *httptes
 	return srv
 }
 
-// oldestEvent publishes an event that no webhook receives and returns the
-// time EVENTS stored it: the oldest a recovery may start from.
-func oldestEvent(t *testing.T, h *harness, org string) time.Time {
-	t.Helper()
-	h.publish(org, "RATE_QUOTED", map[string]any{"quoteId": "Q-1"})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := h.nats.JS.Stream(ctx, natsx.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.FirstTime
-}
-
 // The portal in headless Chromium (internal/portal/e2e/portal.test.mjs)
 // against this dispatcher and a real receiver: create a webhook, copy its
 // secret, test it, see a delivery with its attempts, retry it, edit,
@@ -217,9 +198,7 @@ func TestPortalInChromium(t *testing.T) {
 	other := testkit.UniqueID("org")
 	otherHook := h.createWebhook(token(t, other, "ADMIN"), rcv.srv.URL+"/other", "BOOKING_CREATED")
 	ctl := portalControl(t, h, rcv, org)
-	oldest := oldestEvent(t, h, other)
 	env := []string{
-		"OLDEST_EVENT_AT=" + oldest.Format(time.RFC3339Nano),
 		"PORTAL_URL=" + h.base, "CONTROL_URL=" + ctl.URL, "RECEIVER_URL=" + rcv.srv.URL,
 		"TOKEN_WRITER=" + token(t, org, "ADMIN"), "TOKEN_READER=" + token(t, org, "USER"),
 		"OTHER_WEBHOOK_ID=" + otherHook.ID,
