@@ -116,6 +116,8 @@ test('create, see the secret once, test, see a delivery, retry it, edit, disable
 
   // Create: errors of the API appear next to the field they concern.
   await page.click('#new-webhook');
+  // Each event says what it means (the event catalogue).
+  assert.ok((await page.getAttribute('label[for="create-event-PAYMENT_FAILED"]', 'title')).length > 10);
   await page.fill('#create-url', 'ftp://example.com/hook');
   await page.check('#create-event-BOOKING_CREATED');
   await page.click('#create-form button[type=submit]');

@@ -15,6 +15,7 @@ const state = {
   deliveriesCursor: null,
   deliveriesSeq: 0,
   listCursor: null,
+  descriptions: {}, // webhook event -> what it means (the event catalogue)
 };
 
 // ApiError is an answer other than 2xx: its problem detail, and the form
@@ -110,7 +111,7 @@ function renderEventChoices(container, chosen) {
   container.replaceChildren(...state.session.events.map((name) => {
     const id = `${kind}-event-${name}`;
     const box = el('input', { type: 'checkbox', id, name: 'events', value: name, checked: chosen.includes(name) });
-    return el('label', { class: 'check', htmlFor: id }, box, ' ' + eventLabel(name));
+    return el('label', { class: 'check', htmlFor: id, title: state.descriptions[name] }, box, ' ' + eventLabel(name));
   }));
 }
 
@@ -565,6 +566,11 @@ async function start() {
     return;
   }
   showSession(s);
+  // The event catalogue describes each event; the page works without it.
+  try {
+    const cat = await request('GET', '/api/v1/webhook-events');
+    state.descriptions = Object.fromEntries(cat.data.map((e) => [e.type, e.description]));
+  } catch { /* the checkboxes keep their names only */ }
   await route();
 }
 
