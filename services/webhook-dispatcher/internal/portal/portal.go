@@ -83,7 +83,6 @@ type Portal struct {
 	verifier *auth.Verifier
 	opts     Options
 	assets   fs.FS
-	now      func() time.Time
 }
 
 // New builds the portal.
@@ -92,7 +91,7 @@ func New(keys Sealer, verifier *auth.Verifier, o Options) *Portal {
 	if err != nil {
 		panic(err) // the embedded directory is part of the binary
 	}
-	return &Portal{keys: keys, verifier: verifier, opts: o, assets: assets, now: time.Now}
+	return &Portal{keys: keys, verifier: verifier, opts: o, assets: assets}
 }
 
 // Register adds the page, its assets and the session endpoints, and hands
@@ -193,7 +192,7 @@ func (p *Portal) signIn(c *echo.Context) error {
 		return problem.Forbidden(fmt.Sprintf("role %q cannot manage webhooks; the portal is for %s", claims.Role, strings.Join(p.opts.WriteRoles, ", ")))
 	}
 	s := sessionClaims{UserID: claims.UserID, OrganizationID: claims.OrganizationID, Role: claims.Role,
-		Expires: p.now().Add(p.opts.SessionTTL).Unix()}
+		Expires: time.Now().Add(p.opts.SessionTTL).Unix()}
 	plain, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -252,7 +251,7 @@ func (p *Portal) open(value string) (sessionClaims, error) {
 	if err := json.Unmarshal(plain, &s); err != nil {
 		return s, errNoSession
 	}
-	if p.now().Unix() >= s.Expires {
+	if time.Now().Unix() >= s.Expires {
 		return s, errNoSession
 	}
 	return s, nil
