@@ -1,12 +1,18 @@
 # Xpeditis Notify. `make help` lists the targets; `make run` starts the standalone binary; `make test` runs
 # vet, the linter and every test. Both find or start a PostgreSQL.
 SHELL := /bin/bash
-MODULES := pkg services/notification-api services/realtime-gateway services/webhook-dispatcher deploy/standalone scripts/chaos
+MODULES := pkg services/notification-api services/realtime-gateway services/webhook-dispatcher deploy/standalone scripts/chaos deploy/check
 TOOLS := $(CURDIR)/.tools
+# Stamped into every binary (pkg/buildinfo): `<binary> --version` and notify_build_info.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/xpeditis/notify/pkg/buildinfo.Version=$(VERSION) -X github.com/xpeditis/notify/pkg/buildinfo.Commit=$(COMMIT)
+IMAGES := notification-api realtime-gateway webhook-dispatcher notifyd
+IMAGE_REPOSITORY ?= xpeditis
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: help run test build vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short clean
+.PHONY: help run test build images helm-check vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short clean
 
 help: ## list the targets, one line each
 	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -19,11 +25,28 @@ test: ## go vet, staticcheck and every test with -race, against real PostgreSQL 
 
 build: ## build the service binaries, notifyd and notifyctl into ./bin
 	@mkdir -p bin
-	cd services/notification-api && go build -o ../../bin/notification-api ./cmd/notification-api
-	cd services/realtime-gateway && go build -o ../../bin/realtime-gateway ./cmd/realtime-gateway
-	cd services/webhook-dispatcher && go build -o ../../bin/webhook-dispatcher ./cmd/webhook-dispatcher
-	cd deploy/standalone && go build -o ../../bin/notifyd ./cmd/notifyd
-	cd pkg && go build -o ../bin/notifyctl ./cmd/notifyctl
+	cd services/notification-api && go build -ldflags "$(LDFLAGS)" -o ../../bin/notification-api ./cmd/notification-api
+	cd services/realtime-gateway && go build -ldflags "$(LDFLAGS)" -o ../../bin/realtime-gateway ./cmd/realtime-gateway
+	cd services/webhook-dispatcher && go build -ldflags "$(LDFLAGS)" -o ../../bin/webhook-dispatcher ./cmd/webhook-dispatcher
+	cd deploy/standalone && go build -ldflags "$(LDFLAGS)" -o ../../bin/notifyd ./cmd/notifyd
+	cd pkg && go build -ldflags "$(LDFLAGS)" -o ../bin/notifyctl ./cmd/notifyctl
+
+# No engine runs on the project's machines: deploy/check/dockerfile_test.go
+# checks the Dockerfile there instead (parsed, and its go build commands run).
+images: ## build the four images (deploy/docker/Dockerfile) as $(IMAGE_REPOSITORY)/<name>:$(VERSION); needs a Docker engine
+	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine answers (docker info failed); start one, or set DOCKER_HOST" >&2; exit 1; }
+	@for i in $(IMAGES); do \
+		echo "==> $(IMAGE_REPOSITORY)/$$i:$(VERSION)"; \
+		docker build -f deploy/docker/Dockerfile --target $$i --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+			-t $(IMAGE_REPOSITORY)/$$i:$(VERSION) . || exit 1; \
+	done
+
+# The chart's tests (deploy/check/helm_test.go): helm lint --strict and helm
+# template with values.yaml and values-production.yaml, every object decoded
+# strictly into its Kubernetes API type, and the refusals of bad values.
+helm-check: ## lint, render and strictly decode deploy/helm/notify with its default and production values (helm into .tools)
+	./scripts/test-setup-helm.sh
+	cd deploy/check && go test -count=1 -run 'TestChart' -v .
 
 vet: ## go vet every module
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done

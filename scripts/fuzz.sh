@@ -16,6 +16,7 @@ TARGETS=(
 	"services/realtime-gateway ./internal/engineio FuzzDecode"
 	"services/realtime-gateway ./internal/socketio FuzzDecode"
 	"services/realtime-gateway ./internal/gateway FuzzDecodePlain"
+	"services/realtime-gateway ./internal/hub FuzzFrames"
 )
 
 echo "==> fuzzing each target for $FUZZTIME"

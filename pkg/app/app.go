@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/xpeditis/notify/pkg/auth"
+	"github.com/xpeditis/notify/pkg/buildinfo"
 	"github.com/xpeditis/notify/pkg/config"
 	"github.com/xpeditis/notify/pkg/health"
 	"github.com/xpeditis/notify/pkg/httpx"
@@ -97,6 +98,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		o.ShutdownGrace = 20 * time.Second
 	}
 	reg := httpx.NewRegistry()
+	buildinfo.Register(reg, o.Name)
 	hr := health.New(log, reg, health.Remind)
 	natsCond := hr.Condition("nats")
 	var pgCond *health.Condition
@@ -120,7 +122,7 @@ func Run(ctx context.Context, o Options) (err error) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
-	log.Info("serving", "name", o.Name, "addr", ln.Addr().String())
+	log.Info("serving", "name", o.Name, "addr", ln.Addr().String(), "build", buildinfo.Get().String())
 	runCtx, stopServices := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServices()
 	var wg sync.WaitGroup

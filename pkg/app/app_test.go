@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xpeditis/notify/pkg/app"
+	"github.com/xpeditis/notify/pkg/buildinfo"
 	"github.com/xpeditis/notify/pkg/config"
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/pkg/natsx"
@@ -137,6 +139,20 @@ func TestAServiceStartedBeforeNATSIsAliveThenReadyWhenItComes(t *testing.T) {
 // A stream that exists with settings JetStream can change is updated; one
 // it cannot change is reported with what differs and what to do, and the
 // service stays not ready.
+func TestMetricsNameTheBuildFromTheFirstSecond(t *testing.T) {
+	// No NATS at this address: the build is known before anything is set up.
+	p := run(t, "nats://"+freeAddr(t), 1)
+	want := fmt.Sprintf(`notify_build_info{commit=%q,goversion=%q,service="test",version=%q} 1`,
+		buildinfo.Get().Commit, runtime.Version(), buildinfo.Get().Version)
+	poll(t, 5*time.Second, func() error {
+		code, body := p.get(t, "/metrics")
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			return fmt.Errorf("/metrics %d without %s", code, want)
+		}
+		return nil
+	})
+}
+
 func TestAnIncompatibleStreamIsReportedAndTheServiceStaysNotReady(t *testing.T) {
 	srv, err := natsx.RunEmbedded(natsx.EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Name: "old"})
 	if err != nil {

@@ -54,7 +54,7 @@ type ConsumerConfig struct {
 	Batch    int                      // most messages per batch
 	MaxWait  time.Duration            // how long a batch waits for more after its first; 0: it takes what has arrived
 	Workers  int                      // batches handled at once
-	Pull     int                      // messages buffered from the server
+	Pull     int                      // most messages one pull request asks for (and so buffered from the server)
 	Retry    backoff.Policy           // redelivery delays of Retry outcomes
 	Check    time.Duration            // how often the consumer is checked on the server (deleted by an operator, …); 5 s if 0
 	// Health is the consumer's condition: not met while it is not set up
@@ -75,9 +75,11 @@ type ConsumerConfig struct {
 // started, so that another replica takes it without waiting for the ack
 // deadline.
 type Consumer struct {
-	js     jetstream.JetStream
-	cfg    ConsumerConfig
-	handle Handler
+	js        jetstream.JetStream
+	cfg       ConsumerConfig
+	handle    Handler
+	quiet     chan struct{} // closed once no handler runs again
+	quietOnce sync.Once
 }
 
 // restart is the pause before a consumer that stopped is set up again.
@@ -96,13 +98,23 @@ func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, handle Handler) *Co
 	if cfg.Retry.Base <= 0 {
 		cfg.Retry = backoff.Policy{Base: time.Second, Max: time.Minute, Jitter: 0.1}
 	}
-	return &Consumer{js: js, cfg: cfg, handle: handle}
+	return &Consumer{js: js, cfg: cfg, handle: handle, quiet: make(chan struct{})}
 }
+
+// Quiet is closed once Run's context has ended and the last handler has
+// returned: what the handlers did is done, though Run may still be handing
+// back what its last pull request brings (up to pullExpiry). A service
+// that drains more than its consumer (the dispatcher's queued deliveries)
+// starts that at Quiet rather than when Run returns.
+func (c *Consumer) Quiet() <-chan struct{} { return c.quiet }
+
+func (c *Consumer) beQuiet() { c.quietOnce.Do(func() { close(c.quiet) }) }
 
 // Run consumes until ctx ends, then drains (see Consumer) and returns. A
 // consumer that cannot be set up, or stops, is set up again after a pause
 // growing from 1 s to 30 s; its condition says why meanwhile.
 func (c *Consumer) Run(ctx context.Context) {
+	defer c.beQuiet()
 	for attempt := 1; ; attempt++ {
 		started, err := c.runOnce(ctx)
 		if ctx.Err() != nil {
@@ -131,22 +143,17 @@ func (c *Consumer) runOnce(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("consumer %s: %w", c.cfg.Consumer.Durable, err)
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Pull))
-	if err != nil {
-		return false, fmt.Errorf("consumer %s: %w", c.cfg.Consumer.Durable, err)
-	}
 	c.cfg.Health.OK()
-	// Shutdown: no more pulls; what the buffer holds still comes out of
-	// Next, and Feed hands it back.
-	defer context.AfterFunc(ctx, iter.Drain)()
+	// A deleted consumer stops the pulls (watch says so on stopped).
 	stopped := make(chan error, 1)
+	stopPull := make(chan struct{})
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go c.watch(watchCtx, cons, iter, stopped)
+	go c.watch(watchCtx, cons, stopPull, stopped)
 
 	msgs := make(chan jetstream.Msg, c.cfg.Batch*c.cfg.Workers)
-	fed := make(chan struct{})
-	go func() { Feed(ctx, iter, msgs, c.cfg.Log); close(fed) }()
+	pulled := make(chan error, 1)
+	go func() { pulled <- c.pull(ctx, cons, stopPull, msgs) }()
 	free := make(chan struct{}, c.cfg.Workers)
 	batches := make(chan *Batch, c.cfg.Workers)
 	go c.form(ctx, msgs, free, batches)
@@ -155,19 +162,95 @@ func (c *Consumer) runOnce(ctx context.Context) (bool, error) {
 		wg.Go(func() { c.work(context.WithoutCancel(ctx), free, batches) })
 	}
 	wg.Wait()
-	<-fed
+	if ctx.Err() != nil {
+		c.beQuiet()
+	}
+	err = <-pulled
 	select {
 	case err := <-stopped:
 		return true, err
 	default:
-		return true, fmt.Errorf("consumer %s: the message iterator closed", c.cfg.Consumer.Durable)
+	}
+	switch {
+	case err != nil:
+		return true, fmt.Errorf("consumer %s: %w", c.cfg.Consumer.Durable, err)
+	case ctx.Err() == nil:
+		return true, fmt.Errorf("consumer %s: pulling stopped", c.cfg.Consumer.Durable)
+	}
+	return true, nil
+}
+
+// pullExpiry is how long one pull request waits on the server for
+// messages; a stopping consumer reads its last request to the end, so its
+// shutdown takes up to this much longer.
+const pullExpiry = time.Second
+
+// pull is the only reader of the consumer's messages: one pull request of
+// up to Pull messages at a time, each read to its end, every message passed
+// to out in stream order, until ctx ends or stop is closed; then it closes
+// out. A request is never abandoned while the server may still answer it.
+// Abandoning one (unsubscribing its inbox, as an iterator's Drain does)
+// loses what the server sends meanwhile (on a cluster, until the
+// unsubscribe reaches the consumer's leader), and those messages came back
+// only after the ack wait. Once ctx ends it asks for no more and hands back
+// at once (a Nak) whatever the last request still brings, so that another
+// replica takes it.
+func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, stop <-chan struct{}, out chan<- jetstream.Msg) error {
+	defer close(out)
+	pause := backoff.Policy{Base: 50 * time.Millisecond, Max: pullExpiry, Jitter: 0.2}
+	for failures := 0; ; {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-stop:
+			return nil
+		default:
+		}
+		batch, err := cons.Fetch(c.cfg.Pull, jetstream.FetchMaxWait(pullExpiry))
+		if err != nil {
+			return fmt.Errorf("pull: %w", err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			select {
+			case <-ctx.Done():
+				_ = msg.Nak()
+				continue
+			default:
+			}
+			select {
+			case out <- msg:
+			case <-ctx.Done():
+				_ = msg.Nak()
+			}
+		}
+		switch err := batch.Error(); {
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			return fmt.Errorf("pull: %w", err)
+		case err != nil && n == 0:
+			// A request refused at once (too many waiting, a leader
+			// change): pause rather than spin.
+			failures++
+			c.cfg.Log.Debug("pull request failed", "consumer", c.cfg.Consumer.Durable, "err", err)
+			t := time.NewTimer(pause.Delay(failures))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			case <-stop:
+				t.Stop()
+			}
+		default:
+			failures = 0
+		}
 	}
 }
 
 // watch checks the consumer on the server every Check: one deleted by an
 // operator (whose iterator may not hear of it) is stopped, so that Run sets
 // it up again; the condition follows what the server answers.
-func (c *Consumer) watch(ctx context.Context, cons jetstream.Consumer, iter jetstream.MessagesContext, stopped chan<- error) {
+func (c *Consumer) watch(ctx context.Context, cons jetstream.Consumer, stopPull chan<- struct{}, stopped chan<- error) {
 	t := time.NewTicker(c.cfg.Check)
 	defer t.Stop()
 	for {
@@ -184,7 +267,7 @@ func (c *Consumer) watch(ctx context.Context, cons jetstream.Consumer, iter jets
 			return
 		case errors.Is(err, jetstream.ErrConsumerNotFound):
 			stopped <- fmt.Errorf("consumer %s was deleted", c.cfg.Consumer.Durable)
-			iter.Stop()
+			close(stopPull)
 			return
 		default:
 			c.cfg.Health.Report(err)
@@ -217,8 +300,10 @@ func (c *Consumer) work(ctx context.Context, free chan<- struct{}, batches <-cha
 // for it, and closes out once msgs is closed and drained. Once ctx ends it
 // forms no more and hands back what it holds.
 func (c *Consumer) form(ctx context.Context, msgs <-chan jetstream.Msg, free <-chan struct{}, out chan<- *Batch) {
-	defer close(out)
+	// The workers are let go first: handing back waits for the last pull
+	// request to end.
 	defer handBack(msgs)
+	defer close(out)
 	order := newTurns()
 	var seq uint64
 	for {

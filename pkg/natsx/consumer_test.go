@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -196,5 +198,155 @@ func TestOutcomesBecomeTheirJetStreamReplies(t *testing.T) {
 	}
 	if info, err := stream.Info(ctx); err != nil || info.State.Msgs != 1 {
 		t.Fatalf("DEADLETTER: %+v, %v", info.State, err)
+	}
+}
+
+// On a 3-node cluster, two replicas share a durable, each connected to its
+// own node, while events flow steadily; one replica is stopped and started
+// again, over and over. A message the server sends to a replica that is
+// stopping (its pull request still open on the consumer's leader while its
+// subscription goes away) must be handed back, not left to the 30 s ack
+// wait: every event is handled, once, within 2 s of the last publish.
+func TestRepeatedStopsOnAClusterLeaveNothingToTheAckWait(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-node cluster")
+	}
+	cluster := testkit.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	urls := strings.Split(cluster.URL, ",")
+	jsTo := func(url string) jetstream.JetStream {
+		nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
+	producer := jsTo(urls[0])
+	streams := testkit.StreamsConfig()
+	streams.Replicas = 3
+	hr := health.New(testkit.Logger(), prometheus.NewRegistry(), health.Remind)
+	if err := natsx.EnsureStreams(ctx, producer, streams, hr); err != nil {
+		t.Fatal(err)
+	}
+	seen := &handled{by: map[string][]string{}}
+	replica := func(name string, js jetstream.JetStream) *natsx.Consumer {
+		return natsx.NewConsumer(js, natsx.ConsumerConfig{
+			Stream:   natsx.StreamEvents,
+			Consumer: jetstream.ConsumerConfig{Durable: "cycle", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1},
+			Batch:    10, Workers: 2, Pull: 50,
+			Health: hr.Condition("consumer:" + name), Log: testkit.Logger(),
+		}, func(_ context.Context, b *natsx.Batch) []natsx.Outcome {
+			seen.add(name, b)
+			return acks(len(b.Msgs))
+		})
+	}
+	steady := replica("steady", jsTo(urls[1]))
+	steadyDone := make(chan struct{})
+	go func() { steady.Run(ctx); close(steadyDone) }()
+
+	// The cycling replica is connected to the third node.
+	cycling := replica("cycling", jsTo(urls[2]))
+	published := make(chan int)
+	go func() {
+		n := 0
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for end := time.Now().Add(6 * time.Second); time.Now().Before(end); n++ {
+			<-tick.C
+			if _, err := producer.Publish(ctx, "events.SYSTEM", []byte(strconv.Itoa(n))); err != nil {
+				t.Error(err)
+				break
+			}
+		}
+		published <- n
+	}()
+	var count int
+cycles:
+	for {
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { cycling.Run(runCtx); close(done) }()
+		select {
+		case count = <-published:
+			stop()
+			<-done
+			break cycles
+		case <-time.After(400 * time.Millisecond):
+		}
+		stop()
+		<-done
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = seen.check(count); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("2 s after the last publish: %v", err)
+	}
+	cancel()
+	<-steadyDone
+}
+
+// One worker sees every message once, in stream order, across many pull
+// requests (each asks for 50), and Run returns once its context ends.
+func TestMessagesComeInStreamOrderAcrossPulls(t *testing.T) {
+	n := testkit.StartNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const count = 300
+	for i := range count {
+		if _, err := n.JS.Publish(ctx, "events.SYSTEM", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var got []string
+	hr := health.New(testkit.Logger(), prometheus.NewRegistry(), health.Remind)
+	c := natsx.NewConsumer(n.JS, natsx.ConsumerConfig{
+		Stream:   natsx.StreamEvents,
+		Consumer: jetstream.ConsumerConfig{Durable: "order", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second},
+		Batch:    7, Workers: 1, Pull: 50,
+		Health: hr.Condition("consumer"), Log: testkit.Logger(),
+	}, func(_ context.Context, b *natsx.Batch) []natsx.Outcome {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range b.Msgs {
+			got = append(got, string(m.Data()))
+		}
+		return acks(len(b.Msgs))
+	})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { c.Run(runCtx); close(done) }()
+	testkit.Eventually(t, 10*time.Second, "every message handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= count
+	})
+	stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("Run did not return after its context ended")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != count {
+		t.Fatalf("%d messages handled, want %d", len(got), count)
+	}
+	for i, p := range got {
+		if p != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q", i, p)
+		}
 	}
 }

@@ -229,33 +229,3 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, consumer string, ms
 	}
 	return !ack.Duplicate, nil
 }
-
-// Feed is the only reader of iter: it passes each message to out until the
-// iterator ends, then closes out. Consumers batch from out with plain
-// channel operations. Calling Next with short waits instead (from several
-// workers, to fill batches) left messages unprocessed until their ack wait
-// ran out (BENCHMARKS.md). Once ctx ends, the messages the iterator still
-// yields (drain it) are handed back at once with a Nak, so that another
-// replica takes them without waiting for their ack deadline.
-func Feed(ctx context.Context, iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Logger) {
-	defer close(out)
-	for {
-		msg, err := iter.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return
-		}
-		if err != nil {
-			log.Debug("next message", "err", err)
-			continue
-		}
-		if ctx.Err() != nil {
-			_ = msg.Nak()
-			continue
-		}
-		select {
-		case out <- msg:
-		case <-ctx.Done():
-			_ = msg.Nak()
-		}
-	}
-}

@@ -113,52 +113,6 @@ func fetchOne(t *testing.T, cons jetstream.Consumer) jetstream.Msg {
 	return msg
 }
 
-// Feed passes every message on, in order, and closes its channel once the
-// iterator is stopped, so that workers ranging over it finish.
-func TestFeedPassesEveryMessageAndClosesWhenStopped(t *testing.T) {
-	n := testkit.StartNATS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	const count = 300
-	for i := range count {
-		if _, err := n.JS.Publish(ctx, "events.SYSTEM", []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cons, err := n.JS.CreateOrUpdateConsumer(ctx, natsx.StreamEvents, jetstream.ConsumerConfig{Durable: "feed-test", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(50))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan jetstream.Msg, 10)
-	go natsx.Feed(ctx, iter, out, testkit.Logger())
-	for i := range count {
-		select {
-		case msg := <-out:
-			if string(msg.Data()) != strconv.Itoa(i) {
-				t.Fatalf("message %d is %q", i, msg.Data())
-			}
-			_ = msg.Ack()
-		case <-ctx.Done():
-			t.Fatalf("only %d of %d messages passed on", i, count)
-		}
-	}
-	iter.Stop()
-	for {
-		select {
-		case _, open := <-out:
-			if !open {
-				return
-			}
-		case <-ctx.Done():
-			t.Fatal("the channel was not closed after the iterator stopped")
-		}
-	}
-}
-
 func TestRedactURLHidesCredentialsOnly(t *testing.T) {
 	for in, want := range map[string]string{
 		"nats://127.0.0.1:4223":                             "nats://127.0.0.1:4223",

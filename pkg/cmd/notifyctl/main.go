@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/xpeditis/notify/pkg/buildinfo"
 )
 
 const usage = `usage: notifyctl <command> [flags]
@@ -20,6 +22,7 @@ commands:
   verify    verify a webhook delivery's signature (secret, raw body, headers)
   listen    forward a development notifyd's webhook deliveries to a local URL
   bench     run a benchmark (ingest, list, gateway, gateway-report)
+  version   print the version and commit it was built from (also --version)
 
 Run 'notifyctl <command> -h' for the flags and examples of a command.
 Flags that name the same thing are the same in every command: -nats (default
@@ -61,6 +64,9 @@ func run(ctx context.Context, args []string, io stdio) int {
 		err = runBench(ctx, rest, io)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(io.out, usage)
+		return 0
+	case "--version", "-version", "version":
+		buildinfo.PrintVersion(io.out, "notifyctl")
 		return 0
 	default:
 		err = usageError{fmt.Errorf("unknown command %q\n\n%s", args[0], usage)}

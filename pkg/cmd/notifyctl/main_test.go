@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xpeditis/notify/pkg/auth"
+	"github.com/xpeditis/notify/pkg/buildinfo"
 	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/testkit"
 )
@@ -119,6 +120,16 @@ func TestTheSameThingHasTheSameFlagInEveryCommand(t *testing.T) {
 			if !strings.Contains(out, f) {
 				t.Errorf("notifyctl %s has no %s flag", cmd, strings.TrimSpace(f))
 			}
+		}
+	}
+}
+
+func TestVersionPrintsTheBuildOnStdout(t *testing.T) {
+	want := "notifyctl " + buildinfo.Get().String() + "\n"
+	for _, arg := range []string{"version", "--version", "-version"} {
+		code, out, errOut := runCmd(t, arg)
+		if code != 0 || out != want || errOut != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want 0 and %q", arg, code, out, errOut, want)
 		}
 	}
 }

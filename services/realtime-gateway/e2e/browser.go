@@ -31,6 +31,7 @@ type Observation struct {
 	Message   string            `json:"message"`
 	Reason    string            `json:"reason"`
 	Data      json.RawMessage   `json:"data"`
+	T         float64           `json:"t"` // when client.mjs saw it, ms on its monotonic clock
 }
 
 // Browser is a node process holding socket.io-client "tabs".

@@ -5,7 +5,8 @@ import { io } from "socket.io-client";
 import readline from "node:readline";
 
 const tabs = new Map();
-const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+// t is when the observation was made, in ms on the process's monotonic clock.
+const out = (o) => process.stdout.write(JSON.stringify({ ...o, t: performance.now() }) + "\n");
 
 function open(cmd) {
   const opts = { auth: { token: cmd.token }, forceNew: true };

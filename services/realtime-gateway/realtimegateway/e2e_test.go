@@ -247,3 +247,31 @@ func TestSocketIOClientMessagesDuringUpgrade(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+// socket.io-client with its default transports opens on long-polling and
+// upgrades to WebSocket. With the heartbeat at its production pace (a ping
+// every 25 s), every one of 50 clients connecting at once is on WebSocket
+// within a second of its connect: the gateway answers the long-poll that
+// the client waits for during the upgrade probe at once, instead of holding
+// it until the next packet (the next ping, 25 s later).
+func TestSocketIOClientDefaultTransportsUpgradeWithinASecond(t *testing.T) {
+	n := testkit.StartNATS(t)
+	cfg := testConfig()
+	cfg.PingInterval, cfg.PingTimeout = 25*time.Second, 20*time.Second
+	g := startGateway(t, n, cfg)
+	b := e2e.Start(t)
+	const clients = 50
+	for i := range clients {
+		b.Do(map[string]any{"cmd": "open", "tab": fmt.Sprint("c", i), "url": g.URL, "token": token(t, testkit.UniqueID("user"), time.Hour)})
+	}
+	for i := range clients {
+		tab := fmt.Sprint("c", i)
+		c := b.Wait(tab+" connects", e2e.IsType(tab, "connect"))
+		up := b.Wait(tab+" upgrades", func(o e2e.Observation) bool {
+			return o.Tab == tab && o.Type == "upgrade" && o.Transport == "websocket"
+		})
+		if late := time.Duration((up.T - c.T) * float64(time.Millisecond)); late > time.Second {
+			t.Errorf("%s: on WebSocket %s after connect (connected on %s), want within 1s", tab, late, c.Transport)
+		}
+	}
+}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/xpeditis/notify/pkg/app"
 	"github.com/xpeditis/notify/pkg/config"
-	"github.com/xpeditis/notify/pkg/httpx"
 	"github.com/xpeditis/notify/pkg/logx"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/gateway"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
@@ -53,7 +52,7 @@ func ReadConfig(e *config.Env) Config {
 		PingTimeout:     e.Duration("GATEWAY_PING_TIMEOUT", 20*time.Second),
 		ConnectTimeout:  e.Duration("GATEWAY_CONNECT_TIMEOUT", 20*time.Second),
 		WriteTimeout:    e.Duration("GATEWAY_WRITE_TIMEOUT", 10*time.Second),
-		MaxPayload:      e.Int("GATEWAY_MAX_PAYLOAD", 32<<10),
+		MaxPayload:      e.Int("GATEWAY_MAX_PAYLOAD", 1_000_000),
 		SendQueue:       e.Int("GATEWAY_SEND_QUEUE", 128),
 		SendBuffer:      e.Int("GATEWAY_SEND_BUFFER", 1<<20),
 		MaxPendingPerIP: e.Int("GATEWAY_MAX_PENDING_PER_IP", 64),
@@ -61,7 +60,7 @@ func ReadConfig(e *config.Env) Config {
 		MaxConnsPerUser: e.Int("GATEWAY_MAX_CONNECTIONS_PER_USER", 20),
 		RecoveryWindow:  e.Duration("GATEWAY_RECOVERY_WINDOW", 2*time.Minute),
 		AllowedOrigins:  e.List("GATEWAY_ALLOWED_ORIGINS", nil),
-		Tick:            e.Duration("GATEWAY_TICK", 100*time.Millisecond),
+		Tick:            e.Duration("GATEWAY_TICK", 10*time.Millisecond),
 		HubBuffer:       e.Int("GATEWAY_HUB_BUFFER", 1<<16),
 		ShutdownGrace:   e.Duration("GATEWAY_SHUTDOWN_GRACE", 10*time.Second),
 		DrainRate:       e.Int("GATEWAY_DRAIN_RATE", 1000),
@@ -79,8 +78,8 @@ func ReadConfig(e *config.Env) Config {
 	if c.Tick > c.PingTimeout/2 {
 		e.Check(fmt.Errorf("GATEWAY_TICK (%s) must be at most half of GATEWAY_PING_TIMEOUT", c.Tick))
 	}
-	if c.MaxPayload < 1024 || c.MaxPayload > httpx.MaxBodyBytes {
-		e.Check(fmt.Errorf("GATEWAY_MAX_PAYLOAD must be between 1024 and %d", httpx.MaxBodyBytes))
+	if c.MaxPayload < 1024 || c.MaxPayload > maxPayloadLimit {
+		e.Check(fmt.Errorf("GATEWAY_MAX_PAYLOAD must be between 1024 and %d", maxPayloadLimit))
 	}
 	if c.SendQueue < 8 {
 		e.Check(fmt.Errorf("GATEWAY_SEND_QUEUE must be at least 8"))
@@ -106,6 +105,16 @@ func ReadConfig(e *config.Env) Config {
 	return c
 }
 
+// maxPayloadLimit is the largest GATEWAY_MAX_PAYLOAD: 1 MiB, a little over
+// the Engine.IO reference server's default of 1e6 bytes.
+const maxPayloadLimit = 1 << 20
+
+// wheelSlots is how many slots the timing wheel gets: one turn covers a
+// ping interval and its timeout, so that a heartbeat's entry waits one turn.
+func wheelSlots(c Config) int {
+	return min(max(int((c.PingInterval+c.PingTimeout)/c.Tick)+2, 64), 1<<16)
+}
+
 // Service is the gateway.
 type Service struct {
 	server *gateway.Server
@@ -120,7 +129,7 @@ func New(cfg Config) app.Builder {
 			return nil, err
 		}
 		log := d.Log.With("component", Name)
-		w := wheel.New(cfg.Tick, 1024)
+		w := wheel.New(cfg.Tick, wheelSlots(cfg))
 		h := hub.New(d.NC, log, hub.NewMetrics(d.Metrics), cfg.MaxConnsPerUser, cfg.HubBuffer)
 		srv := gateway.New(gateway.Options{
 			PingInterval:    cfg.PingInterval,

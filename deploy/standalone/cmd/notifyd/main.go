@@ -10,9 +10,14 @@ import (
 	"syscall"
 
 	"github.com/xpeditis/notify/deploy/standalone/notifyd"
+	"github.com/xpeditis/notify/pkg/buildinfo"
 )
 
 func main() {
+	if buildinfo.VersionRequested(os.Args[1:]) {
+		buildinfo.PrintVersion(os.Stdout, "notifyd")
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := notifyd.Main(ctx, os.Stdout, os.Stderr); err != nil {

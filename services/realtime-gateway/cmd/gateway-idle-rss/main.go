@@ -2,7 +2,9 @@
 // connection: it runs NATS in process, starts a realtime-gateway binary
 // against it, opens n Socket.IO WebSocket connections (one user each, as
 // socket.io-client does: handshake, CONNECT with a token, pongs), waits for
-// them to idle and prints the gateway's RSS growth per connection. The full
+// them to idle and prints the gateway's RSS growth per connection and the
+// CPU time it spends while they idle (heartbeats and the timing wheel; run
+// it with -settle of a few ping intervals for that figure). The full
 // load generator (connection rate, fan-out latency, the Node.js reference)
 // is make bench-gateway; this is the small, fast probe used while tuning.
 //
@@ -103,12 +105,21 @@ func run() error {
 	if opened.Load() == 0 {
 		return errors.New("no connection opened")
 	}
+	cpuBefore, err := cpuSeconds(gw.Process.Pid)
+	if err != nil {
+		return err
+	}
 	time.Sleep(*settle)
 	after, err := rss(gw.Process.Pid)
 	if err != nil {
 		return err
 	}
+	cpuAfter, err := cpuSeconds(gw.Process.Pid)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("gateway RSS after %s idle: %d KiB: %.2f KiB per idle connection\n", *settle, after, float64(after-base)/float64(opened.Load()))
+	fmt.Printf("gateway CPU while idle: %.2f s over %s (%.3f CPU-seconds per idle minute)\n", cpuAfter-cpuBefore, *settle, (cpuAfter-cpuBefore)/settle.Minutes())
 	return nil
 }
 
@@ -156,6 +167,28 @@ func pong(ctx context.Context, ws *websocket.Conn) {
 			_ = ws.WriteMessage(websocket.TextMessage, []byte("3"))
 		}
 	}
+}
+
+// cpuSeconds is the user and system CPU time of process pid so far.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th of them.
+	end := strings.LastIndexByte(string(b), ')')
+	fields := strings.Fields(string(b)[end+1:])
+	if end < 0 || len(fields) < 13 {
+		return 0, errors.New("unexpected /proc/<pid>/stat")
+	}
+	utime, err1 := strconv.ParseFloat(fields[11], 64)
+	stime, err2 := strconv.ParseFloat(fields[12], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const clockTicks = 100 // USER_HZ: /proc reports in 1/100 s on Linux
+	return (utime + stime) / clockTicks, nil
 }
 
 func rss(pid int) (int, error) {

@@ -11,15 +11,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/xpeditis/notify/pkg/httpx"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/engineio"
-)
-
-// Engine.IO packets the server sends as they are.
-var (
-	pingPacket       = []byte{'0' + byte(engineio.Ping)}
-	noopPacket       = []byte{'0' + byte(engineio.Noop)}
-	closePacket      = []byte{'0' + byte(engineio.Close)}
-	disconnectPacket = []byte("41") // Socket.IO DISCONNECT in a message packet
 )
 
 // maxPacketsPerPayload bounds how many packets one polling POST may carry.
@@ -85,7 +78,7 @@ func (s *Server) serveEngineIO(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if c == nil || c.transport == transportPlain {
+	if c == nil || c.dialect != dialect(socketIO{}) {
 		engineError(w, http.StatusBadRequest, engineio.ErrCodeUnknownSID, "Session ID unknown")
 		return
 	}
@@ -128,29 +121,31 @@ func engineError(w http.ResponseWriter, status, code int, message string) {
 	}{code, message})
 }
 
-// openPacket is the handshake a new session starts with.
-func (s *Server) openPacket(sid string, upgrades []string) []byte {
+// openPacket is the handshake a new session starts with. A polling
+// session may not send more than the HTTP server takes in one body (the
+// client splits its payloads by maxPayload), a WebSocket one may send
+// messages of up to MaxPayload bytes.
+func (s *Server) openPacket(sid string, upgrades []string, maxPayload int) []byte {
 	b, _ := json.Marshal(engineio.Handshake{
 		SID:          sid,
 		Upgrades:     upgrades,
 		PingInterval: s.opts.PingInterval.Milliseconds(),
 		PingTimeout:  s.opts.PingTimeout.Milliseconds(),
-		MaxPayload:   int64(s.opts.MaxPayload),
+		MaxPayload:   int64(maxPayload),
 	})
 	return append([]byte{'0' + byte(engineio.Open)}, b...)
 }
 
+// pollingMaxPayload is the most a polling POST may carry: MaxPayload, within
+// the HTTP server's body limit.
+func (s *Server) pollingMaxPayload() int { return min(s.opts.MaxPayload, httpx.MaxBodyBytes) }
+
 // handshake opens a session holding the pending slot of peer.
 func (s *Server) handshake(w http.ResponseWriter, r *http.Request, t, peer string) {
-	now := time.Now()
 	sid := newID()
 	if t == "polling" {
-		c := s.newConn(sid, transportPolling, peer, now)
-		s.track(c)
-		c.mu.Lock()
-		c.scheduleLocked()
-		c.mu.Unlock()
-		writePolling(w, s.openPacket(sid, []string{"websocket"}))
+		s.open(sid, newPolling(), socketIO{}, peer, nil)
+		writePolling(w, s.openPacket(sid, []string{"websocket"}, s.pollingMaxPayload()))
 		return
 	}
 	ws, br, err := s.upgrade(w, r)
@@ -158,14 +153,8 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, t, peer strin
 		s.pending.release(peer)
 		return // the upgrader answered
 	}
-	c := s.newConn(sid, transportWebSocket, peer, now)
-	c.ws = ws
+	c := s.open(sid, &engineWS{wsConn{ws: ws}}, socketIO{}, peer, s.openPacket(sid, []string{}, s.opts.MaxPayload))
 	c.answerPings(ws)
-	s.track(c)
-	c.mu.Lock()
-	c.enqueueLocked(frame{data: s.openPacket(sid, []string{})})
-	c.scheduleLocked()
-	c.mu.Unlock()
 	go s.readEngineWS(c, ws, br)
 }
 
@@ -176,99 +165,53 @@ func writePolling(w http.ResponseWriter, body []byte) {
 }
 
 // pollGet answers a long-polling GET with the queued packets, waiting for
-// some when there are none. A second GET while one waits is a protocol error.
+// some when there are none (see conn.poll).
 func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, c *conn) {
 	// The HTTP server's write timeout is meant for REST; a poll is held up
 	// to a ping interval before its answer is written.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.PingInterval + s.opts.WriteTimeout))
-	c.mu.Lock()
-	if c.transport != transportPolling || c.polling {
-		overlap := c.polling
-		c.mu.Unlock()
-		if overlap {
-			c.close(reasonProtocol, false)
-		}
+	batch, res := c.poll(r.Context())
+	switch res {
+	case pollRefused:
 		engineError(w, http.StatusBadRequest, engineio.ErrCodeBadRequest, "Bad request")
-		return
-	}
-	for len(c.queue) == 0 && !c.closed && c.transport == transportPolling {
-		c.polling = true
-		wake := c.pollWake
-		c.mu.Unlock()
-		select {
-		case <-wake:
-		case <-r.Context().Done():
-			c.mu.Lock()
-			c.polling = false
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Lock()
-		c.polling = false
-	}
-	if c.transport != transportPolling {
-		// Upgraded while waiting: the client ignores this transport now,
-		// so it gets nothing that matters.
-		c.mu.Unlock()
+	case pollNoop:
 		writePolling(w, noopPacket)
-		return
+	case pollFrames:
+		packets := make([][]byte, len(batch))
+		for i, f := range batch {
+			packets[i] = f.data
+		}
+		writePolling(w, engineio.EncodePayload(packets))
+		c.release(batch)
 	}
-	batch := c.takeLocked()
-	closed := c.closed
-	c.mu.Unlock()
-	packets := make([][]byte, 0, len(batch)+1)
-	for _, f := range batch {
-		packets = append(packets, f.data)
-	}
-	if closed && (len(batch) == 0 || batch[len(batch)-1].kind != frameClose) {
-		packets = append(packets, closePacket) // the client reconnects
-	}
-	writePolling(w, engineio.EncodePayload(packets))
-	c.mu.Lock()
-	c.releaseLocked(batch)
-	c.mu.Unlock()
 }
 
 // pollPost takes the packets of a long-polling POST.
 func (s *Server) pollPost(w http.ResponseWriter, r *http.Request, c *conn) {
-	c.mu.Lock()
-	if c.closed && c.transport == transportPolling {
-		// Closed, and the next poll brings the close packet: an error here
-		// would reach the client first, and look like a failure.
-		c.mu.Unlock()
-		pollOK(w)
-		return
-	}
-	if c.transport != transportPolling || c.posting || c.closed {
-		overlap := c.posting
-		c.mu.Unlock()
-		if overlap {
-			c.close(reasonProtocol, false)
+	ok, closed := c.beginPost()
+	if !ok {
+		if closed {
+			pollOK(w)
+		} else {
+			engineError(w, http.StatusBadRequest, engineio.ErrCodeBadRequest, "Bad request")
 		}
-		engineError(w, http.StatusBadRequest, engineio.ErrCodeBadRequest, "Bad request")
 		return
 	}
-	c.posting = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.posting = false
-		c.mu.Unlock()
-	}()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.opts.MaxPayload)))
+	defer c.endPost()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.pollingMaxPayload())))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			c.close(reasonProtocol, false)
+			c.close(reasonProtocol)
 			engineError(w, http.StatusRequestEntityTooLarge, engineio.ErrCodeBadRequest, "Payload too large")
 			return
 		}
-		c.close(reasonClientGone, false)
+		c.close(reasonClientGone)
 		return
 	}
 	packets, err := engineio.DecodePayload(body, maxPacketsPerPayload)
 	if err != nil {
-		c.close(reasonProtocol, false)
+		c.close(reasonProtocol)
 		engineError(w, http.StatusBadRequest, engineio.ErrCodeBadRequest, "Bad request")
 		return
 	}
@@ -296,36 +239,28 @@ func (s *Server) onEnginePacket(c *conn, p engineio.Packet) bool {
 		c.clientPing(time.Now(), frame{data: engineio.Text(engineio.Packet{Type: engineio.Pong, Data: p.Data})})
 	case engineio.Message:
 		if p.Binary {
-			// The gateway takes no binary events; drop their attachments.
-			c.mu.Lock()
-			if c.skipBinary > 0 {
-				c.skipBinary--
-			}
-			c.mu.Unlock()
-			return true
+			return c.binaryFrame()
 		}
 		s.onSocketIO(c, p.Data)
 	case engineio.Close:
-		c.close(reasonClientGone, false)
+		c.close(reasonClientGone)
 	case engineio.Noop:
 	default: // open or upgrade out of place
-		c.close(reasonProtocol, false)
+		c.close(reasonProtocol)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return !c.closed
+	return c.live()
 }
 
 // readEngineWS reads a Socket.IO session's WebSocket until it closes.
 func (s *Server) readEngineWS(c *conn, ws *websocket.Conn, br *bufio.Reader) {
-	readMessages(ws, br, func(mt int, data []byte, err error) bool {
+	s.readMessages(c, ws, br, func(mt int, data []byte, err error) bool {
 		if err != nil {
-			c.close(readFailure(err), false)
+			c.close(readFailure(err))
 			return false
 		}
 		p, err := engineio.Decode(data, mt == websocket.BinaryMessage)
 		if err != nil {
-			c.close(reasonProtocol, false)
+			c.close(reasonProtocol)
 			return false
 		}
 		return s.onEnginePacket(c, p)
@@ -341,58 +276,27 @@ func readFailure(err error) string {
 }
 
 // upgradeSession moves a polling session to WebSocket: the client probes
-// with "2probe", the server answers "3probe" and flushes the pending poll
-// with a noop so that the client can pause polling, and the client's "5"
-// switches the session over.
+// with "2probe", the server answers "3probe" and answers long-polls at once
+// from then on so that the client can pause polling, and the client's "5"
+// switches the session over. A WebSocket for a session that is already
+// upgrading or upgraded is accepted and closed, as the reference server
+// does.
 func (s *Server) upgradeSession(w http.ResponseWriter, r *http.Request, c *conn) {
-	c.mu.Lock()
-	ok := c.transport == transportPolling && c.probe == nil && !c.closed
-	c.mu.Unlock()
-	if !ok {
-		engineError(w, http.StatusBadRequest, engineio.ErrCodeBadRequest, "Bad request")
-		return
-	}
 	ws, br, err := s.upgrade(w, r)
 	if err != nil {
 		return
 	}
-	c.mu.Lock()
-	if c.probe != nil || c.closed {
-		c.mu.Unlock()
+	if !c.beginProbe(ws) {
 		_ = ws.Close()
 		return
 	}
-	c.probe = ws
-	c.mu.Unlock()
 	if !s.probe(c, ws) {
-		c.mu.Lock()
-		if c.probe == ws {
-			c.probe = nil
-		}
-		c.mu.Unlock()
-		_ = ws.Close()
+		c.abandonProbe(ws)
 		return
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		_ = ws.Close()
-		return
+	if c.upgrade(ws) {
+		go s.readEngineWS(c, ws, br) // this handler's goroutine ends
 	}
-	c.probe = nil
-	c.transport = transportWebSocket
-	c.ws = ws
-	c.answerPings(ws)
-	select { // a pending poll answers noop
-	case c.pollWake <- struct{}{}:
-	default:
-	}
-	c.kickLocked()
-	c.mu.Unlock()
-	s.metrics.connections.WithLabelValues(transportPolling.String()).Dec()
-	s.metrics.connections.WithLabelValues(transportWebSocket.String()).Inc()
-	s.metrics.upgrades.Inc()
-	go s.readEngineWS(c, ws, br) // this handler's goroutine ends
 }
 
 // errProbePing ends a probe whose client sends WebSocket pings: the upgrade
@@ -425,12 +329,8 @@ func (s *Server) probe(c *conn, ws *websocket.Conn) bool {
 			if err := ws.WriteMessage(websocket.TextMessage, []byte("3probe")); err != nil {
 				return false
 			}
-			c.mu.Lock()
-			if c.polling {
-				c.enqueueLocked(frame{data: noopPacket})
-			}
-			c.mu.Unlock()
-		case p.Type == engineio.Upgrade:
+			c.probed()
+		case p.Type == engineio.Upgrade && probed:
 			return true
 		case p.Type == engineio.Noop:
 		default:

@@ -60,9 +60,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.pendingRefused.WithLabelValues("total")
 	reg.MustRegister(m.connections, m.accepted, m.upgrades, m.sent, m.disconnects,
 		m.slowClients, m.connectErrors, m.recovery, m.recoverySaveErr)
-	for _, t := range []transport{transportPolling, transportWebSocket, transportPlain} {
-		m.connections.WithLabelValues(t.String())
-		m.sent.WithLabelValues(t.String())
+	for _, t := range transportNames {
+		m.connections.WithLabelValues(t)
+		m.sent.WithLabelValues(t)
 	}
 	m.recovery.WithLabelValues("hit")
 	m.recovery.WithLabelValues("miss")

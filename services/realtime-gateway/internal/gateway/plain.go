@@ -12,8 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
-	"github.com/xpeditis/notify/services/realtime-gateway/internal/recovery"
+	"github.com/xpeditis/notify/pkg/auth"
 )
 
 // WebSocket close codes of /ws (application range 4000-4999 for ours).
@@ -84,19 +83,13 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
 		s.pending.release(peer)
 		return
 	}
-	now := time.Now()
-	c := s.newConn(newID(), transportPlain, peer, now)
-	c.ws = ws
+	c := s.open(newID(), &plainWS{wsConn{ws: ws}}, plain{}, peer, nil)
 	ws.SetPongHandler(func(string) error { c.pong(time.Now()); return nil })
 	c.answerPings(ws)
-	s.track(c)
-	c.mu.Lock()
-	c.scheduleLocked()
-	c.mu.Unlock()
 	if token != "" {
-		s.plainConnect(c, token, since)
+		c.connect(connectRequest{token: token, since: since})
 	}
-	go s.readPlain(c, ws, br)
+	go readPlain(c, ws, br)
 }
 
 func bearer(h string) string {
@@ -107,10 +100,12 @@ func bearer(h string) string {
 	return strings.TrimSpace(token)
 }
 
-func (s *Server) readPlain(c *conn, ws *websocket.Conn, br *bufio.Reader) {
-	readMessages(ws, br, func(_ int, data []byte, err error) bool {
+// readPlain reads a /ws client's frames: auth (connect, or a newer token
+// once joined) and ping.
+func readPlain(c *conn, ws *websocket.Conn, br *bufio.Reader) {
+	c.srv.readMessages(c, ws, br, func(_ int, data []byte, err error) bool {
 		if err != nil {
-			c.close(readFailure(err), false)
+			c.close(readFailure(err))
 			return false
 		}
 		in, err := decodePlain(data)
@@ -120,26 +115,22 @@ func (s *Server) readPlain(c *conn, ws *websocket.Conn, br *bufio.Reader) {
 		}
 		switch in.Type {
 		case "auth":
-			c.mu.Lock()
-			connected, connecting := c.connected, c.connecting
-			c.mu.Unlock()
-			switch {
-			case connected:
-				s.plainReauth(c, in.Token)
-			case !connecting:
-				s.plainConnect(c, in.Token, in.Since)
+			if c.isJoined() {
+				plainReauth(c, in.Token)
+			} else {
+				c.connect(connectRequest{token: in.Token, since: in.Since})
 			}
 		case "ping":
 			c.clientPing(time.Now(), frame{data: []byte(`{"type":"pong"}`)})
 		default:
 			c.send(plainError("bad_frame", "unknown frame type"))
 		}
-		return true
+		return c.live()
 	})
 }
 
-func (s *Server) plainReauth(c *conn, token string) {
-	res := s.reauth(c, token)
+func plainReauth(c *conn, token string) {
+	res := c.renew(token)
 	if !res.OK {
 		c.send(plainError(codeInvalidToken, res.Message))
 		return
@@ -151,70 +142,60 @@ func (s *Server) plainReauth(c *conn, token string) {
 	c.send(b)
 }
 
-// plainConnect authenticates a /ws client and starts its stream: replay
-// after since when the history still holds it, else from the user's latest
-// offset, so that the welcome always carries an offset to resume from.
-func (s *Server) plainConnect(c *conn, token string, since *uint64) {
-	claims, err := s.verifier.Verify(token)
-	if err != nil {
-		s.metrics.connectErrors.WithLabelValues(codeInvalidToken).Inc()
-		c.send(plainError(codeInvalidToken, err.Error()))
-		c.closeWith(reasonRefused, true, closeUnauthorized, "invalid token")
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, recoveryOpsTimeout)
-	defer cancel()
-	resumed := false
-	var p recovery.Point
-	if since != nil {
-		p.After = *since
-		ok, err := s.store.Complete(ctx, claims.UserID, p)
+// plain is the /ws dialect of the join path: no session records; the
+// stream replays after since when the history still holds it, else from
+// the user's latest offset, so that the welcome always carries an offset
+// to resume from.
+type plain struct{}
+
+func (plain) resume(ctx context.Context, c *conn, claims auth.Claims, req connectRequest) (start, error) {
+	s := c.srv
+	st := start{replay: true}
+	if req.since != nil {
+		st.asked, st.point.After = true, *req.since
+		var err error
+		st.hit, err = s.store.Complete(ctx, claims.UserID, st.point)
 		if err != nil {
 			s.log.Warn("resume check", "err", err)
 		}
-		resumed = ok
-		result := "miss"
-		if ok {
-			result = "hit"
-		}
-		s.metrics.recovery.WithLabelValues(result).Inc()
-	}
-	if !resumed {
-		// The latest offset is read before joining, and the replay after
-		// joining covers what was published in between.
-		if p.After, err = s.store.LastOffset(ctx, claims.UserID); err != nil {
-			s.log.Error("read latest offset", "err", err)
-			s.metrics.connectErrors.WithLabelValues(codeUnavailable).Inc()
-			c.send(plainError(codeUnavailable, "the gateway cannot read the stream right now; retry"))
-			c.closeWith(reasonRefused, true, websocket.CloseTryAgainLater, "unavailable")
-			return
+		if st.hit {
+			return st, nil
 		}
 	}
-	c.mu.Lock()
-	c.connecting, c.user, c.replaying, c.lastSeq = true, claims.UserID, true, p.After
-	c.mu.Unlock()
-	if err := s.hub.Join(claims.UserID, c); err != nil {
-		c.mu.Lock()
-		c.connecting, c.user = false, ""
-		c.mu.Unlock()
-		code, msg, closeCode := codeUnavailable, "the gateway cannot subscribe right now; retry", websocket.CloseTryAgainLater
-		if errors.Is(err, hub.ErrTooManyConnections) {
-			code, msg, closeCode = codeTooMany, err.Error(), closeTooMany
-		}
-		s.metrics.connectErrors.WithLabelValues(code).Inc()
-		c.send(plainError(code, msg))
-		c.closeWith(reasonRefused, true, closeCode, code)
-		return
-	}
-	welcome, _ := json.Marshal(struct {
+	// The latest offset is read before joining, and the replay after
+	// joining covers what was published in between.
+	var err error
+	st.point.After, err = s.store.LastOffset(ctx, claims.UserID)
+	return st, err
+}
+
+func (plain) welcome(_ context.Context, _ *conn, claims auth.Claims, st start) []byte {
+	b, _ := json.Marshal(struct {
 		Type      string    `json:"type"`
 		User      string    `json:"user"`
 		Resumed   bool      `json:"resumed"`
 		Offset    uint64    `json:"offset"`
 		ExpiresAt time.Time `json:"expiresAt"`
-	}{"welcome", claims.UserID, resumed, p.After, claims.ExpiresAt.UTC()})
-	if !s.markJoined(c, claims, welcome) {
-		return
+	}{"welcome", claims.UserID, st.hit, st.point.After, claims.ExpiresAt.UTC()})
+	return b
+}
+
+// refuse sends an error frame and closes with a code the client can act
+// on: 4001 for a bad token, 4008 at the per-user limit, 1013 (try again
+// later) when the gateway failed.
+func (plain) refuse(c *conn, code, message string, _ map[string]any) {
+	closeCode, text := websocket.CloseTryAgainLater, "unavailable"
+	switch code {
+	case codeInvalidToken:
+		closeCode, text = closeUnauthorized, "invalid token"
+	case codeTooMany:
+		closeCode, text = closeTooMany, code
 	}
-	go s.replay(c, claims.UserID, p)
+	c.send(plainError(code, message))
+	c.closeGracefully(reasonRefused, closeCode, text)
+}
+
+func (plain) expired(c *conn) {
+	c.send(plainError("token_expired", "token expired: authenticate again"))
+	c.closeGracefully(reasonTokenExpired, closeUnauthorized, "token expired")
 }

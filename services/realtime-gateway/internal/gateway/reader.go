@@ -19,6 +19,12 @@ import (
 // small (pongs, CONNECT, reauth) and larger ones simply take more reads.
 const readBufferSize = 512
 
+// unauthReadLimit bounds a message from a connection that has not
+// authenticated yet (a CONNECT with its token, or the /ws auth frame):
+// MaxPayload, up to 1 MiB, is for authenticated clients, so that clients
+// that never authenticate cannot make the gateway hold a megabyte each.
+const unauthReadLimit = 16 << 10
+
 // hijacker wraps the ResponseWriter during an upgrade so that gorilla uses
 // a small bufio.Reader the gateway can inspect.
 type hijacker struct {
@@ -44,13 +50,28 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Con
 	if err != nil {
 		return nil, nil, err
 	}
-	ws.SetReadLimit(int64(s.opts.MaxPayload))
+	ws.SetReadLimit(int64(min(unauthReadLimit, s.opts.MaxPayload)))
 	return ws, h.br, nil
 }
 
-// readMessages calls handle with each message of ws until reading fails
-// (then with the error) or handle returns false.
-func readMessages(ws *websocket.Conn, br *bufio.Reader, handle func(mt int, data []byte, err error) bool) {
+// readMessages calls handle with each message of c's WebSocket ws until
+// reading fails (then with the error) or handle returns false. Once c has
+// joined, messages of up to MaxPayload bytes are read.
+func (s *Server) readMessages(c *conn, ws *websocket.Conn, br *bufio.Reader, handle func(mt int, data []byte, err error) bool) {
+	limited := true
+	next := handle
+	handle = func(mt int, data []byte, err error) bool {
+		more := next(mt, data, err)
+		if limited && more && c.isJoined() {
+			ws.SetReadLimit(int64(s.opts.MaxPayload)) // from the reading goroutine, as gorilla wants
+			limited = false
+		}
+		return more
+	}
+	if c.isJoined() { // an upgraded session, or a /ws client that sent its token in the request
+		ws.SetReadLimit(int64(s.opts.MaxPayload))
+		limited = false
+	}
 	raw := rawConn(ws.NetConn())
 	if raw == nil || br == nil {
 		for {

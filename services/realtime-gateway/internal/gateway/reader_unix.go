@@ -29,3 +29,24 @@ func waitReadable(raw syscall.RawConn) {
 		return err != syscall.EAGAIN && err != syscall.EINTR
 	})
 }
+
+// tryWrite writes b to the socket under c in one non-blocking write and
+// reports how much went out: 0 when the socket's buffer is full or the write
+// failed (the caller writes the usual way, and meets the error there). The
+// socket's write lock is held for the write, so it does not interleave with
+// another writer's frame.
+func tryWrite(c net.Conn, b []byte) int {
+	raw := rawConn(c)
+	if raw == nil {
+		return 0
+	}
+	n := 0
+	_ = raw.Write(func(fd uintptr) bool {
+		w, err := syscall.Write(int(fd), b)
+		if err == nil {
+			n = w
+		}
+		return true // one attempt: never wait
+	})
+	return n
+}

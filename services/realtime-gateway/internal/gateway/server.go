@@ -1,8 +1,3 @@
-// Package gateway is the realtime gateway's connection layer: the Socket.IO
-// v4 server protocol (Engine.IO 4 over long-polling and WebSocket, Socket.IO
-// 5 on the default namespace) at /socket.io/, plain WebSocket JSON frames at
-// /ws, authentication, limits, recovery and graceful shutdown. The hub brings
-// the messages, the recovery store the history.
 package gateway
 
 import (
@@ -108,7 +103,12 @@ func New(o Options, log *slog.Logger, v Verifier, h Hub, store Recovery, w *whee
 	})
 	s.metrics.watchPending(reg, s.pending.count)
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:   512,
+		// No ReadBufferSize: gorilla then reads through the hijacked
+		// bufio.Reader, the small one the hijacker makes (see reader.go),
+		// whose Buffered() tells the reader that a message is waiting.
+		// With a size of its own it would buffer elsewhere, and a second
+		// message read in the same chunk as the first would wait for more
+		// data.
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{},
 		HandshakeTimeout: 10 * time.Second,
@@ -189,7 +189,7 @@ func (s *Server) drain(within time.Duration) {
 			if wait := time.Until(start.Add(period * time.Duration(i) / time.Duration(n))); wait > drainStep {
 				time.Sleep(wait)
 			}
-			c.closeWith(reasonShutdown, true, websocket.CloseGoingAway, "server shutting down, reconnect")
+			c.closeGracefully(reasonShutdown, websocket.CloseGoingAway, "server shutting down, reconnect")
 		}
 	}
 	// A handshake that passed the draining check just before may still add
@@ -200,7 +200,7 @@ func (s *Server) drain(within time.Duration) {
 			return
 		}
 		for _, c := range rest {
-			c.closeWith(reasonShutdown, true, websocket.CloseGoingAway, "server shutting down, reconnect")
+			c.closeGracefully(reasonShutdown, websocket.CloseGoingAway, "server shutting down, reconnect")
 		}
 	}
 }
@@ -229,13 +229,13 @@ func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
 	}
 }
 
-// track registers a new connection.
-func (s *Server) track(c *conn) {
+// track registers a new connection (conn's open).
+func (s *Server) track(c *conn, transport string) {
 	s.mu.Lock()
 	s.conns[c.id] = c
 	s.mu.Unlock()
-	s.metrics.connections.WithLabelValues(c.transport.String()).Inc()
-	s.metrics.accepted.WithLabelValues(c.transport.String()).Inc()
+	s.metrics.connections.WithLabelValues(transport).Inc()
+	s.metrics.accepted.WithLabelValues(transport).Inc()
 }
 
 func (s *Server) lookup(id string) *conn {
@@ -244,41 +244,29 @@ func (s *Server) lookup(id string) *conn {
 	return s.conns[id]
 }
 
-// forget is the end of a closed connection: it leaves the hub, and the end
-// of a Socket.IO session is recorded: when it disconnected, or that the
-// client left on purpose. A shutdown's closes record nothing (see saver.go).
-// The connection leaves the table last, so that a shutdown that finds the
-// table empty knows every record is queued.
-func (s *Server) forget(c *conn, reason string) {
-	c.mu.Lock()
-	t, user, joined := c.transport, c.user, c.connected || c.connecting
-	save := c.connected && c.pid != "" && reason != reasonShutdown
-	r := saveRequest{pid: c.pid, rev: c.rev, sess: c.sessionLocked()}
-	if c.explicit {
-		r.sess.Ended = true
-	} else {
-		r.sess.Disconnected = time.Now().UnixMilli()
-	}
-	peak, unauth := c.peak, c.unauth
-	c.unauth = false
-	c.mu.Unlock()
-	if unauth {
+// forget is the end of a closed connection (what conn's close hands
+// over): it gives back a pending slot, leaves the hub, and queues the
+// record of a Socket.IO session's end. The connection leaves the table
+// last, so that a shutdown that finds the table empty knows every record is
+// queued.
+func (s *Server) forget(c *conn, end ending) {
+	if end.slot {
 		s.pending.release(c.peer)
 	}
-	s.metrics.queuePeak.Observe(float64(peak))
-	if joined && user != "" {
-		s.hub.Leave(user, c)
+	s.metrics.queuePeak.Observe(float64(end.peak))
+	if end.user != "" {
+		s.hub.Leave(end.user, c)
 	}
-	s.metrics.connections.WithLabelValues(t.String()).Dec()
-	s.metrics.disconnects.WithLabelValues(reason).Inc()
-	if reason == reasonSlowClient {
+	s.metrics.connections.WithLabelValues(end.transport).Dec()
+	s.metrics.disconnects.WithLabelValues(end.reason).Inc()
+	if end.reason == reasonSlowClient {
 		s.metrics.slowClients.Inc()
 	}
-	if reason != reasonShutdown && reason != reasonClientGone && reason != reasonClientClose {
-		s.log.Debug("connection closed", "transport", t.String(), "reason", reason)
+	if end.reason != reasonShutdown && !closedByClient(end.reason) {
+		s.log.Debug("connection closed", "transport", end.transport, "reason", end.reason)
 	}
-	if save {
-		s.queueSave(r)
+	if end.save != nil {
+		s.queueSave(*end.save)
 	}
 	s.mu.Lock()
 	delete(s.conns, c.id)
@@ -291,20 +279,6 @@ func (s *Server) noteGoneLocked() {
 	if s.draining.Load() && len(s.conns) == 0 {
 		s.goneOnce.Do(func() { close(s.gone) })
 	}
-}
-
-// expire ends a connection whose token expired without a reauth.
-func (s *Server) expire(c *conn) {
-	if c.transport == transportPlain {
-		c.send(plainError("token_expired", "token expired: authenticate again"))
-		c.closeWith(reasonTokenExpired, true, closeUnauthorized, "token expired")
-		return
-	}
-	// A Socket.IO DISCONNECT: the client does not reconnect on its own but
-	// emits "disconnect" with "io server disconnect"; it refreshes its token
-	// and calls socket.connect(), and the session is recovered.
-	c.send(disconnectPacket)
-	c.close(reasonTokenExpired, true)
 }
 
 // originAllowed applies the allow-list to browsers (requests with Origin).

@@ -168,6 +168,10 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 }
 
+// dispatch is where a live message enters the gateway: the NATS message of
+// one user's stream, decoded once into a Message (its frames encoded once)
+// and handed to each of the user's connections (Sink.Deliver, which queues
+// it for the client's writer).
 func (h *Hub) dispatch(msg *nats.Msg, sinks []Sink) []Sink {
 	h.mu.Lock()
 	u := h.subs[msg.Sub]

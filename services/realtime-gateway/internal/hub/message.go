@@ -3,10 +3,10 @@ package hub
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
-	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/socketio"
 )
 
@@ -40,31 +40,34 @@ func (m *Message) Plain() []byte {
 
 // NewMessage decodes the body of a NOTIFY message (a contract.UserMessage)
 // and encodes its Socket.IO frame. Every live message goes through here once,
-// so the frames are spliced from the raw data in one allocation each instead
-// of being re-encoded; the bytes are those json.Marshal would give.
+// so the frame is spliced from the raw data in one allocation instead of
+// being re-encoded; FuzzFrames checks that the frames decode to exactly what
+// encoding/json makes of the same message.
 func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 	if len(body) > MaxMessageBytes {
 		return nil, fmt.Errorf("message of %d bytes is over the limit of %d", len(body), MaxMessageBytes)
 	}
-	// The data is decoded into the frame's own buffer (RawMessage appends
-	// into the capacity it is given) and then moved behind the event name:
-	// the frame is the only copy of it.
-	buf := make([]byte, 0, len(body)+frameSlack)
-	um := contract.UserMessage{Data: buf}
-	if err := json.Unmarshal(body, &um); err != nil {
+	// The data is decoded straight into the frame's buffer (frameData owns
+	// it) and then moved behind the event name: the frame is the only copy.
+	in := struct {
+		Event string    `json:"event"`
+		Data  frameData `json:"data"`
+	}{Data: frameData{buf: make([]byte, 0, len(body)+frameSlack)}}
+	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, fmt.Errorf("decode user message: %w", err)
 	}
-	if um.Event == "" {
+	if in.Event == "" {
 		return nil, fmt.Errorf("decode user message: event is required")
 	}
-	data := []byte(um.Data)
-	if len(data) == 0 {
-		data = []byte("null")
+	buf := in.Data.buf
+	if len(buf) == 0 {
+		buf = append(buf, "null"...)
 	}
-	eventLen := len(um.Event) + 2
+	dataLen := len(buf)
+	eventLen := len(in.Event) + 2
 	var event []byte // the name as JSON, when it needs escaping
-	if !plainString(um.Event) {
-		event, _ = json.Marshal(um.Event) // a string always encodes
+	if !plainString(in.Event) {
+		event, _ = json.Marshal(in.Event) // a string always encodes
 		eventLen = len(event)
 	}
 	var digits [20]byte
@@ -72,35 +75,40 @@ func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 
 	// 42["<event>",<data>,"<offset>"]
 	dataAt := 3 + eventLen + 1
-	need := dataAt + len(data) + 2 + len(offset) + 2
-	var sio []byte
-	if need <= cap(buf) && &data[0] == &buf[:1][0] {
-		sio = buf[:need]
-	} else {
-		sio = make([]byte, need)
-	}
-	copy(sio[dataAt:], data) // overlapping: a memmove
+	sio := slices.Grow(buf, dataAt+dataLen+2+len(offset)+2-len(buf))
+	sio = sio[:dataAt+dataLen]
+	copy(sio[dataAt:], sio[:dataLen]) // overlapping: a memmove
 	sio[0], sio[1], sio[2] = '4', '0'+byte(socketio.Event), '['
 	n := 3
 	if event == nil {
 		sio[n] = '"'
-		n += 1 + copy(sio[n+1:], um.Event)
+		n += 1 + copy(sio[n+1:], in.Event)
 		sio[n] = '"'
 		n++
 	} else {
 		n += copy(sio[n:], event)
 	}
 	sio[n] = ','
-	n = dataAt + len(data)
-	n += copy(sio[n:], `,"`)
-	n += copy(sio[n:], offset)
-	copy(sio[n:], `"]`)
-	end := dataAt + len(data)
+	end := dataAt + dataLen
+	sio = append(sio, ',', '"')
+	sio = append(sio, offset...)
+	sio = append(sio, '"', ']')
 	return &Message{
-		Seq: seq, Last: last, Event: um.Event, SocketIO: sio,
+		Seq: seq, Last: last, Event: in.Event, SocketIO: sio,
 		Data:  sio[dataAt:end:end],
 		event: sio[3 : 3+eventLen : 3+eventLen],
 	}, nil
+}
+
+// frameData takes the raw JSON of a message's data into a buffer of its
+// own, the one the frame is built in. encoding/json hands UnmarshalJSON the
+// value's bytes, valid and whole; when the key is given twice the last one
+// counts, as for a json.RawMessage.
+type frameData struct{ buf []byte }
+
+func (d *frameData) UnmarshalJSON(raw []byte) error {
+	d.buf = append(d.buf[:0], raw...)
+	return nil
 }
 
 // frameSlack covers what a Socket.IO frame adds to the body it comes from

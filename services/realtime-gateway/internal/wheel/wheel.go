@@ -1,11 +1,17 @@
-// Package wheel is a timing wheel: one goroutine and one ticker serve the
-// heartbeats and deadlines of every connection, so that an idle connection
-// costs a slice entry instead of a runtime timer.
+// Package wheel is a timing wheel: one goroutine serves the heartbeats and
+// deadlines of every connection, so that an idle connection costs a slice
+// entry instead of a runtime timer.
+//
+// The wheel has no ticker. Its goroutine sleeps until the first slot that
+// holds something, so its resolution (10 ms for the gateway) costs nothing
+// while nothing is due: it wakes at most once per resolution step, and only
+// for steps that have work (or, once per turn, for entries of a later turn).
 package wheel
 
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,10 +28,13 @@ type Item interface {
 type Wheel struct {
 	tick  time.Duration
 	start time.Time
+	wake  chan struct{} // an item was scheduled before the time Run sleeps until
+	wakes atomic.Int64  // how many times Run woke (tests)
 
 	mu    sync.Mutex
 	slots [][]entry
 	now   int64 // last tick processed
+	next  int64 // the tick Run sleeps until; 0: none (asleep until Schedule)
 }
 
 type entry struct {
@@ -36,7 +45,7 @@ type entry struct {
 // New returns a wheel with the given resolution and number of slots. Items
 // further away than slots*tick stay in their slot for more turns.
 func New(tick time.Duration, slots int) *Wheel {
-	return &Wheel{tick: tick, start: time.Now(), slots: make([][]entry, slots)}
+	return &Wheel{tick: tick, start: time.Now(), slots: make([][]entry, slots), wake: make(chan struct{}, 1)}
 }
 
 // Schedule arranges for item to fire at (or up to one tick after) at, and
@@ -49,30 +58,54 @@ func (w *Wheel) Schedule(item Item, at time.Time) int64 {
 	}
 	i := t % int64(len(w.slots))
 	w.slots[i] = append(w.slots[i], entry{item, t})
+	earlier := w.next == 0 || t < w.next
+	if earlier {
+		w.next = t
+	}
 	w.mu.Unlock()
+	if earlier {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
 	return t
 }
 
 // Run advances the wheel until ctx ends.
 func (w *Wheel) Run(ctx context.Context) {
-	tk := time.NewTicker(w.tick)
-	defer tk.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	var due []entry
 	for {
+		w.mu.Lock()
+		next := w.next
+		w.mu.Unlock()
+		var fire <-chan time.Time // nil: nothing scheduled, sleep until Schedule
+		if next != 0 {
+			timer.Reset(time.Until(w.start.Add(time.Duration(next) * w.tick)))
+			fire = timer.C
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tk.C:
-			due = w.advance(now, due[:0])
-			for _, e := range due {
-				e.item.Fire(now, e.tick)
-			}
-			clear(due)
+		case <-w.wake:
+			timer.Stop()
+			continue // something earlier: sleep again, until it
+		case <-fire:
 		}
+		w.wakes.Add(1)
+		now := time.Now()
+		due = w.advance(now, due[:0])
+		for _, e := range due {
+			e.item.Fire(now, e.tick)
+		}
+		clear(due)
 	}
 }
 
-// advance moves the wheel up to now and returns the entries that are due.
+// advance moves the wheel up to now, returns the entries that are due and
+// sets the tick to sleep until: the first non-empty slot's.
 func (w *Wheel) advance(now time.Time, due []entry) []entry {
 	target := int64(now.Sub(w.start) / w.tick)
 	w.mu.Lock()
@@ -98,6 +131,13 @@ func (w *Wheel) advance(now time.Time, due []entry) []entry {
 			keep = nil // let a burst's backing array go
 		}
 		w.slots[i] = keep
+	}
+	w.next = 0
+	for t := w.now + 1; t <= w.now+int64(len(w.slots)); t++ {
+		if len(w.slots[t%int64(len(w.slots))]) > 0 {
+			w.next = t
+			break
+		}
 	}
 	return due
 }

@@ -113,13 +113,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	leaseCtx, endLease := context.WithCancel(context.WithoutCancel(ctx))
 	leaseDone := make(chan struct{})
 	go func() { defer close(leaseDone); d.lease.Run(leaseCtx) }()
+	consumed := make(chan struct{})
+	go func() { defer close(consumed); d.consume(ctx) }()
 	var wg sync.WaitGroup
-	wg.Go(func() { d.consume(ctx) })
 	wg.Go(func() { d.poll(ctx) })
 	wg.Go(func() { d.sweep(ctx) })
 	wg.Wait()
-
+	// Once no event handler runs, nothing claims any more: the queue is
+	// handed back while the consumer still hands back its last pull.
+	<-d.events.Quiet()
 	d.drainDeliveries(ctx)
+	<-consumed
 	endLease()
 	<-leaseDone
 	d.lease.End(ctx)
