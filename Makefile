@@ -1,7 +1,7 @@
 # Xpeditis Notify. `make help` lists the targets; `make run` starts the standalone binary; `make test` runs
 # vet, the linter and every test. Both find or start a PostgreSQL.
 SHELL := /bin/bash
-MODULES := pkg services/notification-api services/realtime-gateway services/webhook-dispatcher deploy/standalone scripts/chaos deploy/check
+MODULES := pkg services/notification-api services/realtime-gateway services/webhook-dispatcher deploy/standalone deploy/check scripts/bench scripts/chaos
 TOOLS := $(CURDIR)/.tools
 # Stamped into every binary (pkg/buildinfo): `<binary> --version` and notify_build_info.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -12,10 +12,10 @@ IMAGE_REPOSITORY ?= xpeditis
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: help run test build images helm-check vet proto bench bench-webhooks bench-gateway bench-abuse chaos chaos-short clean
+.PHONY: help run test build images helm-check bench-tools vet proto bench bench-webhooks bench-gateway bench-gateway-100k bench-abuse chaos chaos-short clean
 
 help: ## list the targets, one line each
-	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 run: build ## build and start notifyd (all services, embedded NATS) on 127.0.0.1:8080, finding or starting PostgreSQL
 	./scripts/with-postgres.sh ./bin/notifyd
@@ -48,6 +48,13 @@ helm-check: ## lint, render and strictly decode deploy/helm/notify with its defa
 	./scripts/test-setup-helm.sh
 	cd deploy/check && go test -count=1 -run 'TestChart' -v .
 
+# The benchmark module (scripts/bench): load generators and probes, kept out
+# of the services and of pkg/.
+BENCH_CMDS := notifybench webhook-bench gateway-abuse gateway-idle-rss realtime-gateway-pprof
+bench-tools: ## build the benchmark commands of scripts/bench (notifybench, webhook-bench, …) into ./bin
+	@mkdir -p bin
+	cd scripts/bench && for c in $(BENCH_CMDS); do go build -o ../../bin/$$c ./cmd/$$c || exit 1; done
+
 vet: ## go vet every module
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 
@@ -56,19 +63,26 @@ proto: ## regenerate pkg/contract/eventv1 from proto/ (buf, protoc-gen-go into .
 	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	cd proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
 
-bench: build ## notification-api ingest and list benchmarks (BENCHMARKS.md)
+bench: build bench-tools ## notification-api ingest and list benchmarks (BENCHMARKS.md)
 	./scripts/with-postgres.sh ./scripts/bench.sh
 
-bench-webhooks: ## webhook delivery throughput and isolation (BENCHMARKS.md)
-	@mkdir -p bin
-	cd services/webhook-dispatcher && go build -o ../../bin/webhook-bench ./cmd/webhook-bench
+bench-webhooks: bench-tools ## webhook delivery throughput and isolation (BENCHMARKS.md)
 	./scripts/with-postgres.sh ./scripts/bench-webhooks.sh
 
 # Settings in scripts/bench-gateway.sh.
-bench-gateway: ## the realtime gateway against the Node.js reference server, 15,000 clients each (BENCHMARKS.md)
+bench-gateway: ## the realtime gateway side by side with the Node.js reference and Centrifugo, 15,000 clients each (BENCHMARKS.md)
 	./scripts/with-postgres.sh ./scripts/bench-gateway.sh
 
-bench-abuse: ## the gateway's memory and /healthz latency under abusive clients (ping floods, half-open bodies)
+# 100,000 connections over 6 gateway processes (each may open 20,000 files),
+# heartbeats at their defaults for IDLE, then fan-out to random users; the
+# settings can be overridden like those of bench-gateway (CLIENTS=2000 for a
+# quick check).
+bench-gateway-100k: ## 100,000 connections over 6 gateway processes, then fan-out at 5,000 messages/s (BENCHMARKS.md)
+	CLIENTS=$${CLIENTS:-100000} GATEWAYS=$${GATEWAYS:-6} PER_WORKER=$${PER_WORKER:-10000} SERVERS=go \
+		PHASES=$${PHASES:-fanout} IDLE=$${IDLE:-60s} DURATION=$${DURATION:-60s} OUT=$${OUT:-bin/bench-gateway-100k} \
+		./scripts/with-postgres.sh ./scripts/bench-gateway.sh
+
+bench-abuse: build bench-tools ## the gateway's memory and /healthz latency under abusive clients (ping floods, half-open bodies)
 	./scripts/bench-abuse.sh
 
 # The chaos suite (scripts/chaos; results in BENCHMARKS.md, "Chaos"): a 3-node

@@ -16,8 +16,7 @@ DURATION=${DURATION:-10s}
 ADDR=${ADDR:-127.0.0.1:18091}
 NATS=${NATS:-127.0.0.1:14233}
 
-mkdir -p bin
-(cd services/realtime-gateway && go build -o ../../bin/realtime-gateway ./cmd/realtime-gateway && go build -o ../../bin/gateway-abuse ./cmd/gateway-abuse)
+make -s build bench-tools
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "commit $(git rev-parse --short HEAD), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 exec ./bin/gateway-abuse -bin ./bin/realtime-gateway -addr "$ADDR" -nats "$NATS" \

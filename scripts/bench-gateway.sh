@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# make bench-gateway: the realtime gateway and the Node.js reference server,
-# measured one after the other in the same run with the same load generator
-# (notifyctl bench gateway), then printed side by side.
+# make bench-gateway: the realtime gateway, the Node.js reference server and
+# Centrifugo, measured one after the other in the same run with the same
+# load generator (notifybench gateway), the same clients and the same rates,
+# then printed side by side.
 #
-# Both servers are fed by one notifyd (embedded NATS with JetStream,
+# All servers are fed by one notifyd (embedded NATS with JetStream,
 # notification-api on PostgreSQL) so that the pipeline phase goes through
 # the real ingest path. Each server runs as its own process, whose memory
-# and CPU the load generator samples.
+# and CPU the load generator samples. Centrifugo (scripts/test-setup-centrifugo.sh
+# installs it with go install at a pinned version) authenticates each client's
+# JWT, subscribes it to its personal channel, and reads live.user.<id> from
+# the same NATS through its NATS broker in raw mode, as the gateway does
+# (notifybench centrifugo-config prints the configuration).
 #
 # Settings (environment): CLIENTS (15000), PER_WORKER (5000 clients per
 # load-generator process), RATE (5000/s), PIPELINE_RATE (RATE), DURATION (60s), PHASES
-# (fanout,pipeline), SERVERS ("go node"), IDLE (15s), OUT (bin/bench-gateway),
+# (fanout,pipeline), SERVERS ("go node centrifugo"), IDLE (15s), OUT (bin/bench-gateway),
 # PROFILE (1: run the gateway with pprof on 38085 and save CPU profiles of
 # the storm and of each phase and heap profiles at idle and after each
-# phase in OUT).
-# Ports: notifyd HTTP 38080 and NATS 34223, gateway 38081, Node 38082.
+# phase in OUT), GATEWAYS (1: the number of Go gateway processes, which
+# share the clients in turn; make bench-gateway-100k runs 6).
+# Ports: notifyd HTTP 38080 and NATS 34223, gateway 38081 (with GATEWAYS > 1:
+# 38111, 38112, …), Node 38082, Centrifugo 38083.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,14 +31,15 @@ RATE=${RATE:-5000}
 PIPELINE_RATE=${PIPELINE_RATE:-$RATE}
 DURATION=${DURATION:-60s}
 PHASES=${PHASES:-fanout,pipeline}
-SERVERS=${SERVERS:-go node}
+SERVERS=${SERVERS:-go node centrifugo}
 IDLE=${IDLE:-15s}
 PROFILE=${PROFILE:-0}
+GATEWAYS=${GATEWAYS:-1}
 OUT=${OUT:-bin/bench-gateway}
 NOTIFYD_HTTP=127.0.0.1:38080
 NATS_LISTEN=127.0.0.1:34223
-GATEWAY_HTTP=127.0.0.1:38081
 NODE_PORT=38082
+CENTRIFUGO_PORT=38083
 SECRET=bench-gateway-secret-0123456789-0123456789
 BENCH_DB=notify_bench_gateway
 
@@ -39,10 +47,16 @@ say() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'bench-gateway: %s\n' "$*" >&2; exit 1; }
 
 # --- limits: say plainly what does not fit instead of failing mid-storm ---
+[ "$GATEWAYS" -ge 1 ] || die "GATEWAYS=$GATEWAYS: want 1 or more"
+[ "$GATEWAYS" = 1 ] || [ "$PROFILE" = 0 ] || die "PROFILE=1 profiles one gateway process: run with GATEWAYS=1"
+# The most connections one server process holds: the gateway's processes
+# share the clients; Node and Centrifugo run as one process each.
+per_process=$(((CLIENTS + GATEWAYS - 1) / GATEWAYS))
+case " $SERVERS " in *" node "* | *" centrifugo "*) per_process=$CLIENTS ;; esac
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ]; then
-	if [ $((CLIENTS + 200)) -gt "$hard" ]; then
-		die "each server process must hold $CLIENTS connections, but processes here may open at most $hard files (ulimit -Hn, a hard limit). Run with CLIENTS=$((hard - 200)) or fewer."
+	if [ $((per_process + 200)) -gt "$hard" ]; then
+		die "a server process must hold $per_process connections, but processes here may open at most $hard files (ulimit -Hn, a hard limit). Run with fewer CLIENTS, or more GATEWAYS and SERVERS=go."
 	fi
 	if [ $((PER_WORKER + 200)) -gt "$hard" ]; then
 		die "PER_WORKER=$PER_WORKER clients per load-generator process exceeds the hard limit of $hard open files (ulimit -Hn). Lower PER_WORKER."
@@ -62,20 +76,20 @@ fi
 for cmd in node curl psql; do
 	command -v "$cmd" >/dev/null || die "$cmd is required"
 done
-for port in 38080 34223 38081 $NODE_PORT 38085; do
+gateway_ports=(38081)
+[ "$GATEWAYS" = 1 ] || gateway_ports=($(seq 38111 $((38110 + GATEWAYS))))
+for port in 38080 34223 "${gateway_ports[@]}" $NODE_PORT $CENTRIFUGO_PORT 38085; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		die "port $port is already in use: stop what listens there (another bench run?)"
 	fi
 done
 
 say "building"
-make -s build
+make -s build bench-tools
 gateway_bin=./bin/realtime-gateway
-if [ "$PROFILE" = 1 ]; then
-	(cd deploy/standalone && go build -o ../../bin/realtime-gateway-pprof ./cmd/realtime-gateway-pprof)
-	gateway_bin=./bin/realtime-gateway-pprof
-fi
+[ "$PROFILE" = 1 ] && gateway_bin=./bin/realtime-gateway-pprof
 bash scripts/test-setup-gwbench.sh
+case " $SERVERS " in *" centrifugo "*) bash scripts/test-setup-centrifugo.sh ;; esac
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
@@ -115,7 +129,10 @@ wait_http() { # url what
 
 say "starting notifyd (NATS $NATS_LISTEN, notification-api on a fresh database $BENCH_DB)"
 psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB" >/dev/null
-NOTIFY_MODE=production HTTP_ADDR=$NOTIFYD_HTTP NATS_LISTEN=$NATS_LISTEN DATA_DIR=$DATA \
+# Development mode keeps the loopback NATS listener open to clients without
+# credentials (production requires an NKey there): the servers measured, and
+# Centrifugo's NATS broker (which has no NKey option), connect to it as they are.
+NOTIFY_MODE=development HTTP_ADDR=$NOTIFYD_HTTP NATS_LISTEN=$NATS_LISTEN DATA_DIR=$DATA \
 	DATABASE_URL=$bench_url JWT_SECRET=$SECRET LOG_LEVEL=info NOTIFY_MAX_AGE=30m \
 	WEBHOOK_SECRETS_KEYS="bench:$(head -c 32 /dev/urandom | base64)" \
 	./bin/notifyd >"$OUT/notifyd.log" 2>&1 &
@@ -135,18 +152,29 @@ fi
 
 results=()
 for server in $SERVERS; do
+	protocol=socketio
 	case $server in
 	go)
-		say "Go realtime gateway on $GATEWAY_HTTP"
-		# The load generator's clients share a few source addresses: no
-		# per-address limit on connections still authenticating.
-		HTTP_ADDR=$GATEWAY_HTTP NATS_URL=nats://$NATS_LISTEN JWT_SECRET=$SECRET LOG_LEVEL=warn \
-			GATEWAY_MAX_PENDING_PER_IP=0 GATEWAY_MAX_PENDING=$((CLIENTS + 1000)) \
-			PPROF_ADDR=127.0.0.1:38085 $gateway_bin >"$OUT/gateway.log" 2>&1 &
-		pid=$!
+		say "Go realtime gateway: $GATEWAYS process(es) on port(s) ${gateway_ports[*]}"
+		urls=() gw_pids=()
+		for port in "${gateway_ports[@]}"; do
+			# The load generator's clients share a few source addresses: no
+			# per-address limit on connections still authenticating.
+			HTTP_ADDR=127.0.0.1:$port NATS_URL=nats://$NATS_LISTEN JWT_SECRET=$SECRET LOG_LEVEL=warn \
+				GATEWAY_MAX_PENDING_PER_IP=0 GATEWAY_MAX_PENDING=$((per_process + 1000)) \
+				PPROF_ADDR=127.0.0.1:38085 $gateway_bin >"$OUT/gateway-$port.log" 2>&1 &
+			gw_pids+=($!)
+			pids+=($!)
+			urls+=("http://127.0.0.1:$port")
+			wait_http "http://127.0.0.1:$port/socket.io/?EIO=4&transport=polling" "the gateway on port $port"
+		done
+		pid=$(IFS=,; echo "${gw_pids[*]}")
+		url=$(IFS=,; echo "${urls[*]}")
 		label="Go gateway"
-		url=http://$GATEWAY_HTTP
-		metrics=(-metrics "$url/metrics")
+		[ "$GATEWAYS" = 1 ] || label="Go gateway, $GATEWAYS processes"
+		ready="${urls[0]}/socket.io/?EIO=4&transport=polling"
+		metrics=()
+		[ "$GATEWAYS" = 1 ] && metrics=(-metrics "$url/metrics")
 		[ "$PROFILE" = 1 ] && metrics+=(-pprof http://127.0.0.1:38085/debug/pprof -profile-dir "$OUT")
 		;;
 	node)
@@ -156,14 +184,26 @@ for server in $SERVERS; do
 		pid=$!
 		label="Node reference (socket.io $(node -p 'require("./deploy/reference-node/node_modules/socket.io/package.json").version'))"
 		url=http://127.0.0.1:$NODE_PORT
+		ready="$url/socket.io/?EIO=4&transport=polling"
 		metrics=()
 		;;
-	*) die "unknown server $server (want go or node)" ;;
+	centrifugo)
+		say "Centrifugo on 127.0.0.1:$CENTRIFUGO_PORT"
+		./bin/notifybench centrifugo-config -port "$CENTRIFUGO_PORT" -nats "nats://$NATS_LISTEN" -secret "$SECRET" >"$OUT/centrifugo.conf.json"
+		./.tools/centrifugo -c "$OUT/centrifugo.conf.json" >"$OUT/centrifugo.log" 2>&1 &
+		pid=$!
+		label="Centrifugo $(sed -n 's/^CENTRIFUGO_VERSION=//p' scripts/test-setup-centrifugo.sh) (NATS raw mode)"
+		url=http://127.0.0.1:$CENTRIFUGO_PORT
+		protocol=centrifugo
+		ready=$url/health
+		metrics=()
+		;;
+	*) die "unknown server $server (want go, node or centrifugo)" ;;
 	esac
-	pids+=("$pid")
-	wait_http "$url/socket.io/?EIO=4&transport=polling" "$label"
+	[ "$server" = go ] || pids+=("$pid") # the gateway's are in already
+	wait_http "$ready" "$label"
 	echo "uptime before $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
-	./bin/notifyctl bench gateway -label "$label" -url "$url" -pid "$pid" -nats "nats://$NATS_LISTEN" \
+	./bin/notifybench gateway -label "$label" -protocol "$protocol" -url "$url" -pid "$pid" -nats "nats://$NATS_LISTEN" \
 		-secret "$SECRET" -clients "$CLIENTS" -per-worker "$PER_WORKER" -sources "$sources" \
 		-rate "$RATE" -pipeline-rate "$PIPELINE_RATE" -duration "$DURATION" -phases "$PHASES" -idle "$IDLE" "${metrics[@]}" -out "$OUT/$server.json" >/dev/null
 	echo "uptime after $server: $(uptime)" | tee -a "$OUT/machine.txt" >&2
@@ -171,9 +211,16 @@ for server in $SERVERS; do
 		die "notifyd (pid $notifyd_pid) exited during the $server run, so its figures are not valid: see $OUT/notifyd.log"
 	fi
 	if [ "$server" = go ]; then
-		curl -fsS "$url/metrics" >"$OUT/gateway-metrics.txt" || true
+		for u in ${url//,/ }; do
+			curl -fsS "$u/metrics" >"$OUT/gateway-metrics-${u##*:}.txt" || true
+		done
 	fi
-	stop "$pid"
+	stoppers=()
+	for p in ${pid//,/ }; do
+		stop "$p" &
+		stoppers+=($!)
+	done
+	wait "${stoppers[@]}"
 	results+=("$OUT/$server.json")
 done
 
@@ -182,4 +229,4 @@ done
 curl -fsS "http://$NOTIFYD_HTTP/metrics" >"$OUT/notifyd-metrics.txt" || true
 
 say "results ($OUT)"
-./bin/notifyctl bench gateway-report "${results[@]}" | tee "$OUT/report.md"
+./bin/notifybench gateway-report "${results[@]}" | tee "$OUT/report.md"

@@ -2,9 +2,9 @@
 # `make bench`: the notification-api benchmarks against a real notifyd.
 #
 # Runs under with-postgres.sh (DATABASE_URL points at a server that answers)
-# after `make build`. For each benchmark it starts ./bin/notifyd on its own
+# after `make build bench-tools`. For each benchmark it starts ./bin/notifyd on its own
 # ports, with a fresh JetStream store in a temporary directory and its own
-# database on the same server, runs `notifyctl bench`, and stops notifyd:
+# database on the same server, runs `notifybench`, and stops notifyd:
 #   ingest  database notify_bench_ingest, recreated every run: the COPY
 #           ceiling is measured into an empty table, so ingest starts empty too
 #   list    database notify_bench_list, kept between runs: the 5M-row seed is
@@ -28,8 +28,8 @@ LIST_DURATION=${BENCH_LIST_DURATION:-30s}
 say() { printf '==> %s\n' "$*"; }
 
 : "${DATABASE_URL:?run through scripts/with-postgres.sh (make bench)}"
-for bin in notifyd notifyctl; do
-	[ -x "bin/$bin" ] || { echo "bench: bin/$bin is missing: run make build" >&2; exit 1; }
+for bin in notifyd notifybench; do
+	[ -x "bin/$bin" ] || { echo "bench: bin/$bin is missing: run make build bench-tools" >&2; exit 1; }
 done
 PSQL=$(command -v psql || ls -d /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$PSQL" ] || { echo "bench: psql not found (Debian: apt-get install postgresql-client)" >&2; exit 1; }
@@ -90,10 +90,10 @@ sql "DROP DATABASE IF EXISTS notify_bench_ingest WITH (FORCE)"
 sql "CREATE DATABASE notify_bench_ingest"
 start_notifyd ingest notify_bench_ingest
 say "ingest 1/2: $EVENTS events as fast as JetStream takes them (throughput), then one COPY of the same rows (ceiling)"
-./bin/notifyctl bench ingest -nats "nats://$NATS_LISTEN" -db "$(db_url notify_bench_ingest)" -pid "$NOTIFYD_PID" -events "$EVENTS"
+./bin/notifybench ingest -nats "nats://$NATS_LISTEN" -db "$(db_url notify_bench_ingest)" -pid "$NOTIFYD_PID" -events "$EVENTS"
 say "uptime: $(uptime)"
 say "ingest 2/2: $EVENTS events paced at $PACED_RATE/s (latency when not saturated)"
-./bin/notifyctl bench ingest -nats "nats://$NATS_LISTEN" -db "$(db_url notify_bench_ingest)" -pid "$NOTIFYD_PID" -events "$EVENTS" -rate "$PACED_RATE" -copy=false
+./bin/notifybench ingest -nats "nats://$NATS_LISTEN" -db "$(db_url notify_bench_ingest)" -pid "$NOTIFYD_PID" -events "$EVENTS" -rate "$PACED_RATE" -copy=false
 stop_notifyd
 say "uptime: $(uptime)"
 
@@ -102,7 +102,7 @@ if [ -z "$(sql "SELECT 1 FROM pg_database WHERE datname = 'notify_bench_list'")"
 	sql "CREATE DATABASE notify_bench_list"
 fi
 start_notifyd list notify_bench_list
-./bin/notifyctl bench list -url "http://$HTTP_ADDR" -db "$(db_url notify_bench_list)" -pid "$NOTIFYD_PID" \
+./bin/notifybench list -url "http://$HTTP_ADDR" -db "$(db_url notify_bench_list)" -pid "$NOTIFYD_PID" \
 	-rows "$LIST_ROWS" -users "$LIST_USERS" -rate "$LIST_RATE" -duration "$LIST_DURATION"
 stop_notifyd
 say "uptime: $(uptime)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Node.js reference server's locked packages, which the load
-# generator's tests (pkg/gwbench) and make bench-gateway run against.
+# generator's tests (scripts/bench/gwbench) and make bench-gateway run against.
 set -euo pipefail
 cd "$(dirname "$0")/../deploy/reference-node"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"testing"
@@ -146,6 +147,23 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// WaitForOK waits until a GET of url answers 200 OK (a server's readiness
+// or health endpoint), failing with the last status or error.
+func WaitForOK(t testing.TB, timeout time.Duration, url string) {
+	t.Helper()
+	WaitFor(t, timeout, "200 OK from "+url, func() error {
+		resp, err := http.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	})
 }
 
 // Eventually is WaitFor for a condition that has nothing to say but yes or

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xpeditis/notify/pkg/auth"
+	"github.com/xpeditis/notify/pkg/cmd/cli"
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/webhook"
 )
@@ -33,8 +33,8 @@ var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-A
 // points at a receiver of its own, forwards every delivery to the
 // developer's local URL with its headers, prints one line per delivery with
 // the verdict of the signature check, and deletes the webhook on exit.
-func runListen(ctx context.Context, args []string, std stdio) error {
-	c := newCommand("listen", "Registers a temporary webhook on a development notifyd, forwards each delivery to\n"+
+func runListen(ctx context.Context, args []string, std cli.Stdio) error {
+	c := cli.New("notifyctl", "listen", "Registers a temporary webhook on a development notifyd, forwards each delivery to\n"+
 		"-forward-to with its original headers and body, prints one line per delivery with\n"+
 		"the signature check, and deletes the webhook on Ctrl-C. Refuses a production\n"+
 		"deployment. The webhook's secret is -webhook-secret when given, else a new one,\n"+
@@ -43,28 +43,28 @@ func runListen(ctx context.Context, args []string, std stdio) error {
 		`WEBHOOK_SECRET=whsec_... notifyctl listen -forward-to http://localhost:3000/hook -org org-42 -events BOOKING_CREATED,PAYMENT_FAILED`,
 		`notifyctl listen -url http://127.0.0.1:8080 -listen 0.0.0.0:4000 -public-url http://host.docker.internal:4000/ -forward-to http://localhost:3000/hook`)
 	var server, secret, hookSecret string
-	c.fromEnv(&server, "url", "NOTIFY_URL", "http://127.0.0.1:8080", "notifyd's development address http://127.0.0.1:8080", "notifyd's base URL")
-	c.secretFlag(&secret)
-	c.fromEnv(&hookSecret, "webhook-secret", "WEBHOOK_SECRET", "", "a new secret, printed once", "the temporary webhook's secret")
-	forward := c.fs.String("forward-to", "", "local URL every delivery is forwarded to (required)")
-	org := c.fs.String("org", "org-1", "organization whose events are received")
-	user := c.fs.String("user", "notifyctl-listen", "user id of the token that registers the webhook")
-	role := c.fs.String("role", "ADMIN", "role of that token: one that may manage webhooks")
-	events := c.fs.String("events", "", "comma-separated webhook events (default: all of "+strings.Join(contract.WebhookEvents(), ", ")+")")
-	listen := c.fs.String("listen", "127.0.0.1:0", "address of the receiver the dispatcher posts to (port 0: any free port)")
-	public := c.fs.String("public-url", "", "URL the dispatcher reaches the receiver at (default: http://<-listen address>/)")
-	if err := c.parse(args, std); err != nil {
+	c.FromEnv(&server, "url", "NOTIFY_URL", "http://127.0.0.1:8080", "notifyd's development address http://127.0.0.1:8080", "notifyd's base URL")
+	c.SecretFlag(&secret)
+	c.FromEnv(&hookSecret, "webhook-secret", "WEBHOOK_SECRET", "", "a new secret, printed once", "the temporary webhook's secret")
+	forward := c.FS.String("forward-to", "", "local URL every delivery is forwarded to (required)")
+	org := c.FS.String("org", "org-1", "organization whose events are received")
+	user := c.FS.String("user", "notifyctl-listen", "user id of the token that registers the webhook")
+	role := c.FS.String("role", "ADMIN", "role of that token: one that may manage webhooks")
+	events := c.FS.String("events", "", "comma-separated webhook events (default: all of "+strings.Join(contract.WebhookEvents(), ", ")+")")
+	listen := c.FS.String("listen", "127.0.0.1:0", "address of the receiver the dispatcher posts to (port 0: any free port)")
+	public := c.FS.String("public-url", "", "URL the dispatcher reaches the receiver at (default: http://<-listen address>/)")
+	if err := c.Parse(args, std); err != nil {
 		return err
 	}
 	target, err := url.Parse(*forward)
 	if *forward == "" || err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		return usageError{errors.New("listen: -forward-to must be an http:// or https:// URL, e.g. http://localhost:3000/hook")}
+		return cli.Usagef("listen: -forward-to must be an http:// or https:// URL, e.g. http://localhost:3000/hook")
 	}
 	names := contract.WebhookEvents()
 	if *events != "" {
 		names = strings.Split(*events, ",")
 	}
-	l := &listener{server: strings.TrimRight(server, "/"), forward: target.String(), out: std.out, client: &http.Client{Timeout: listenForwardLimit}}
+	l := &listener{server: strings.TrimRight(server, "/"), forward: target.String(), out: std.Out, client: &http.Client{Timeout: listenForwardLimit}}
 	if err := l.checkDevelopment(ctx); err != nil {
 		return err
 	}
@@ -99,11 +99,11 @@ func runListen(ctx context.Context, args []string, std stdio) error {
 		return err
 	}
 	// Deleted on every way out once registered, Ctrl-C included (ctx ends).
-	defer l.unregister(id, std.err)
-	fmt.Fprintf(std.err, "listening: %s's %s deliveries → %s (webhook %s at %s); Ctrl-C deletes the webhook and stops\n",
+	defer l.unregister(id, std.Err)
+	fmt.Fprintf(std.Err, "listening: %s's %s deliveries → %s (webhook %s at %s); Ctrl-C deletes the webhook and stops\n",
 		*org, strings.Join(names, ", "), l.forward, id, receiverURL)
 	if generated {
-		fmt.Fprintf(std.err, "webhook secret (verify with it in your app; the webhook is deleted on exit): %s\n", hookSecret)
+		fmt.Fprintf(std.Err, "webhook secret (verify with it in your app; the webhook is deleted on exit): %s\n", hookSecret)
 	}
 	select {
 	case <-ctx.Done():
@@ -125,7 +125,7 @@ type listener struct {
 func (l *listener) checkDevelopment(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.server+"/dev/config", nil)
 	if err != nil {
-		return usageError{fmt.Errorf("listen: -url %q: %w", l.server, err)}
+		return cli.Usagef("listen: -url %q: %v", l.server, err)
 	}
 	res, err := l.client.Do(req)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/xpeditis/notify/pkg/cmd/cli"
 	"github.com/xpeditis/notify/pkg/config"
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/natsx"
@@ -23,25 +24,25 @@ import (
 // runPublish publishes one event, requires the EVENTS stream's ack, prints
 // the event id on standard output (so that a script can select what it
 // created) and what happened on standard error.
-func runPublish(ctx context.Context, args []string, io stdio) error {
-	c := newCommand("publish", "Publishes a domain event on events.<TYPE> and waits for the EVENTS stream to\nstore it; prints the event id. Fails when no EVENTS stream acknowledges it.",
+func runPublish(ctx context.Context, args []string, io cli.Stdio) error {
+	c := cli.New("notifyctl", "publish", "Publishes a domain event on events.<TYPE> and waits for the EVENTS stream to\nstore it; prints the event id. Fails when no EVENTS stream acknowledges it.",
 		`notifyctl publish -type BOOKING_CREATED -org org-42 -user user-7 -data '{"bookingId":"BK-1"}'`,
 		`EVENT=$(notifyctl publish -wait -type PAYMENT_FAILED -org org-42 -user user-7,user-8)`,
 		`NATS_URL=nats://nats.internal:4222 notifyctl publish -type SYSTEM -org org-1 -user ops-1 -title 'Maintenance tonight'`)
 	var url string
-	c.natsFlag(&url)
-	typ := c.fs.String("type", "BOOKING_CREATED", "event type: "+strings.Join(contract.EventTypes(), ", "))
-	id := c.fs.String("id", "", "event id (default: a new UUID); publishing the same id again is a duplicate the stream drops")
-	org := c.fs.String("org", "org-1", "organization id (owner of the data; scopes webhooks)")
-	users := c.fs.String("user", "user-1", "recipient user id; comma-separated for several, empty for none")
-	priority := c.fs.String("priority", "", "priority override: LOW, MEDIUM, HIGH, URGENT")
-	title := c.fs.String("title", "", "title override")
-	message := c.fs.String("message", "", "message override")
-	data := c.fs.String("data", "{}", "JSON object passed as the event's data")
-	wait := c.fs.Bool("wait", false, "return once notification-api has stored the notifications (its consumer acked the event)")
-	consumer := c.fs.String("consumer", "notification-api", "with -wait: the durable consumer on EVENTS to wait for")
-	timeout := c.fs.Duration("timeout", 10*time.Second, "how long to wait for the stream (and, with -wait, the consumer)")
-	if err := c.parse(args, io); err != nil {
+	c.NATSFlag(&url)
+	typ := c.FS.String("type", "BOOKING_CREATED", "event type: "+strings.Join(contract.EventTypes(), ", "))
+	id := c.FS.String("id", "", "event id (default: a new UUID); publishing the same id again is a duplicate the stream drops")
+	org := c.FS.String("org", "org-1", "organization id (owner of the data; scopes webhooks)")
+	users := c.FS.String("user", "user-1", "recipient user id; comma-separated for several, empty for none")
+	priority := c.FS.String("priority", "", "priority override: LOW, MEDIUM, HIGH, URGENT")
+	title := c.FS.String("title", "", "title override")
+	message := c.FS.String("message", "", "message override")
+	data := c.FS.String("data", "{}", "JSON object passed as the event's data")
+	wait := c.FS.Bool("wait", false, "return once notification-api has stored the notifications (its consumer acked the event)")
+	consumer := c.FS.String("consumer", "notification-api", "with -wait: the durable consumer on EVENTS to wait for")
+	timeout := c.FS.Duration("timeout", 10*time.Second, "how long to wait for the stream (and, with -wait, the consumer)")
+	if err := c.Parse(args, io); err != nil {
 		return err
 	}
 
@@ -64,11 +65,11 @@ func runPublish(ctx context.Context, args []string, io stdio) error {
 	}
 	var payload map[string]any
 	if err := json.Unmarshal([]byte(*data), &payload); err != nil {
-		return usageError{fmt.Errorf("publish: -data is not a JSON object: %w", err)}
+		return cli.Usagef("publish: -data is not a JSON object: %w", err)
 	}
 	st, err := structpb.NewStruct(payload)
 	if err != nil {
-		return usageError{fmt.Errorf("publish: -data: %w", err)}
+		return cli.Usagef("publish: -data: %w", err)
 	}
 	ev.Data = st
 
@@ -108,14 +109,14 @@ func runPublish(ctx context.Context, args []string, io stdio) error {
 	if ack.Duplicate {
 		dup = " (a duplicate: this id is already in the stream)"
 	}
-	fmt.Fprintf(io.err, "published %s %s on %s: stream %s, seq %d%s\n", ev.Type, ev.Id, contract.EventsSubject(ev.Type), ack.Stream, ack.Sequence, dup)
+	fmt.Fprintf(io.Err, "published %s %s on %s: stream %s, seq %d%s\n", ev.Type, ev.Id, contract.EventsSubject(ev.Type), ack.Stream, ack.Sequence, dup)
 	if *wait {
 		if err := waitForConsumer(ctx, js, *consumer, ack.Sequence); err != nil {
 			return fmt.Errorf("publish -wait: %w", err)
 		}
-		fmt.Fprintf(io.err, "%s has processed it\n", *consumer)
+		fmt.Fprintf(io.Err, "%s has processed it\n", *consumer)
 	}
-	fmt.Fprintln(io.out, ev.Id)
+	fmt.Fprintln(io.Out, ev.Id)
 	return nil
 }
 

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,40 +9,41 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xpeditis/notify/pkg/cmd/cli"
 	"github.com/xpeditis/notify/pkg/webhook"
 )
 
 // runVerify checks a received webhook delivery the way a receiver should:
 // the X-Webhook-Signature over the raw body and, when given, the Standard
 // Webhooks headers.
-func runVerify(args []string, std stdio) error {
-	c := newCommand("verify", "Checks a received webhook delivery: X-Webhook-Signature over the raw body and,\nwhen given, the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature).",
+func runVerify(_ context.Context, args []string, std cli.Stdio) error {
+	c := cli.New("notifyctl", "verify", "Checks a received webhook delivery: X-Webhook-Signature over the raw body and,\nwhen given, the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature).",
 		`notifyctl verify -webhook-secret "$WEBHOOK_SECRET" -signature 'sha256=9f2c…' < body.json`,
 		`WEBHOOK_SECRET=whsec_... notifyctl verify -body body.json -H 'X-Webhook-Signature: sha256=9f2c…' -H 'webhook-id: 0193…' -H 'webhook-timestamp: 1764403200' -H 'webhook-signature: v1,K5o…'`)
 	var secret string
-	c.fromEnv(&secret, "webhook-secret", "WEBHOOK_SECRET", "", "", "the webhook's secret, as shown once when it was created")
-	bodyFile := c.fs.String("body", "-", "file with the raw request body; - reads standard input")
-	signature := c.fs.String("signature", "", "X-Webhook-Signature header value (sha256=<hex>)")
+	c.FromEnv(&secret, "webhook-secret", "WEBHOOK_SECRET", "", "", "the webhook's secret, as shown once when it was created")
+	bodyFile := c.FS.String("body", "-", "file with the raw request body; - reads standard input")
+	signature := c.FS.String("signature", "", "X-Webhook-Signature header value (sha256=<hex>)")
 	headers := headerFlags{}
-	c.fs.Var(&headers, "H", "a received header 'Name: value' (repeatable), e.g. -H 'webhook-signature: v1,...'")
-	tolerance := c.fs.Duration("tolerance", 5*time.Minute, "accepted age of webhook-timestamp; 0 accepts any")
-	if err := c.parse(args, std); err != nil {
+	c.FS.Var(&headers, "H", "a received header 'Name: value' (repeatable), e.g. -H 'webhook-signature: v1,...'")
+	tolerance := c.FS.Duration("tolerance", 5*time.Minute, "accepted age of webhook-timestamp; 0 accepts any")
+	if err := c.Parse(args, std); err != nil {
 		return err
 	}
 	if secret == "" {
-		return usageError{errors.New("verify: -webhook-secret (or $WEBHOOK_SECRET) is required")}
+		return cli.Usagef("verify: -webhook-secret (or $WEBHOOK_SECRET) is required")
 	}
 	h := http.Header(headers)
 	if *signature != "" {
 		h.Set(webhook.HeaderSignature, *signature)
 	}
 	if h.Get(webhook.HeaderSignature) == "" {
-		return usageError{errors.New("verify: give -signature or -H 'X-Webhook-Signature: sha256=...'")}
+		return cli.Usagef("verify: give -signature or -H 'X-Webhook-Signature: sha256=...'")
 	}
 	var body []byte
 	var err error
 	if *bodyFile == "-" {
-		body, err = io.ReadAll(io.LimitReader(std.in, 16<<20))
+		body, err = io.ReadAll(io.LimitReader(std.In, 16<<20))
 	} else {
 		body, err = os.ReadFile(*bodyFile)
 	}
@@ -56,7 +57,7 @@ func runVerify(args []string, std stdio) error {
 	if h.Get(webhook.HeaderStdSignature) != "" {
 		checked += " and Standard Webhooks headers"
 	}
-	fmt.Fprintf(std.out, "valid: %s verified\n", checked)
+	fmt.Fprintf(std.Out, "valid: %s verified\n", checked)
 	return nil
 }
 

@@ -1,12 +1,15 @@
 // Package gwbench is the load generator of the realtime-gateway benchmark:
-// a small Socket.IO v4 client over WebSocket, worker processes that hold
-// thousands of such clients each, and a coordinator that drives them
-// through the connection storm, the idle period and the delivery phases,
-// samples the server's memory and CPU, and reports the figures.
+// small WebSocket clients (Socket.IO v4, and Centrifugo's JSON protocol),
+// worker processes that hold thousands of such clients each, and a
+// coordinator that drives them through the connection storm, the idle
+// period and the delivery phases, samples the server's memory and CPU, and
+// reports the figures.
 //
 // Any Socket.IO v4 server that authenticates with {token} in the CONNECT
 // packet and emits "notification" events can be measured: the Go gateway
-// and the Node.js reference server are.
+// and the Node.js reference server are. Centrifugo is measured with each
+// user subscribed to a personal channel fed from the same NATS subjects
+// (centrifugo.go).
 package gwbench
 
 import (
@@ -14,7 +17,71 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/gorilla/websocket"
 )
+
+// socketIO is the Socket.IO v4 protocol over a WebSocket from the start
+// (no long-polling), as socket.io-client with transports: ["websocket"].
+type socketIO struct{}
+
+func (socketIO) path() string  { return "/socket.io/" }
+func (socketIO) query() string { return "EIO=4&transport=websocket" }
+
+func (socketIO) handshake(ws *websocket.Conn, token string) (session, error) {
+	_, frame, err := ws.ReadMessage()
+	if err != nil {
+		return session{}, fmt.Errorf("read open packet: %w", err)
+	}
+	if _, err := parseOpen(frame); err != nil {
+		return session{}, err
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, connectFrame(token)); err != nil {
+		return session{}, fmt.Errorf("send connect: %w", err)
+	}
+	for {
+		_, frame, err := ws.ReadMessage()
+		if err != nil {
+			return session{}, fmt.Errorf("read connect reply: %w", err)
+		}
+		switch {
+		case len(frame) == 1 && frame[0] == eioPing:
+			if err := sioPong(ws); err != nil {
+				return session{}, err
+			}
+		case len(frame) == 1 && frame[0] == eioNoop:
+		default:
+			return session{}, parseConnectReply(frame)
+		}
+	}
+}
+
+func (socketIO) frame(ws *websocket.Conn, _ session, frame []byte, onEvent func(name string, arg []byte)) (bool, error) {
+	if len(frame) == 0 {
+		return false, nil
+	}
+	switch frame[0] {
+	case eioPing:
+		return false, sioPong(ws)
+	case eioClose:
+		return true, nil
+	case eioMessage:
+		if len(frame) > 1 && frame[1] == sioDisconnect {
+			return true, nil
+		}
+		if name, arg, ok := parseEvent(frame); ok {
+			onEvent(name, arg)
+		}
+	}
+	return false, nil
+}
+
+func sioPong(ws *websocket.Conn) error {
+	if err := ws.WriteMessage(websocket.TextMessage, []byte{eioPong}); err != nil {
+		return fmt.Errorf("send pong: %w", err)
+	}
+	return nil
+}
 
 // Engine.IO 4 packet types: the first byte of each WebSocket text frame.
 const (

@@ -1,4 +1,4 @@
-package bench
+package napibench
 
 import (
 	"context"
@@ -103,13 +103,13 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	}
 	defer db.Close()
 
-	pubConn, err := nats.Connect(o.NATSURL, nats.Name("notifyctl-bench-ingest"))
+	pubConn, err := nats.Connect(o.NATSURL, nats.Name("notifybench-ingest"))
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", o.NATSURL, err)
 	}
 	defer pubConn.Close()
 	var dropped atomic.Int64
-	obsConn, err := nats.Connect(o.NATSURL, nats.Name("notifyctl-bench-observer"),
+	obsConn, err := nats.Connect(o.NATSURL, nats.Name("notifybench-observer"),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrSlowConsumer) {
 				dropped.Add(1)

@@ -1,28 +1,72 @@
-package notificationapi_test
+package napibench_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/xpeditis/notify/pkg/bench"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/xpeditis/notify/pkg/app"
+	"github.com/xpeditis/notify/pkg/config"
+	"github.com/xpeditis/notify/pkg/postgres"
 	"github.com/xpeditis/notify/pkg/testkit"
+	"github.com/xpeditis/notify/scripts/bench/napibench"
 	"github.com/xpeditis/notify/services/notification-api/notificationapi"
 )
 
-// The load generators of `notifyctl bench` run here at a small scale
-// against the real service, so that a change to the service or to them that
-// breaks the measurement (lost rows, unseen notifications, failing pages)
-// fails the suite instead of a benchmark run weeks later.
+// The load generators of `notifybench` run here at a small scale against
+// the real service, so that a change to the service or to them that breaks
+// the measurement (lost rows, unseen notifications, failing pages) fails the
+// suite instead of a benchmark run weeks later.
+
+// service is notification-api run in this process as its binary runs it,
+// on a random port, with a connection to its database for the checks.
+type service struct {
+	base string
+	db   *sqlx.DB
+}
+
+func startService(t testing.TB, natsURL, dbURL string) service {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := config.FromMap(map[string]string{"DATABASE_URL": dbURL, "NATS_URL": natsURL, "JWT_SECRET": testkit.JWTSecret, "INGEST_MAX_WAIT": "5ms"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Options{
+			Name: "bench-test", Common: config.ReadCommon(env, true, true), Log: testkit.Logger(), NeedDB: true,
+			Services: []app.Builder{notificationapi.New(notificationapi.ReadConfig(env))}, Listener: ln, ShutdownGrace: 5 * time.Second,
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("service stopped with: %v", err)
+		}
+	})
+	base := "http://" + ln.Addr().String()
+	testkit.WaitForOK(t, 10*time.Second, base+"/readyz")
+	db, err := postgres.Open(context.Background(), dbURL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return service{base: base, db: db}
+}
 
 func TestIngestBenchmarkSeesEveryEventCommitted(t *testing.T) {
 	n := testkit.StartNATS(t)
 	dbURL := testkit.Database(t)
-	h := startOn(t, n, dbURL)
+	h := startService(t, n.URL, dbURL)
 	const events = 2000
-	res, err := bench.Ingest(context.Background(), bench.IngestOptions{
+	res, err := napibench.Ingest(context.Background(), napibench.IngestOptions{
 		NATSURL: n.URL, DatabaseURL: dbURL, Events: events, Users: 50, MaxInFlight: 128,
 		Consumer: notificationapi.Name, ServicePID: os.Getpid(), Timeout: time.Minute, Copy: true,
 	})
@@ -56,14 +100,14 @@ func TestIngestBenchmarkSeesEveryEventCommitted(t *testing.T) {
 
 func TestListBenchmarkSeedsOnceAndReadsFullPages(t *testing.T) {
 	dbURL := testkit.Database(t)
-	h := startOn(t, testkit.StartNATS(t), dbURL)
-	o := bench.ListOptions{
+	h := startService(t, testkit.StartNATS(t).URL, dbURL)
+	o := napibench.ListOptions{
 		BaseURL: h.base, DatabaseURL: dbURL,
-		Seed: bench.Seed{Users: 20, Rows: 2000, History: 24 * time.Hour, Streams: 2},
+		Seed: napibench.Seed{Users: 20, Rows: 2000, History: 24 * time.Hour, Streams: 2},
 		Rate: 200, Duration: time.Second, Limit: 10, DeepPage: 5, DeepUsers: 5,
 		Secret: testkit.JWTSecret, ServicePID: os.Getpid(),
 	}
-	res, err := bench.List(context.Background(), o)
+	res, err := napibench.List(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +131,7 @@ func TestListBenchmarkSeedsOnceAndReadsFullPages(t *testing.T) {
 	}
 
 	o.Duration = 200 * time.Millisecond
-	again, err := bench.List(context.Background(), o)
+	again, err := napibench.List(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +140,7 @@ func TestListBenchmarkSeedsOnceAndReadsFullPages(t *testing.T) {
 	}
 
 	o.Secret = "not-the-service-secret-not-the-service-secret"
-	if _, err := bench.List(context.Background(), o); err == nil || !strings.Contains(err.Error(), "status 401") {
+	if _, err := napibench.List(context.Background(), o); err == nil || !strings.Contains(err.Error(), "status 401") {
 		t.Fatalf("a wrong secret gave %v, want a 401 named at once", err)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/xpeditis/notify/pkg/auth"
 )
 
@@ -36,8 +38,9 @@ type reply struct {
 
 // ConnectRequest asks a worker to connect one client per user.
 type ConnectRequest struct {
-	URL         string        `json:"url"`
-	Secret      string        `json:"secret"` // HS256 secret the worker mints tokens with
+	URLs        []string      `json:"urls"`     // client i connects to URLs[i % len(URLs)]
+	Protocol    string        `json:"protocol"` // ProtocolSocketIO or ProtocolCentrifugo
+	Secret      string        `json:"secret"`   // HS256 secret the worker mints tokens with
 	Org         string        `json:"org"`
 	Run         string        `json:"run"` // stamps of other runs are not counted
 	Users       []string      `json:"users"`
@@ -161,9 +164,15 @@ func (w *worker) connectAll(ctx context.Context, r ConnectRequest) (*ConnectRepl
 		}
 		sources = append(sources, ip)
 	}
-	dialer, err := NewDialer(r.URL, sources, r.Timeout)
-	if err != nil {
-		return nil, err
+	var err error
+	dialers := make([]*Dialer, len(r.URLs))
+	for i, u := range r.URLs {
+		if dialers[i], err = NewDialer(u, r.Protocol, sources, r.Timeout); err != nil {
+			return nil, err
+		}
+	}
+	if len(dialers) == 0 {
+		return nil, errors.New("connect: no server url")
 	}
 	w.mu.Lock()
 	w.run = r.Run
@@ -190,7 +199,7 @@ func (w *worker) connectAll(ctx context.Context, r ConnectRequest) (*ConnectRepl
 				for i := range next {
 					hctx, cancel := context.WithTimeout(ctx, r.Timeout)
 					began := time.Now()
-					c, err := dialer.Connect(hctx, tokens[i])
+					c, err := dialers[i%len(dialers)].Connect(hctx, tokens[i])
 					took := time.Since(began)
 					cancel()
 					mu.Lock()
@@ -326,9 +335,12 @@ func (w *worker) closeAll() {
 func errorKind(err error) string {
 	var ce *ConnectError
 	var ne net.Error
+	var closed *websocket.CloseError
 	switch {
 	case errors.As(err, &ce):
 		return "connect_error: " + ce.Message
+	case errors.As(err, &closed):
+		return fmt.Sprintf("closed by server (%d)", closed.Code)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.Is(err, syscall.ECONNREFUSED):

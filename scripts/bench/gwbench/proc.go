@@ -137,3 +137,22 @@ func runqueueWaitNs(pid int) (int64, error) {
 	}
 	return sum, nil
 }
+
+// processes are the processes of one server, whose figures add up.
+type processes []int
+
+func (ps processes) rssKB() (int64, error)          { return ps.sum(rssKB) }
+func (ps processes) cpuTicks() (int64, error)       { return ps.sum(cpuTicks) }
+func (ps processes) runqueueWaitNs() (int64, error) { return ps.sum(runqueueWaitNs) }
+
+func (ps processes) sum(read func(pid int) (int64, error)) (int64, error) {
+	var total int64
+	for _, pid := range ps {
+		v, err := read(pid)
+		if err != nil {
+			return 0, err
+		}
+		total += v
+	}
+	return total, nil
+}

@@ -12,7 +12,8 @@ import (
 // Result is what one measurement of one server found.
 type Result struct {
 	Label         string           `json:"label"`
-	URL           string           `json:"url"`
+	URL           string           `json:"url"`       // of each process, comma-separated
+	Processes     int              `json:"processes"` // of the server
 	Clients       int              `json:"clients"`
 	Workers       int              `json:"workers"`
 	Rate          int              `json:"rate"`
@@ -73,12 +74,24 @@ type DeliveryResult struct {
 	P999Ms           float64 `json:"p999Ms"`
 	MaxMs            float64 `json:"maxMs"`
 	ServerCPUPercent float64 `json:"serverCpuPercent"` // of one core, while publishing
+	// ServerCPUSeconds is the server's CPU time from the first publish to
+	// the last delivery (or the end of the drain).
+	ServerCPUSeconds float64 `json:"serverCpuSeconds"`
 	// ServerWaitPercent is how long the server's threads waited, runnable,
 	// for a CPU while publishing, in % of the wall time (summed over
 	// threads): the machine's share of the latency.
 	ServerWaitPercent float64 `json:"serverWaitPercent"`
 	MaxRSSKB          int64   `json:"maxRssKB"`
 	LoadPerConnKB     float64 `json:"loadPerConnKB"`
+}
+
+// CPUSecondsPerMillion is the server's CPU time per million messages
+// delivered: a cost that does not depend on how busy the machine was.
+func (d *DeliveryResult) CPUSecondsPerMillion() float64 {
+	if d.Received == 0 {
+		return 0
+	}
+	return d.ServerCPUSeconds / float64(d.Received) * 1e6
 }
 
 // Phase returns the named delivery phase, or nil.
@@ -133,6 +146,7 @@ func ms(v float64) string { return fmt.Sprintf("%.2f ms", v) }
 
 func tableRows() []row {
 	rows := []row{
+		{"server processes", func(r *Result) string { return fmt.Sprint(max(r.Processes, 1)) }},
 		{"clients (WebSocket)", func(r *Result) string { return fmt.Sprintf("%d in %d processes", r.Clients, r.Workers) }},
 		{"connections/s (first attempt)", func(r *Result) string { return fmt.Sprintf("%.0f", r.Connect.PerSecond) }},
 		{"connected / failed (first attempt)", func(r *Result) string {
@@ -166,6 +180,9 @@ func tableRows() []row {
 			}),
 			phaseRow(p.name, p.title+": server CPU / waiting for a CPU", func(d *DeliveryResult) string {
 				return fmt.Sprintf("%.0f%% / %.0f%%", d.ServerCPUPercent, d.ServerWaitPercent)
+			}),
+			phaseRow(p.name, "**"+p.title+": server CPU s per million delivered**", func(d *DeliveryResult) string {
+				return fmt.Sprintf("%.1f s", d.CPUSecondsPerMillion())
 			}),
 		)
 	}
@@ -212,7 +229,8 @@ func WriteTable(w io.Writer, results []*Result) error {
 	return err
 }
 
-// Targets are what the Go gateway must achieve (issue 4).
+// Targets are what the Go gateway must achieve on its own; Verdict also
+// compares it with each peer server measured in the same run.
 type Targets struct {
 	IdlePerConnKB float64
 	ConnPerSecond float64
@@ -220,14 +238,17 @@ type Targets struct {
 	PipelineP99Ms float64
 }
 
-// IssueTargets are the figures issue 4 asks of the gateway.
+// IssueTargets are the figures issues 4, 10 and 13 ask of the gateway.
 func IssueTargets() Targets {
-	return Targets{IdlePerConnKB: 12, ConnPerSecond: 3000, FanoutP99Ms: 10, PipelineP99Ms: 50}
+	return Targets{IdlePerConnKB: 8, ConnPerSecond: 3000, FanoutP99Ms: 5, PipelineP99Ms: 50}
 }
 
-// Verdict checks a result against the targets and, when ref is not nil,
-// against the reference server; it returns one line per check.
-func Verdict(r, ref *Result, t Targets) (lines []string, ok bool) {
+// Verdict checks a result against the targets and against each peer
+// measured in the same run (the Node.js reference, Centrifugo): connects
+// at least as fast with a handshake p99 no higher, uses less memory per
+// connection and less CPU per delivered message, and delivers with a p99
+// no higher and no more lost. It returns one line per check.
+func Verdict(r *Result, peers []*Result, t Targets) (lines []string, ok bool) {
 	ok = true
 	check := func(pass bool, format string, args ...any) {
 		mark := "PASS"
@@ -250,18 +271,19 @@ func Verdict(r, ref *Result, t Targets) (lines []string, ok bool) {
 		check(d.P99Ms <= p.target && d.Lost == 0 && d.Duplicates == 0 && d.Published > 0,
 			"%s p99 %.2f ms, %d lost, %d duplicated of %d (target p99 <= %.0f ms, none lost)", p.name, d.P99Ms, d.Lost, d.Duplicates, d.Published, p.target)
 	}
-	if ref == nil {
-		return lines, ok
-	}
-	check(r.Memory.IdlePerConnKB < ref.Memory.IdlePerConnKB, "idle memory per connection below %s (%.1f KB vs %.1f KB)", ref.Label, r.Memory.IdlePerConnKB, ref.Memory.IdlePerConnKB)
-	check(r.Memory.LoadPerConnKB < ref.Memory.LoadPerConnKB, "memory per connection under load below %s (%.1f KB vs %.1f KB)", ref.Label, r.Memory.LoadPerConnKB, ref.Memory.LoadPerConnKB)
-	check(r.Connect.PerSecond > ref.Connect.PerSecond, "connects faster than %s (%.0f/s vs %.0f/s)", ref.Label, r.Connect.PerSecond, ref.Connect.PerSecond)
-	for _, name := range []string{PhaseFanout, PhasePipeline} {
-		d, rd := r.Phase(name), ref.Phase(name)
-		if d == nil || rd == nil {
-			continue
+	for _, ref := range peers {
+		check(r.Connect.PerSecond >= ref.Connect.PerSecond, "connects at least as fast as %s (%.0f/s vs %.0f/s)", ref.Label, r.Connect.PerSecond, ref.Connect.PerSecond)
+		check(r.Connect.HandshakeP99Ms <= ref.Connect.HandshakeP99Ms, "handshake p99 no higher than %s (%.2f ms vs %.2f ms)", ref.Label, r.Connect.HandshakeP99Ms, ref.Connect.HandshakeP99Ms)
+		check(r.Memory.IdlePerConnKB < ref.Memory.IdlePerConnKB, "idle memory per connection below %s (%.1f KB vs %.1f KB)", ref.Label, r.Memory.IdlePerConnKB, ref.Memory.IdlePerConnKB)
+		check(r.Memory.LoadPerConnKB < ref.Memory.LoadPerConnKB, "memory per connection under load below %s (%.1f KB vs %.1f KB)", ref.Label, r.Memory.LoadPerConnKB, ref.Memory.LoadPerConnKB)
+		for _, name := range []string{PhaseFanout, PhasePipeline} {
+			d, rd := r.Phase(name), ref.Phase(name)
+			if d == nil || rd == nil {
+				continue
+			}
+			check(d.P99Ms <= rd.P99Ms && d.Lost <= rd.Lost, "%s p99 no higher than %s (%.2f ms vs %.2f ms; lost %d vs %d)", name, ref.Label, d.P99Ms, rd.P99Ms, d.Lost, rd.Lost)
+			check(d.CPUSecondsPerMillion() <= rd.CPUSecondsPerMillion(), "%s CPU per million delivered no more than %s (%.1f s vs %.1f s)", name, ref.Label, d.CPUSecondsPerMillion(), rd.CPUSecondsPerMillion())
 		}
-		check(d.P99Ms <= rd.P99Ms && d.Lost <= rd.Lost, "%s p99 no higher than %s (%.2f ms vs %.2f ms; lost %d vs %d)", name, ref.Label, d.P99Ms, rd.P99Ms, d.Lost, rd.Lost)
 	}
 	return lines, ok
 }

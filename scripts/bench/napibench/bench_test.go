@@ -1,4 +1,4 @@
-package bench
+package napibench
 
 import (
 	"math/rand/v2"

@@ -177,11 +177,12 @@ func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPubli
 		rate = cfg.PipelineRate
 	}
 	d := &DeliveryResult{Phase: phase, Rate: rate, Seconds: cfg.Duration.Seconds()}
-	cpu0, err := cpuTicks(cfg.ServerPID)
+	server := processes(cfg.ServerPIDs)
+	cpu0, err := server.cpuTicks()
 	if err != nil {
 		return nil, err
 	}
-	wait0, err := runqueueWaitNs(cfg.ServerPID)
+	wait0, err := server.runqueueWaitNs()
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +193,7 @@ func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPubli
 		t := time.NewTicker(rssSampleEvery)
 		defer t.Stop()
 		for {
-			if kb, err := rssKB(cfg.ServerPID); err == nil && kb > maxRSS.Load() {
+			if kb, err := server.rssKB(); err == nil && kb > maxRSS.Load() {
 				maxRSS.Store(kb)
 			}
 			select {
@@ -208,13 +209,13 @@ func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPubli
 	if err != nil {
 		return nil, err
 	}
-	cpu1, err := cpuTicks(cfg.ServerPID)
+	cpu1, err := server.cpuTicks()
 	if err != nil {
 		return nil, err
 	}
 	d.PublishSeconds = took.Seconds()
 	d.ServerCPUPercent = float64(cpu1-cpu0) / clockTicks / took.Seconds() * 100
-	if wait1, err := runqueueWaitNs(cfg.ServerPID); err == nil {
+	if wait1, err := server.runqueueWaitNs(); err == nil {
 		d.ServerWaitPercent = float64(wait1-wait0) / 1e9 / took.Seconds() * 100
 	}
 	d.Published = pub.acked.Load()
@@ -232,6 +233,11 @@ func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPubli
 	if err != nil {
 		return nil, err
 	}
+	cpu2, err := server.cpuTicks()
+	if err != nil {
+		return nil, err
+	}
+	d.ServerCPUSeconds = float64(cpu2-cpu0) / clockTicks
 	stopSampling()
 	sampling.Wait()
 	d.MaxRSSKB = maxRSS.Load()

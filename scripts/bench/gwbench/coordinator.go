@@ -26,9 +26,16 @@ const (
 
 // Config of one measurement of one server.
 type Config struct {
-	Label     string // column title in the report
-	URL       string // server base URL, e.g. http://127.0.0.1:38081
-	ServerPID int    // process whose memory and CPU are sampled
+	Label string // column title in the report
+	// URLs are the base URLs of the server's processes, e.g.
+	// http://127.0.0.1:38081; client i connects to URLs[i % len(URLs)].
+	URLs []string
+	// Protocol the clients speak: ProtocolSocketIO (default) or
+	// ProtocolCentrifugo.
+	Protocol string
+	// ServerPIDs are the server's processes, whose memory and CPU are
+	// sampled and added up.
+	ServerPIDs []int
 	// MetricsURL, when set, is a Go server's Prometheus endpoint, read
 	// before and after the connections to split their memory.
 	MetricsURL string
@@ -56,7 +63,7 @@ type Config struct {
 	Drain        time.Duration // how long to wait without progress for the last messages
 	Phases       []string
 
-	// Worker returns the command of one worker process (notifyctl bench
+	// Worker returns the command of one worker process (notifybench
 	// gateway-worker).
 	Worker func(ctx context.Context) *exec.Cmd
 	Log    *slog.Logger
@@ -65,14 +72,17 @@ type Config struct {
 // Validate names what is wrong with the configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if c.URL == "" {
+	if len(c.URLs) == 0 {
 		errs = append(errs, errors.New("the server url is required"))
 	}
-	if c.ServerPID <= 0 {
+	if len(c.ServerPIDs) == 0 || slices.ContainsFunc(c.ServerPIDs, func(pid int) bool { return pid <= 0 }) {
 		errs = append(errs, errors.New("the server pid is required (its memory is measured)"))
 	}
 	if c.Clients < 1 || c.PerWorker < 1 {
 		errs = append(errs, errors.New("clients and clients per worker must be positive"))
+	}
+	if _, err := protocolNamed(c.Protocol); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Secret == "" {
 		errs = append(errs, errors.New("the JWT secret is required"))
@@ -101,10 +111,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
-	res := &Result{Label: cfg.Label, URL: cfg.URL, Clients: cfg.Clients, Rate: cfg.Rate,
+	server := processes(cfg.ServerPIDs)
+	res := &Result{Label: cfg.Label, URL: strings.Join(cfg.URLs, ","), Processes: len(server), Clients: cfg.Clients, Rate: cfg.Rate,
 		StartedAt: time.Now().UTC(), LoadAvgBefore: loadAvg()}
 
-	baseline, err := rssKB(cfg.ServerPID)
+	baseline, err := server.rssKB()
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := sleepCtx(ctx, cfg.Idle); err != nil {
 		return nil, err
 	}
-	idle, err := rssKB(cfg.ServerPID)
+	idle, err := server.rssKB()
 	if err != nil {
 		return nil, err
 	}
@@ -214,12 +225,16 @@ func checkFileLimits(cfg Config) error {
 	if int64(cfg.PerWorker)+margin > int64(rl.Max) {
 		return fmt.Errorf("each load-generator process would hold %d connections but may open at most %d files (ulimit -Hn): lower the clients per worker", cfg.PerWorker, rl.Max)
 	}
-	limit, err := openFilesLimit(cfg.ServerPID)
-	if err != nil {
-		return err
-	}
-	if int64(cfg.Clients)+margin > limit {
-		return fmt.Errorf("the server (pid %d) may open at most %d files, fewer than %d connections need: raise its limit (ulimit -n) up to the hard limit, or measure fewer clients", cfg.ServerPID, limit, cfg.Clients+margin)
+	// Clients are dealt out to the processes in turn.
+	perProcess := (cfg.Clients + len(cfg.ServerPIDs) - 1) / len(cfg.ServerPIDs)
+	for _, pid := range cfg.ServerPIDs {
+		limit, err := openFilesLimit(pid)
+		if err != nil {
+			return err
+		}
+		if int64(perProcess)+margin > limit {
+			return fmt.Errorf("the server (pid %d) may open at most %d files, fewer than %d connections need: raise its limit (ulimit -n) up to the hard limit, or measure fewer clients (or spread them over more processes)", pid, limit, perProcess+margin)
+		}
 	}
 	return nil
 }
@@ -325,7 +340,7 @@ func connectStorm(ctx context.Context, cfg Config, run string, workers []*worker
 	for i, w := range workers {
 		wg.Go(func() {
 			rep, err := w.call(request{Op: "connect", Connect: &ConnectRequest{
-				URL: cfg.URL, Secret: cfg.Secret, Org: cfg.Org, Run: run, Users: shares[i],
+				URLs: cfg.URLs, Protocol: cfg.Protocol, Secret: cfg.Secret, Org: cfg.Org, Run: run, Users: shares[i],
 				Sources: sources[i], Concurrency: cfg.Concurrency, Timeout: cfg.Handshake,
 			}})
 			replies[i], errs[i] = rep.Connect, err
@@ -369,7 +384,7 @@ func connectStorm(ctx context.Context, cfg Config, run string, workers []*worker
 	out.HandshakeP50Ms, out.HandshakeP99Ms, out.HandshakeMaxMs = p[0], p[1], p[2]
 	connected := slices.DeleteFunc(slices.Clone(users), func(u string) bool { return failed[u] })
 	if len(connected) == 0 {
-		return nil, fmt.Errorf("no client could connect to %s: %s", cfg.URL, describeErrors(out.Examples))
+		return nil, fmt.Errorf("no client could connect to %s: %s", strings.Join(cfg.URLs, ", "), describeErrors(out.Examples))
 	}
 	return connected, nil
 }

@@ -1,8 +1,9 @@
-// Package bench holds the load generators behind `notifyctl bench`: they
+// Package napibench holds notification-api's load generators, behind
+// `notifybench ingest` and `notifybench list`: they
 // drive a running service over its real interfaces (JetStream, HTTP) and
 // read its real database, and return figures for BENCHMARKS.md. They are
 // programs, not timed unit tests.
-package bench
+package napibench
 
 import (
 	"fmt"
