@@ -63,11 +63,13 @@ proto: ## regenerate pkg/contract/eventv1 from proto/ (buf, protoc-gen-go into .
 	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	cd proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
 
-bench: build bench-tools ## notification-api ingest and list benchmarks (BENCHMARKS.md)
-	./scripts/with-postgres.sh ./scripts/bench.sh
+# bench and bench-webhooks start their own PostgreSQL cluster and NATS
+# (scripts/bench-lib.sh) and remove them at exit.
+bench: build bench-tools ## notification-api: CPU per event of each process, ingest latency, list (BENCHMARKS.md)
+	./scripts/bench.sh
 
-bench-webhooks: bench-tools ## webhook delivery throughput and isolation (BENCHMARKS.md)
-	./scripts/with-postgres.sh ./scripts/bench-webhooks.sh
+bench-webhooks: bench-tools ## webhook deliveries: throughput, isolation, CPU per delivery in a burst and paced (BENCHMARKS.md)
+	./scripts/bench-webhooks.sh
 
 # Settings in scripts/bench-gateway.sh.
 bench-gateway: ## the realtime gateway side by side with the Node.js reference and Centrifugo, 15,000 clients each (BENCHMARKS.md)

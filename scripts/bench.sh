@@ -1,109 +1,112 @@
 #!/usr/bin/env bash
-# `make bench`: the notification-api benchmarks against a real notifyd.
+# `make bench`: what notification-api costs, and its latency, on this machine.
 #
-# Runs under with-postgres.sh (DATABASE_URL points at a server that answers)
-# after `make build bench-tools`. For each benchmark it starts ./bin/notifyd on its own
-# ports, with a fresh JetStream store in a temporary directory and its own
-# database on the same server, runs `notifybench`, and stops notifyd:
-#   ingest  database notify_bench_ingest, recreated every run: the COPY
-#           ceiling is measured into an empty table, so ingest starts empty too
-#   list    database notify_bench_list, kept between runs: the 5M-row seed is
-#           loaded once (a marker row records it) and reused
-# notifyd's logs are kept in bin/bench/ (ingest.log, list.log).
-# Settings (environment): BENCH_HTTP_ADDR, BENCH_NATS_LISTEN, BENCH_EVENTS,
-# BENCH_PACED_RATE, BENCH_LIST_ROWS, BENCH_LIST_USERS, BENCH_LIST_RATE,
-# BENCH_LIST_DURATION.
+# Runs after `make build bench-tools` on its own PostgreSQL cluster and
+# nats-server (scripts/bench-lib.sh: production settings, everything removed
+# at exit), with ./bin/notification-api as a process of its own, so that the
+# CPU time of each process is known:
+#   1. cost of ingest: bursts of events with 1, 10 and 100 recipients each;
+#      CPU-seconds per 1,000 events of notification-api, nats-server, the
+#      PostgreSQL cluster and the benchmark (these do not depend on how busy
+#      the machine is);
+#   2. latency of ingest: BENCH_PACED_RATE events/s, 3 runs, each with its
+#      load average, CPU pressure and cost;
+#   3. the list endpoint over a BENCH_LIST_ROWS-row table: 3 runs, each with
+#      its latency, load, and CPU per request.
+# notification-api's log is kept in bin/bench/notification-api.log.
+# Settings (environment): BENCH_EVENTS (events of the 1-recipient burst; the
+# 10- and 100-recipient bursts carry as many notifications), BENCH_PACED_RATE,
+# BENCH_PACED_EVENTS, BENCH_RUNS, BENCH_LIST_ROWS, BENCH_LIST_USERS,
+# BENCH_LIST_RATE, BENCH_LIST_DURATION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 
-HTTP_ADDR=${BENCH_HTTP_ADDR:-127.0.0.1:48080}
-NATS_LISTEN=${BENCH_NATS_LISTEN:-127.0.0.1:44223}
-EVENTS=${BENCH_EVENTS:-200000}
+EVENTS=${BENCH_EVENTS:-100000}
 PACED_RATE=${BENCH_PACED_RATE:-10000}
+PACED_EVENTS=${BENCH_PACED_EVENTS:-100000}
+RUNS=${BENCH_RUNS:-3}
 LIST_ROWS=${BENCH_LIST_ROWS:-5000000}
 LIST_USERS=${BENCH_LIST_USERS:-10000}
 LIST_RATE=${BENCH_LIST_RATE:-500}
 LIST_DURATION=${BENCH_LIST_DURATION:-30s}
 
-say() { printf '==> %s\n' "$*"; }
-
-: "${DATABASE_URL:?run through scripts/with-postgres.sh (make bench)}"
-for bin in notifyd notifybench; do
+for bin in notification-api notifybench; do
 	[ -x "bin/$bin" ] || { echo "bench: bin/$bin is missing: run make build bench-tools" >&2; exit 1; }
 done
-PSQL=$(command -v psql || ls -d /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -n 1 || true)
-[ -n "$PSQL" ] || { echo "bench: psql not found (Debian: apt-get install postgresql-client)" >&2; exit 1; }
 
-# db_url NAME: DATABASE_URL with its database replaced by NAME.
-db_url() {
-	local base=${DATABASE_URL%%\?*} query=""
-	[[ $DATABASE_URL == *\?* ]] && query="?${DATABASE_URL#*\?}"
-	echo "${base%/*}/$1$query"
-}
-sql() { "$PSQL" "$(db_url postgres)" -qAtc "$1"; }
-
-TMP=$(mktemp -d)
-NOTIFYD_PID=""
-NOTIFYD_LOG=""
-stop_notifyd() {
-	[ -n "$NOTIFYD_PID" ] || return 0
-	kill "$NOTIFYD_PID" 2>/dev/null || true
-	wait "$NOTIFYD_PID" 2>/dev/null || true
-	NOTIFYD_PID=""
-}
+# The tokens of the list benchmark: notifybench signs them with the same
+# $JWT_SECRET.
+JWT_SECRET=$(head -c 48 /dev/urandom | base64)
+export JWT_SECRET
+API_PID=""
+failed=() # latency runs that failed: the others still run and print
 finish() {
 	local status=$?
-	if [ "$status" -ne 0 ] && [ -n "$NOTIFYD_LOG" ]; then
-		echo "bench: failed; the end of notifyd's log:" >&2
-		tail -n 20 "$NOTIFYD_LOG" >&2
+	if [ "$status" -ne 0 ] && [ -f "$BENCH_TMP/api.log" ]; then
+		echo "bench: failed; the end of notification-api's log:" >&2
+		tail -n 20 "$BENCH_TMP/api.log" >&2
 	fi
-	stop_notifyd
-	mkdir -p bin/bench && cp "$TMP"/*.log bin/bench/ 2>/dev/null || true
-	rm -rf "$TMP"
+	mkdir -p bin/bench && cp "$BENCH_TMP/api.log" bin/bench/notification-api.log 2>/dev/null || true
+	bench_cleanup
 }
 trap finish EXIT
 
-# start_notifyd NAME DB: notifyd on the bench ports, fresh JetStream store.
-start_notifyd() {
-	local name=$1 db=$2
-	mkdir -p "$TMP/$name"
-	NOTIFYD_LOG=$TMP/$name.log
-	DATABASE_URL=$(db_url "$db") HTTP_ADDR=$HTTP_ADDR NATS_LISTEN=$NATS_LISTEN NATS_URL= \
-		DATA_DIR="$TMP/$name" LOG_LEVEL=warn ./bin/notifyd >"$TMP/$name.log" 2>&1 &
-	NOTIFYD_PID=$!
-	for _ in $(seq 100); do
-		if curl -sf "http://$HTTP_ADDR/readyz" >/dev/null 2>&1; then return 0; fi
-		if ! kill -0 "$NOTIFYD_PID" 2>/dev/null; then break; fi
+# start_api DB: notification-api on a free port, against the bench's NATS.
+start_api() {
+	[ -z "$API_PID" ] || { kill "$API_PID"; wait "$API_PID" 2>/dev/null || true; }
+	API_ADDR=127.0.0.1:$(bench_free_port)
+	DATABASE_URL=$(bench_db_url "$1") NATS_URL=$BENCH_NATS_URL HTTP_ADDR=$API_ADDR LOG_LEVEL=warn \
+		./bin/notification-api >>"$BENCH_TMP/api.log" 2>&1 &
+	API_PID=$!
+	BENCH_PIDS+=("$API_PID")
+	for _ in $(seq 150); do
+		curl -sf "http://$API_ADDR/readyz" >/dev/null 2>&1 && return 0
+		kill -0 "$API_PID" 2>/dev/null || break
 		sleep 0.2
 	done
-	echo "bench: notifyd did not become ready on $HTTP_ADDR; its log:" >&2
-	cat "$TMP/$name.log" >&2
+	echo "bench: notification-api did not become ready on $API_ADDR" >&2
 	exit 1
 }
 
-say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), PostgreSQL $(sql 'SHOW server_version') at $(db_url '')"
+say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 say "uptime: $(uptime)"
 start=$(date +%s)
+bench_postgres_start
+bench_nats_start
+say "nats-server $BENCH_NATS_URL (pid $BENCH_NATS_PID)"
+bench_sql "CREATE DATABASE notify_bench_ingest"
+start_api notify_bench_ingest
+INGEST=(./bin/notifybench ingest -nats "$BENCH_NATS_URL" -db "$(bench_db_url notify_bench_ingest)" -pid "$API_PID" -copy=false)
+PARTIES=(notification-api="$API_PID" nats-server="$BENCH_NATS_PID" postgresql=cluster:"$BENCH_PG_PID" benchmark=self)
 
-say "ingest: fresh database notify_bench_ingest, notifyd on $HTTP_ADDR, NATS $NATS_LISTEN"
-sql "DROP DATABASE IF EXISTS notify_bench_ingest WITH (FORCE)"
-sql "CREATE DATABASE notify_bench_ingest"
-start_notifyd ingest notify_bench_ingest
-say "ingest 1/2: $EVENTS events as fast as JetStream takes them (throughput), then one COPY of the same rows (ceiling)"
-./bin/notifybench ingest -nats "nats://$NATS_LISTEN" -db "$(db_url notify_bench_ingest)" -pid "$NOTIFYD_PID" -events "$EVENTS"
-say "uptime: $(uptime)"
-say "ingest 2/2: $EVENTS events paced at $PACED_RATE/s (latency when not saturated)"
-./bin/notifybench ingest -nats "nats://$NATS_LISTEN" -db "$(db_url notify_bench_ingest)" -pid "$NOTIFYD_PID" -events "$EVENTS" -rate "$PACED_RATE" -copy=false
-stop_notifyd
-say "uptime: $(uptime)"
+for r in 1 10 100; do
+	n=$((EVENTS / r))
+	say "ingest cost, $r recipient(s) per event: $n events ($((n * r)) notifications) as fast as JetStream takes them"
+	bench_cost_start "${PARTIES[@]}"
+	"${INGEST[@]}" -events "$n" -recipients "$r"
+	bench_cost_report "$n" events
+	bench_cost_report "$((n * r))" notifications
+done
 
-say "list: database notify_bench_list (seed kept between runs)"
-if [ -z "$(sql "SELECT 1 FROM pg_database WHERE datname = 'notify_bench_list'")" ]; then
-	sql "CREATE DATABASE notify_bench_list"
+for i in $(seq "$RUNS"); do
+	say "ingest latency, run $i/$RUNS: $PACED_EVENTS events paced at $PACED_RATE/s"
+	bench_cost_start "${PARTIES[@]}"
+	"${INGEST[@]}" -events "$PACED_EVENTS" -rate "$PACED_RATE" || failed+=("ingest latency run $i")
+	bench_cost_report "$PACED_EVENTS" events
+done
+
+say "list: $LIST_ROWS rows over $LIST_USERS users (seeded once), $RUNS runs at $LIST_RATE requests/s"
+bench_sql "CREATE DATABASE notify_bench_list"
+start_api notify_bench_list
+for i in $(seq "$RUNS"); do
+	say "list, run $i/$RUNS"
+	./bin/notifybench list -url "http://$API_ADDR" -db "$(bench_db_url notify_bench_list)" -pid "$API_PID" \
+		-rows "$LIST_ROWS" -users "$LIST_USERS" -rate "$LIST_RATE" -duration "$LIST_DURATION" || failed+=("list run $i")
+done
+say "uptime: $(uptime)"
+say "done in $(($(date +%s) - start))s; removing the cluster and the JetStream store"
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "bench: failed (each run's reason above): ${failed[*]}" >&2
+	exit 1
 fi
-start_notifyd list notify_bench_list
-./bin/notifybench list -url "http://$HTTP_ADDR" -db "$(db_url notify_bench_list)" -pid "$NOTIFYD_PID" \
-	-rows "$LIST_ROWS" -users "$LIST_USERS" -rate "$LIST_RATE" -duration "$LIST_DURATION"
-stop_notifyd
-say "uptime: $(uptime)"
-say "done in $(($(date +%s) - start))s"

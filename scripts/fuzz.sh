@@ -11,6 +11,7 @@ FUZZTIME=${FUZZTIME:-5s}
 # module  package  target
 TARGETS=(
 	"pkg ./contract FuzzDecode"
+	"pkg ./contract FuzzDecodeReceived"
 	"services/notification-api ./internal/api FuzzDecodeCursor"
 	"services/realtime-gateway ./internal/engineio FuzzDecodePayload"
 	"services/realtime-gateway ./internal/engineio FuzzDecode"

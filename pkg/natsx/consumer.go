@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xpeditis/notify/pkg/backoff"
+	"github.com/xpeditis/notify/pkg/batch"
 	"github.com/xpeditis/notify/pkg/health"
 )
 
@@ -338,50 +339,9 @@ func handBack(msgs <-chan jetstream.Msg) {
 }
 
 // nextBatch blocks for one message, then takes what arrives within MaxWait,
-// up to Batch: under load the channel holds a backlog and batches fill at
-// once. It reports false once msgs is closed.
+// up to Batch (batch.Next). It reports false once msgs is closed.
 func (c *Consumer) nextBatch(ctx context.Context, msgs <-chan jetstream.Msg) ([]jetstream.Msg, bool) {
-	var first jetstream.Msg
-	select {
-	case m, ok := <-msgs:
-		if !ok {
-			return nil, false
-		}
-		first = m
-	case <-ctx.Done():
-		return nil, true
-	}
-	b := []jetstream.Msg{first}
-	var linger <-chan time.Time
-	if c.cfg.MaxWait > 0 {
-		t := time.NewTimer(c.cfg.MaxWait)
-		defer t.Stop()
-		linger = t.C
-	}
-	for len(b) < c.cfg.Batch {
-		if linger == nil {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					return b, false
-				}
-				b = append(b, m)
-				continue
-			default:
-				return b, true
-			}
-		}
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				return b, false
-			}
-			b = append(b, m)
-		case <-linger:
-			return b, true
-		}
-	}
-	return b, true
+	return batch.Next(ctx, msgs, nil, c.cfg.Batch, c.cfg.MaxWait)
 }
 
 // Reply is the one place a handler's outcome becomes the JetStream answer:

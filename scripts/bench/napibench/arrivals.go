@@ -18,20 +18,24 @@ import (
 )
 
 // arrivals records, per event of the run, when it was published and when
-// its notification was seen.
+// the last of its notifications (one per recipient) was seen.
 type arrivals struct {
 	clock     monoClock
 	prefix    string
 	published atomic.Int64
 	pubAt     []atomic.Int64 // ns on clock; written by the publisher
 	mu        sync.Mutex
-	seenAt    []int64 // ns on clock; 0 = not seen
+	seenAt    []int64 // ns on clock; 0 = not every notification seen yet
+	hits      []int32 // notifications seen per event
+	want      int32   // notifications per event
 	seen      int
 	dups      int
 }
 
-func newArrivals(run string, n int) *arrivals {
+func newArrivals(run string, n, recipients int) *arrivals {
 	return &arrivals{
+		hits:   make([]int32, n),
+		want:   int32(recipients),
 		clock:  newMonoClock(),
 		prefix: "bench-" + run + "-",
 		pubAt:  make([]atomic.Int64, n),
@@ -66,12 +70,14 @@ func (a *arrivals) observe(m *nats.Msg) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.seenAt[i] != 0 {
+	a.hits[i]++
+	switch {
+	case a.hits[i] > a.want:
 		a.dups++
-		return
+	case a.hits[i] == a.want:
+		a.seenAt[i] = max(now, 1)
+		a.seen++
 	}
-	a.seenAt[i] = max(now, 1)
-	a.seen++
 }
 
 func (a *arrivals) count() int {

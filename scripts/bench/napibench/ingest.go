@@ -29,7 +29,8 @@ import (
 type IngestOptions struct {
 	NATSURL     string
 	DatabaseURL string
-	Events      int     // events to publish, one recipient each
+	Events      int     // events to publish
+	Recipients  int     // recipients of each event (distinct users; 0 means 1)
 	Users       int     // recipients are drawn at random from this many users
 	Rate        float64 // events/s to publish at; 0 publishes as fast as MaxInFlight allows
 	MaxInFlight int     // publishes awaiting their JetStream ack, at most
@@ -49,6 +50,7 @@ type IngestOptions struct {
 type IngestResult struct {
 	Run        string
 	Events     int
+	Recipients int
 	Users      int
 	TargetRate float64
 	Published  time.Duration // until the last publish was acked by the stream
@@ -82,17 +84,23 @@ func (r IngestResult) Rate() float64 { return rate(r.Events, r.Done) }
 // consumer's ack floor (acks follow commits) and, at the end, by counting the
 // rows in PostgreSQL.
 func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
-	if o.Events < 1 || o.Users < 1 || o.MaxInFlight < 1 {
-		return nil, errors.New("bench ingest: events, users and in-flight must be positive")
+	if o.Recipients == 0 {
+		o.Recipients = 1
+	}
+	if o.Events < 1 || o.Users < 1 || o.MaxInFlight < 1 || o.Recipients < 1 {
+		return nil, errors.New("bench ingest: events, recipients, users and in-flight must be positive")
+	}
+	if o.Recipients > o.Users || o.Recipients > contract.MaxRecipients {
+		return nil, fmt.Errorf("bench ingest: %d recipients per event need as many users, and at most %d", o.Recipients, contract.MaxRecipients)
 	}
 	if o.DatabaseURL == "" {
 		return nil, errors.New("bench ingest: the service's database is needed to count its rows: set -db or DATABASE_URL")
 	}
 	run := runID()
-	res := &IngestResult{Run: run, Events: o.Events, Users: o.Users, TargetRate: o.Rate}
+	res := &IngestResult{Run: run, Events: o.Events, Recipients: o.Recipients, Users: o.Users, TargetRate: o.Rate}
 	res.Load[0] = loadAverage()
 
-	msgs, ids, err := ingestEvents(run, o.Events, o.Users)
+	msgs, ids, err := ingestEvents(run, o.Events, o.Recipients, o.Users)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +132,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 		maxSeq  atomic.Uint64
 		failMu  sync.Mutex
 		failed  []*nats.Msg
-		tracker = newArrivals(run, o.Events)
+		tracker = newArrivals(run, o.Events, o.Recipients)
 	)
 	js, err := jetstream.New(pubConn,
 		jetstream.WithPublishAsyncMaxPending(o.MaxInFlight),
@@ -238,7 +246,7 @@ func raise(v *atomic.Uint64, n uint64) {
 
 // ingestEvents builds the run's messages up front so that encoding does not
 // compete with the service for CPU while it is measured.
-func ingestEvents(run string, n, users int) ([]*nats.Msg, []string, error) {
+func ingestEvents(run string, n, recipients, users int) ([]*nats.Msg, []string, error) {
 	var types []string
 	for _, t := range contract.EventTypes() {
 		if r, _ := contract.RouteOf(t); r.InApp != "" {
@@ -255,12 +263,17 @@ func ingestEvents(run string, n, users int) ([]*nats.Msg, []string, error) {
 			return nil, nil, err
 		}
 		ids[i] = eventID(run, i)
+		first := rng.IntN(users)
+		to := make([]string, recipients) // consecutive users from a random one: distinct
+		for k := range to {
+			to[k] = fmt.Sprintf("bench-user-%05d", (first+k)%users)
+		}
 		ev := &contract.Event{
 			Id:             ids[i],
 			Type:           types[i%len(types)],
 			OccurredAt:     occurred,
 			OrganizationId: "bench-org-" + strconv.Itoa(i%100),
-			Recipients:     []string{fmt.Sprintf("bench-user-%05d", rng.IntN(users))},
+			Recipients:     to,
 			Data:           data,
 		}
 		if msgs[i], err = publisher.Message(ev); err != nil {
@@ -383,14 +396,14 @@ func (r *IngestResult) Report(w io.Writer) {
 	if r.TargetRate > 0 {
 		target = fmt.Sprintf("paced at %.0f events/s", r.TargetRate)
 	}
-	fmt.Fprintf(w, "ingest run %s: %d events, 1 recipient each, %d users, published %s\n", r.Run, r.Events, r.Users, target)
+	fmt.Fprintf(w, "ingest run %s: %d events, %d recipients each, %d users, published %s\n", r.Run, r.Events, r.Recipients, r.Users, target)
 	fmt.Fprintf(w, "  load average before/after: %s / %s; %s\n", r.Load[0], r.Load[1], r.Pressure)
 	fmt.Fprintf(w, "  publish:   %d events in %s = %.0f events/s (%d async failures re-sent)\n", r.Events, r.Published.Round(time.Millisecond), rate(r.Events, r.Published), r.Retried)
 	fmt.Fprintf(w, "  committed: %d events in %s = %.0f events/s overall, %.0f events/s steady (10th-90th percentile of completions)\n",
 		r.Events, r.Done.Round(time.Millisecond), r.Rate(), r.Steady)
 	fmt.Fprintf(w, "  publish -> notification on live.user.<id> (after commit): %s\n", r.Latency)
 	fmt.Fprintf(w, "  %s\n", r.CPU.perUnit(r.Events, "event", runtime.NumCPU()))
-	fmt.Fprintf(w, "  observed %d/%d notifications, %d duplicates, %d slow-consumer drops; rows in the table: %d\n", r.Observed, r.Events, r.Duplicates, r.Dropped, r.Rows)
+	fmt.Fprintf(w, "  observed %d/%d events' notifications, %d duplicates, %d slow-consumer drops; rows in the table: %d\n", r.Observed, r.Events, r.Duplicates, r.Dropped, r.Rows)
 	fmt.Fprintf(w, "  completions per second: %v\n", r.PerSecond)
 	if r.Copy != nil {
 		fmt.Fprintf(w, "  ceiling: one COPY of the same %d rows into an empty copy of the table: %s = %.0f rows/s; ingest reaches %.0f%% of it (overall), %.0f%% (steady)\n",
@@ -406,14 +419,14 @@ func (r *IngestResult) Report(w io.Writer) {
 // measured nothing.
 func (r *IngestResult) Check() error {
 	var errs []error
-	if r.Rows != int64(r.Events) {
-		errs = append(errs, fmt.Errorf("%d rows for %d events", r.Rows, r.Events))
+	if r.Rows != int64(r.Events*r.Recipients) {
+		errs = append(errs, fmt.Errorf("%d rows for %d events of %d recipients", r.Rows, r.Events, r.Recipients))
 	}
 	if r.Observed != r.Events {
 		errs = append(errs, fmt.Errorf("saw %d of %d notifications on live.user.> (%d slow-consumer drops)", r.Observed, r.Events, r.Dropped))
 	}
-	if r.Copy != nil && r.Copy.Rows != r.Events {
-		errs = append(errs, fmt.Errorf("COPY wrote %d rows for %d events", r.Copy.Rows, r.Events))
+	if r.Copy != nil && r.Copy.Rows != r.Events*r.Recipients {
+		errs = append(errs, fmt.Errorf("COPY wrote %d rows for %d events of %d recipients", r.Copy.Rows, r.Events, r.Recipients))
 	}
 	return errors.Join(errs...)
 }

@@ -269,7 +269,9 @@ func (c *listClient) deepCursors(ctx context.Context, rng *rand.Rand, n int) ([]
 // shown (plan_cache_mode = force_generic_plan). The SQL mirrors
 // notification-api's store (internal to its module): change both together.
 func explain(ctx context.Context, db *sqlx.DB, user string, limit, deepPage int) ([]Plan, error) {
-	const columns = `id, user_id, org_id, event_id, type, priority, title, message, data, read_at, created_at`
+	const unread = `SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL`
+	// A list's query carries the user's unread count (an InitPlan run once).
+	const columns = `id, user_id, org_id, event_id, type, priority, title, message, data, read_at, created_at, (` + unread + `) AS unread`
 	var after struct {
 		CreatedAt time.Time `db:"created_at"`
 		ID        string    `db:"id"`
@@ -288,7 +290,7 @@ func explain(ctx context.Context, db *sqlx.DB, user string, limit, deepPage int)
 			u + ", " + fetch},
 		{Plan{Name: fmt.Sprintf("list, page %d by cursor", deepPage), Query: `SELECT ` + columns + ` FROM notifications WHERE user_id = $1 AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4`},
 			u + ", " + pq.QuoteLiteral(after.CreatedAt.Format(time.RFC3339Nano)) + ", " + pq.QuoteLiteral(after.ID) + ", " + fetch},
-		{Plan{Name: "unread count", Query: `SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL`},
+		{Plan{Name: "unread count (its own route, and an empty page)", Query: unread},
 			u},
 	}
 	conn, err := db.Connx(ctx) // PREPARE and SET belong to one session

@@ -291,8 +291,12 @@ func TestReadAllHonoursFiltersAndUnreadCountFollows(t *testing.T) {
 	if n := h.unread(tok); n != 6 {
 		t.Fatalf("unread %d after read-all of one type, want 6", n)
 	}
-	if l := h.list(tok, "?read=false&type=PAYMENT_FAILED"); len(l.Data) != 0 {
-		t.Fatalf("%d unread PAYMENT_FAILED left", len(l.Data))
+	// The list carries the count, on a page of rows and on an empty page.
+	if l := h.list(tok, "?read=false&type=PAYMENT_FAILED"); len(l.Data) != 0 || l.UnreadCount != 6 {
+		t.Fatalf("%d unread PAYMENT_FAILED left, list's unread count %d, want none and 6", len(l.Data), l.UnreadCount)
+	}
+	if l := h.list(tok, "?limit=2"); len(l.Data) != 2 || l.UnreadCount != 6 {
+		t.Fatalf("first page of 2: %d rows, unread count %d, want 2 and 6", len(l.Data), l.UnreadCount)
 	}
 	// Mark one read twice: idempotent, and the read time stays the first.
 	id := rows[0].ID.String()

@@ -2,9 +2,12 @@ package notificationapi_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/natsx"
@@ -188,5 +191,39 @@ func TestPoisonEventsAreDeadLetteredAndTheStreamMovesOn(t *testing.T) {
 		!containsBytes(body, `notify_ingest_dead_lettered_total{reason="unknown_type"} 1`) ||
 		!containsBytes(body, `notify_ingest_dead_lettered_total{reason="invalid"} 1`) {
 		t.Errorf("metrics do not count the dead letters:\n%s", grepLines(body, "dead_lettered"))
+	}
+}
+
+// An event with a thousand recipients: its notifications are published in
+// chunks (a batch can carry more than the NATS client lets wait for their
+// acks at once), each stored and published once, without a retry (waitIdle
+// also checks that nothing was redelivered).
+func TestAnEventWithAThousandRecipientsIsPublishedInChunksWithoutRetry(t *testing.T) {
+	// The test default of a 2 s ack wait is shorter than a thousand
+	// publishes under -race on a busy machine; a redelivery would then be
+	// the machine, not ingest.
+	h := startWith(t, testkit.StartNATS(t), testkit.Database(t), testkit.Logger(), map[string]string{"INGEST_ACK_WAIT": "60s"})
+	users := make([]string, contract.MaxRecipients)
+	for i := range users {
+		users[i] = fmt.Sprintf("fan-%04d", i)
+	}
+	const events = 1
+	for range events {
+		h.publish(event("SYSTEM", users...))
+	}
+	h.waitIdle()
+	if n := h.count(`SELECT count(*) FROM notifications WHERE user_id LIKE 'fan-%'`); n != events*len(users) {
+		t.Fatalf("%d rows, want %d", n, events*len(users))
+	}
+	stream, err := h.nats.JS.Stream(context.Background(), natsx.StreamNotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background(), jetstream.WithSubjectFilter("notify.user.*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != uint64(events*len(users)) {
+		t.Fatalf("%d NOTIFY messages, want %d", info.State.Msgs, events*len(users))
 	}
 }

@@ -18,7 +18,8 @@ func runBenchIngest(ctx context.Context, args []string, io cli.Stdio) error {
 	o := napibench.IngestOptions{Progress: io.Err}
 	c.NATSFlag(&o.NATSURL)
 	c.DBFlag(&o.DatabaseURL)
-	fs.IntVar(&o.Events, "events", 200_000, "events to publish, one recipient each")
+	fs.IntVar(&o.Events, "events", 200_000, "events to publish")
+	fs.IntVar(&o.Recipients, "recipients", 1, "recipients of each event (distinct users)")
 	fs.IntVar(&o.Users, "users", 10_000, "recipients are drawn from this many users")
 	fs.Float64Var(&o.Rate, "rate", 0, "events/s to publish at (0: as fast as the stream acks them)")
 	fs.IntVar(&o.MaxInFlight, "inflight", 4096, "unacknowledged publishes at most")

@@ -235,8 +235,20 @@ func publish(ctx context.Context, pub *publisher.Publisher, js jetstream.JetStre
 		for n := 0; n < perTick && i < o.events; n, i = n+1, i+1 {
 			data, _ := structpb.NewStruct(map[string]any{"sentAt": strconv.FormatInt(time.Now().UnixNano(), 10), "bookingId": "BK-" + strconv.Itoa(i)})
 			ev := &contract.Event{Id: fmt.Sprintf("bench-%d-%s", i, randomHex(4)), Type: "BOOKING_CREATED", OrganizationId: orgOf(i % o.webhooks), OccurredAt: timestamppb.Now(), Data: data}
-			if _, err := pub.PublishAsync(ev); err != nil {
-				return err
+			for {
+				_, err := pub.PublishAsync(ev)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+					return err
+				}
+				// The stream is behind (a busy machine): wait for room and send it again.
+				select {
+				case <-js.PublishAsyncComplete():
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 		}
 		if tick != nil {

@@ -68,11 +68,7 @@ func (h *Handler) list(c *echo.Context) error {
 	}
 	user := httpx.Claims(c).UserID
 	ctx := c.Request().Context()
-	rows, next, err := h.store.List(ctx, user, q.filter, q.page)
-	if err != nil {
-		return err
-	}
-	unread, err := h.store.UnreadCount(ctx, user)
+	rows, next, unread, err := h.store.List(ctx, user, q.filter, q.page)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/xpeditis/notify/pkg/backoff"
 	"github.com/xpeditis/notify/pkg/contract"
@@ -144,7 +143,7 @@ func (c *Consumer) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 	var rows []store.Row
 	var good []int // indexes of the decoded events
 	for i, msg := range b.Msgs {
-		ev, err := contract.Decode(msg.Data())
+		ev, err := contract.DecodeReceived(msg.Data())
 		if err != nil {
 			out[i] = natsx.Poison(err)
 			continue
@@ -165,7 +164,7 @@ func (c *Consumer) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 	var futures []jetstream.PubAckFuture
 	b.InOrder(func() {
 		if err == nil {
-			futures, err = c.publish(stored)
+			futures, err = c.publish(ctx, stored)
 		}
 	})
 	if err == nil {
@@ -190,7 +189,7 @@ func (c *Consumer) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 
 // rowsFor builds the notifications of one event: one per recipient, none
 // for types without an in-app notification.
-func rowsFor(ev *contract.Event, msg jetstream.Msg) []store.Row {
+func rowsFor(ev contract.Received, msg jetstream.Msg) []store.Row {
 	route, _ := contract.RouteOf(ev.GetType()) // Decode checked the type
 	if route.InApp == "" || len(ev.GetRecipients()) == 0 {
 		return nil
@@ -210,12 +209,6 @@ func rowsFor(ev *contract.Event, msg jetstream.Msg) []store.Row {
 	if ev.GetMessage() != "" {
 		message = ev.GetMessage()
 	}
-	data := []byte("{}")
-	if ev.GetData() != nil {
-		if b, err := protojson.Marshal(ev.GetData()); err == nil {
-			data = b
-		}
-	}
 	seen := make(map[string]bool, len(ev.GetRecipients()))
 	rows := make([]store.Row, 0, len(ev.GetRecipients()))
 	for _, user := range ev.GetRecipients() {
@@ -232,18 +225,31 @@ func rowsFor(ev *contract.Event, msg jetstream.Msg) []store.Row {
 			Priority:  string(priority),
 			Title:     title,
 			Message:   message,
-			Data:      data,
+			Data:      ev.Data,
 			CreatedAt: created,
 		})
 	}
 	return rows
 }
 
+// publishChunk bounds the publishes of one batch awaiting their acks: the
+// client refuses more than 4,000 outstanding async publishes (the other
+// workers' batches hold some too), and a batch of events with many
+// recipients carries tens of thousands of notifications.
+const publishChunk = 512
+
 // publish sends each notification to its user's NOTIFY subject, in order,
-// without waiting for the stream's acks.
-func (c *Consumer) publish(rows []store.Row) ([]jetstream.PubAckFuture, error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(rows))
+// and returns the publishes still awaiting the stream's acks: at most
+// publishChunk, since it waits for each full chunk before the next.
+func (c *Consumer) publish(ctx context.Context, rows []store.Row) ([]jetstream.PubAckFuture, error) {
+	futures := make([]jetstream.PubAckFuture, 0, min(len(rows), publishChunk))
 	for _, r := range rows {
+		if len(futures) == publishChunk {
+			if err := c.awaitAcks(ctx, futures); err != nil {
+				return nil, err
+			}
+			futures = futures[:0]
+		}
 		msg, err := NotificationMessage(r)
 		if err != nil {
 			return nil, err

@@ -227,39 +227,56 @@ type Page struct {
 	Offset int
 }
 
-// List returns up to page.Limit notifications of user, newest first, and the
-// cursor of the next page (nil on the last page).
-func (s *Store) List(ctx context.Context, user string, f Filter, page Page) ([]Row, *Cursor, error) {
+// List returns up to page.Limit notifications of user, newest first, the
+// cursor of the next page (nil on the last page), and the user's unread
+// count. The count rides on the page's query (PostgreSQL evaluates the
+// subquery once), so a list costs one round trip and one statement; only
+// an empty page asks for it separately.
+func (s *Store) List(ctx context.Context, user string, f Filter, page Page) ([]Row, *Cursor, int64, error) {
 	b := &builder{}
 	b.cond("user_id = " + b.arg(user))
 	f.where(b)
 	if page.After != nil {
 		b.cond("(created_at, id) < (" + b.arg(page.After.CreatedAt) + ", " + b.arg(page.After.ID) + ")")
 	}
-	q := `SELECT ` + columns + ` FROM notifications WHERE ` + b.String() +
+	q := `SELECT ` + columns + `, (` + unreadCount + `) AS unread FROM notifications WHERE ` + b.String() +
 		` ORDER BY created_at DESC, id DESC LIMIT ` + b.arg(page.Limit+1)
 	if page.Offset > 0 {
 		q += ` OFFSET ` + b.arg(page.Offset)
 	}
 	stmt, err := s.prepared(ctx, q)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list notifications: %w", err)
+		return nil, nil, 0, fmt.Errorf("list notifications: %w", err)
 	}
-	var rows []Row
-	if err := stmt.SelectContext(ctx, &rows, b.args...); err != nil {
-		return nil, nil, fmt.Errorf("list notifications: %w", err)
+	var counted []struct {
+		Row
+		Unread int64 `db:"unread"`
 	}
-	if len(rows) <= page.Limit {
-		return rows, nil, nil
+	if err := stmt.SelectContext(ctx, &counted, b.args...); err != nil {
+		return nil, nil, 0, fmt.Errorf("list notifications: %w", err)
 	}
-	rows = rows[:page.Limit]
+	if len(counted) == 0 {
+		unread, err := s.UnreadCount(ctx, user)
+		return nil, nil, unread, err
+	}
+	unread := counted[0].Unread
+	rows := make([]Row, min(len(counted), page.Limit))
+	for i := range rows {
+		rows[i] = counted[i].Row
+	}
+	if len(counted) <= page.Limit {
+		return rows, nil, unread, nil
+	}
 	last := rows[len(rows)-1]
-	return rows, &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}, nil
+	return rows, &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}, unread, nil
 }
+
+// unreadCount counts the unread notifications of the user of $1.
+const unreadCount = `SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL`
 
 // UnreadCount counts the user's unread notifications.
 func (s *Store) UnreadCount(ctx context.Context, user string) (int64, error) {
-	stmt, err := s.prepared(ctx, `SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL`)
+	stmt, err := s.prepared(ctx, unreadCount)
 	if err != nil {
 		return 0, fmt.Errorf("count unread: %w", err)
 	}

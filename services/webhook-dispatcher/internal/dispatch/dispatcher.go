@@ -94,7 +94,8 @@ func New(o Options, st deliveryStore, cache *Cache, sender *outbound.Sender, js 
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
 		},
 		Batch:        o.Batch,
-		Workers:      1, // whatever has arrived joins the batch; nothing waits for more
+		MaxWait:      Window, // events trickling in share one insert
+		Workers:      1,
 		Pull:         2 * o.Batch,
 		Retry:        backoff.Policy{Base: time.Second, Max: time.Minute, Jitter: 0.1},
 		Health:       o.Health.Consumer,
@@ -172,7 +173,7 @@ func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome
 	var rows []store.NewDelivery
 	var done []int // indexes of the events whose deliveries are in rows
 	for i, m := range b.Msgs {
-		ev, err := contract.Decode(m.Data())
+		ev, err := contract.DecodeReceived(m.Data())
 		if err != nil {
 			out[i] = natsx.Poison(err)
 			continue

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xpeditis/notify/pkg/backoff"
+	"github.com/xpeditis/notify/pkg/batch"
 	"github.com/xpeditis/notify/pkg/health"
 
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/store"
@@ -37,6 +38,13 @@ type entry struct {
 	written chan struct{}
 }
 
+// Window is how long the dispatcher gathers work for one write, after the
+// first item: new events for one insert of their deliveries, and attempt
+// results for one transaction. At a steady rate a few milliseconds put
+// several deliveries in each transaction (BENCHMARKS.md, "Webhook
+// deliveries"); under load batches fill before it ends.
+const Window = 5 * time.Millisecond
+
 // recordRetry spaces the attempts to write a batch of results.
 var recordRetry = backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}
 
@@ -65,31 +73,26 @@ func (r *Recorder) Close() { close(r.in) }
 // Done is closed when Run has returned.
 func (r *Recorder) Done() <-chan struct{} { return r.done }
 
-// Run writes batches until Close.
+// Run writes batches until Close: what arrives within Window of a result
+// is written with it, so that results trickling in at a steady rate share a
+// transaction as a burst's do.
 func (r *Recorder) Run(ctx context.Context) {
 	defer close(r.done)
-	batch := make([]entry, 0, r.batch)
+	var entries []entry
 	results := make([]store.Result, 0, r.batch)
-	for first := range r.in {
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < r.batch {
-			select {
-			case e, ok := <-r.in:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, e)
-			default:
-				break fill
-			}
+	for open := true; open; {
+		// Results are written even after ctx ends, until Close: the
+		// deliveries they complete are held until then.
+		entries, open = batch.Next(context.WithoutCancel(ctx), r.in, entries[:0], r.batch, Window)
+		if len(entries) == 0 {
+			continue
 		}
 		results = results[:0]
-		for _, e := range batch {
+		for _, e := range entries {
 			results = append(results, e.res)
 		}
 		r.write(ctx, results)
-		for _, e := range batch {
+		for _, e := range entries {
 			if e.written != nil {
 				close(e.written)
 			}

@@ -14,41 +14,45 @@ const TestEvent = "WEBHOOK_TEST"
 // body is what the integrator receives (its JSON Schema per event type is
 // in the catalogue, schemas/).
 type body struct {
-	ID             string         `json:"id"`
-	Type           string         `json:"type"`
-	CreatedAt      string         `json:"createdAt"`
-	OrganizationID string         `json:"organizationId"`
-	Data           map[string]any `json:"data"`
+	ID             string          `json:"id"`
+	Type           string          `json:"type"`
+	CreatedAt      string          `json:"createdAt"`
+	OrganizationID string          `json:"organizationId"`
+	Data           json.RawMessage `json:"data"`
 }
 
 // Body encodes the request body of an event: {"id","type","createdAt",
 // "organizationId","data"}, with the webhook event name as type and the
 // time the event occurred, or stored (when it entered EVENTS) when the
 // producer gave none.
-func Body(ev *contract.Event, webhookEvent string, stored time.Time) ([]byte, error) {
+// The data is copied as the producer wrote it (contract.DecodeReceived).
+func Body(ev contract.Received, webhookEvent string, stored time.Time) ([]byte, error) {
 	created := stored
 	if ev.GetOccurredAt() != nil {
 		created = ev.GetOccurredAt().AsTime()
 	}
 	return encode(body{
 		ID: ev.GetId(), Type: webhookEvent, CreatedAt: created.UTC().Format(time.RFC3339Nano),
-		OrganizationID: ev.GetOrganizationId(), Data: ev.GetData().AsMap(),
+		OrganizationID: ev.GetOrganizationId(), Data: ev.Data,
 	})
 }
 
 // TestBody is the body of a test delivery to a webhook.
 func TestBody(id, org, webhookID string, at time.Time) ([]byte, error) {
+	data, err := json.Marshal(map[string]string{"webhookId": webhookID, "message": "Test delivery from Xpeditis"})
+	if err != nil {
+		return nil, err
+	}
 	return encode(body{
-		ID: id, Type: TestEvent, CreatedAt: at.UTC().Format(time.RFC3339Nano), OrganizationID: org,
-		Data: map[string]any{"webhookId": webhookID, "message": "Test delivery from Xpeditis"},
+		ID: id, Type: TestEvent, CreatedAt: at.UTC().Format(time.RFC3339Nano), OrganizationID: org, Data: data,
 	})
 }
 
 // encode writes JSON as integrators expect it: "<", ">" and "&" as they are,
 // not HTML-escaped, and no trailing newline.
 func encode(b body) ([]byte, error) {
-	if b.Data == nil {
-		b.Data = map[string]any{}
+	if len(b.Data) == 0 {
+		b.Data = json.RawMessage("{}")
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -272,7 +272,7 @@ func (r *Runner) read(ctx context.Context, rec store.Recovery) error {
 // subscribed to events; false when the event is not for it (or cannot be
 // decoded: the live consumer set it aside already).
 func deliveryOf(data []byte, stored time.Time, org string, events []string) (store.RecoveredDelivery, bool) {
-	ev, err := contract.Decode(data)
+	ev, err := contract.DecodeReceived(data)
 	if err != nil || ev.GetOrganizationId() != org {
 		return store.RecoveredDelivery{}, false
 	}
