@@ -12,7 +12,7 @@ IMAGE_REPOSITORY ?= xpeditis
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: help run test build images helm-check bench-tools vet proto bench bench-webhooks bench-gateway bench-gateway-100k bench-abuse chaos chaos-short clean
+.PHONY: help run test build images helm-check bench-tools vet proto bench bench-webhooks bench-gateway bench-gateway-100k bench-abuse chaos chaos-short cluster compose-config clean
 
 help: ## list the targets, one line each
 	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -98,6 +98,21 @@ chaos: ## the full chaos suite: 3 NATS nodes, 2 replicas per service, every faul
 
 chaos-short: ## the chaos suite's short form: one fault of each kind, under 5 minutes
 	$(MAKE) chaos CHAOS=short
+
+# The production topology on this machine, in the foreground: 3 nats-server
+# nodes (JetStream, STREAM_REPLICAS=3), a private PostgreSQL, 2 replicas of
+# each service and HAProxy (deploy/compose/haproxy.cfg, the one compose runs)
+# on one port. The chaos suite's cluster runner (scripts/chaos/cluster).
+CLUSTER_ADDR ?= 127.0.0.1:8080
+cluster: ## the production topology here behind one port (CLUSTER_ADDR, default 127.0.0.1:8080): 3 NATS nodes, PostgreSQL, 2 replicas per service, HAProxy; Ctrl-C stops it
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { echo "make cluster needs HAProxy, the proxy in front: sudo apt-get install haproxy (Debian, Ubuntu) or brew install haproxy (macOS)" >&2; exit 1; }
+	@mkdir -p bin
+	cd scripts/chaos && go build -o ../../bin/cluster ./cmd/cluster
+	./bin/cluster -root . -addr $(CLUSTER_ADDR)
+
+compose-config: ## check deploy/compose with docker compose config (the Docker Compose plugin, no engine; the secrets from deploy/compose/.env or the environment)
+	@docker compose version >/dev/null 2>&1 || { echo "compose-config needs the Docker Compose plugin (docker compose version fails)" >&2; exit 1; }
+	docker compose -f deploy/compose/compose.yaml config --quiet
 
 clean: ## remove ./bin and the tools in .tools
 	rm -rf bin .tools

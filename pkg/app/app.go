@@ -232,6 +232,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	e := httpx.NewEcho(log, reg)
+	e.Use(httpx.CORS(o.Common.APIAllowedOrigins))
 	deps := Deps{Log: log, DB: db, NC: nc, JS: js, Metrics: reg, Verifier: verifier, Common: o.Common,
 		Health: hr, Postgres: pgCond, NATS: natsCond}
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -123,6 +124,24 @@ func (e *Env) List(name string, def []string) []string {
 	return out
 }
 
+// Origins returns a comma-separated list of browser origins
+// (scheme://host[:port], or "*" for any), recording an error for an entry
+// that is not one: a path or a trailing slash would never equal the Origin
+// header a browser sends.
+func (e *Env) Origins(name string) []string {
+	list := e.List(name, nil)
+	for _, o := range list {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s: %q is not an origin such as https://app.example.com or http://localhost:3000 (or * for any)", name, o))
+		}
+	}
+	return list
+}
+
 // Check records err, if any (for rules across variables).
 func (e *Env) Check(err error) {
 	if err != nil {
@@ -140,9 +159,12 @@ type Common struct {
 	NATSAuth    NATSAuth
 	HTTPAddr    string // HTTP_ADDR
 	LogLevel    string // LOG_LEVEL
-	Streams     Streams
-	JWT         JWT
-	HTTP        HTTP
+	// APIAllowedOrigins are the browser origins, besides the API's own,
+	// whose pages may call the REST APIs (API_ALLOWED_ORIGINS; "*" for any).
+	APIAllowedOrigins []string
+	Streams           Streams
+	JWT               JWT
+	HTTP              HTTP
 }
 
 // HTTP bounds how long a client may take over each part of a request.
@@ -209,8 +231,9 @@ type JWT struct {
 // the binary requires DATABASE_URL and NATS_URL.
 func ReadCommon(e *Env, needDB, needNATS bool) Common {
 	c := Common{
-		HTTPAddr: e.String("HTTP_ADDR", ":8080"),
-		LogLevel: e.String("LOG_LEVEL", "info"),
+		HTTPAddr:          e.String("HTTP_ADDR", ":8080"),
+		LogLevel:          e.String("LOG_LEVEL", "info"),
+		APIAllowedOrigins: e.Origins("API_ALLOWED_ORIGINS"),
 		Streams: Streams{
 			EventsMaxAge:            e.Duration("EVENTS_MAX_AGE", 7*24*time.Hour),
 			NotifyMaxAge:            e.Duration("NOTIFY_MAX_AGE", 24*time.Hour),

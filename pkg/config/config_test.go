@@ -101,3 +101,17 @@ func TestDevelopmentModeAcceptsTheDevelopmentSecretButNotAShortOne(t *testing.T)
 		t.Fatalf("development with a short secret: %v", err)
 	}
 }
+
+func TestOriginListsRefuseWhatNoBrowserSends(t *testing.T) {
+	e := config.FromMap(map[string]string{"X": " https://app.example , http://localhost:3000,*"})
+	if got := e.Origins("X"); len(got) != 3 || e.Err() != nil {
+		t.Fatalf("good list: %q, %v", got, e.Err())
+	}
+	for _, bad := range []string{"app.example", "https://app.example/", "https://app.example/path", "ftp://app.example", "https://user@app.example", "https://"} {
+		e := config.FromMap(map[string]string{"API_ALLOWED_ORIGINS": bad})
+		e.Origins("API_ALLOWED_ORIGINS")
+		if err := e.Err(); err == nil || !strings.Contains(err.Error(), "API_ALLOWED_ORIGINS") || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: %v, want an error naming the variable and the value", bad, err)
+		}
+	}
+}

@@ -82,6 +82,7 @@ func Run(ctx context.Context, base *config.Env, logOut io.Writer, o RunOptions) 
 			"WEBHOOK_SECRETS_KEYS":          webhookKey,
 			"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
 			"GATEWAY_ALLOWED_ORIGINS":       "*",
+			"API_ALLOWED_ORIGINS":           "*",
 		}).ForDevelopment()
 	}
 	cfg := Config{Mode: mode, DataDir: dataDir, NATSListen: env.String("NATS_LISTEN", defaultNATSListn), NATSListenNKeys: env.List("NATS_LISTEN_NKEYS", nil)}

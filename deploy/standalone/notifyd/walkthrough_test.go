@@ -14,18 +14,11 @@ import (
 	"github.com/xpeditis/notify/pkg/testkit"
 )
 
-// Markers around the README's walkthrough: the shell blocks between them
-// are what this test runs.
-const (
-	walkthroughBegin = "<!-- walkthrough: tested by deploy/standalone/notifyd/walkthrough_test.go -->"
-	walkthroughEnd   = "<!-- /walkthrough -->"
-)
-
 // The README's walkthrough, as written, against the binaries `make build`
 // makes and `make run` starts: twice against the same notifyd, each run
 // selecting what it created and ending with {"unreadCount":0}.
 func TestTheREADMEWalkthroughWorksAndCanBeRepeated(t *testing.T) {
-	script := readmeWalkthrough(t, "../../../README.md")
+	script := testkit.READMEWalkthrough(t, "../../../README.md")
 	dir := t.TempDir()
 	build(t, "..", filepath.Join(dir, "bin", "notifyd"), "./cmd/notifyd")
 	build(t, "../../../pkg", filepath.Join(dir, "bin", "notifyctl"), "./cmd/notifyctl")
@@ -45,36 +38,6 @@ func TestTheREADMEWalkthroughWorksAndCanBeRepeated(t *testing.T) {
 			t.Fatalf("run %d does not end with {\"unreadCount\":0}:\n%s", run, got)
 		}
 	}
-}
-
-// readmeWalkthrough returns the shell code blocks between the markers.
-func readmeWalkthrough(t testing.TB, path string) string {
-	t.Helper()
-	readme, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(readme), walkthroughBegin)
-	section, _, ok2 := strings.Cut(rest, walkthroughEnd)
-	if !ok || !ok2 {
-		t.Fatalf("%s has no %q … %q section", path, walkthroughBegin, walkthroughEnd)
-	}
-	var script strings.Builder
-	in := false
-	for _, line := range strings.Split(section, "\n") {
-		switch {
-		case strings.HasPrefix(line, "```sh"):
-			in = true
-		case strings.HasPrefix(line, "```"):
-			in = false
-		case in:
-			script.WriteString(line + "\n")
-		}
-	}
-	if script.Len() == 0 {
-		t.Fatalf("the walkthrough section of %s has no ```sh block", path)
-	}
-	return script.String()
 }
 
 // build builds a main package of the module in dir into out.

@@ -140,15 +140,15 @@ func (b *browsers) observe(line []byte, ready func()) {
 	}
 }
 
-// open starts a tab of user connected through url.
-func (b *browsers) open(name, user, url, token string) error {
+// open starts a tab of user connected through url with the transports
+// (nil: socket.io-client's default, polling then WebSocket), keeping
+// cookies as a browser would.
+func (b *browsers) open(name, user, url, token string, transports []string) error {
 	b.mu.Lock()
 	b.tabs[name] = &tab{user: user, received: map[string]time.Time{}, counts: map[string]int{}}
 	b.mu.Unlock()
-	// WebSocket only: the balancer in front of the gateways is not sticky,
-	// and long-polling needs sticky sessions (docs/realtime-gateway.md).
 	cmd, _ := json.Marshal(map[string]any{"cmd": "open", "tab": name, "url": url, "token": token,
-		"transports": []string{"websocket"}, "reconnectionDelay": 500})
+		"transports": transports, "withCredentials": true, "reconnectionDelay": 500})
 	_, err := fmt.Fprintf(b.stdin, "%s\n", cmd)
 	return err
 }

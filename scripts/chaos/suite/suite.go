@@ -115,7 +115,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		for t := range cfg.TabsPerUser {
-			if err := b.open(fmt.Sprintf("%s-tab%d", users[i], t), users[i], "http://"+c.Gateway.Addr(), tok); err != nil {
+			// WebSocket only: the balancer in front of the gateways is not
+			// sticky, and long-polling needs sticky sessions
+			// (docs/realtime-gateway.md).
+			if err := b.open(fmt.Sprintf("%s-tab%d", users[i], t), users[i], "http://"+c.Gateway.Addr(), tok, []string{"websocket"}); err != nil {
 				return nil, err
 			}
 		}
@@ -202,14 +205,26 @@ func setupNode(ctx context.Context, root string) error {
 // createWebhook registers the receiver for BOOKING_CREATED through the
 // REST API of the dispatchers, as an organization admin would.
 func createWebhook(ctx context.Context, c *cluster.Cluster, url, secret string) error {
+	var apis []string
+	for _, r := range c.Services[cluster.WebhookDispatcher] {
+		apis = append(apis, r.URL)
+	}
+	return createWebhookAt(ctx, c, apis, org, url, secret)
+}
+
+// createWebhookAt creates the webhook of org through the first of apis
+// (base URLs) that answers, waiting while they are not ready (503) and
+// failing at once on any other refusal.
+func createWebhookAt(ctx context.Context, c *cluster.Cluster, apis []string, org, url, secret string) error {
 	tok, err := c.Token("chaos-admin", org, "ADMIN", time.Hour)
 	if err != nil {
 		return err
 	}
 	body, _ := json.Marshal(map[string]any{"url": url, "events": []string{"BOOKING_CREATED"}, "secret": secret, "description": "chaos receiver"})
-	return wait(ctx, 30*time.Second, "webhook created", func() error {
-		for _, r := range c.Services[cluster.WebhookDispatcher] {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.URL+"/api/v1/webhooks", bytes.NewReader(body))
+	var refused error
+	err = wait(ctx, 30*time.Second, "webhook created", func() error {
+		for _, api := range apis {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api+"/api/v1/webhooks", bytes.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+tok)
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := http.DefaultClient.Do(req)
@@ -218,13 +233,22 @@ func createWebhook(ctx context.Context, c *cluster.Cluster, url, secret string) 
 			}
 			excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusCreated {
+			switch resp.StatusCode {
+			case http.StatusCreated:
+				return nil
+			case http.StatusServiceUnavailable:
+				return fmt.Errorf("POST /api/v1/webhooks: %s %s", resp.Status, excerpt)
+			default:
+				refused = fmt.Errorf("POST %s/api/v1/webhooks: %s %s", api, resp.Status, excerpt)
 				return nil
 			}
-			return fmt.Errorf("POST /api/v1/webhooks: %s %s", resp.Status, excerpt)
 		}
 		return errors.New("no dispatcher answered")
 	})
+	if err != nil {
+		return err
+	}
+	return refused
 }
 
 // waitHealthy waits until the cluster is whole again: every NATS node

@@ -11,6 +11,9 @@ const out = (o) => process.stdout.write(JSON.stringify({ ...o, t: performance.no
 function open(cmd) {
   const opts = { auth: { token: cmd.token }, forceNew: true };
   if (cmd.transports) opts.transports = cmd.transports;
+  // Node.js keeps cookies (a proxy's affinity cookie) only when asked to,
+  // as a browser does for its page's origin.
+  if (cmd.withCredentials) opts.withCredentials = true;
   if (cmd.reconnectionDelay) opts.reconnectionDelay = cmd.reconnectionDelay;
   const socket = io(cmd.url, opts);
   const tab = cmd.tab;

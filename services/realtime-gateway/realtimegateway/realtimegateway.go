@@ -59,7 +59,7 @@ func ReadConfig(e *config.Env) Config {
 		MaxPending:      e.Int("GATEWAY_MAX_PENDING", 1024),
 		MaxConnsPerUser: e.Int("GATEWAY_MAX_CONNECTIONS_PER_USER", 20),
 		RecoveryWindow:  e.Duration("GATEWAY_RECOVERY_WINDOW", 2*time.Minute),
-		AllowedOrigins:  e.List("GATEWAY_ALLOWED_ORIGINS", nil),
+		AllowedOrigins:  e.Origins("GATEWAY_ALLOWED_ORIGINS"),
 		Tick:            e.Duration("GATEWAY_TICK", 10*time.Millisecond),
 		HubBuffer:       e.Int("GATEWAY_HUB_BUFFER", 1<<16),
 		ShutdownGrace:   e.Duration("GATEWAY_SHUTDOWN_GRACE", 10*time.Second),

@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xpeditis/notify/pkg/auth"
+	"github.com/xpeditis/notify/pkg/httpx"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/hub"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/recovery"
 	"github.com/xpeditis/notify/services/realtime-gateway/internal/wheel"
@@ -281,19 +280,10 @@ func (s *Server) noteGoneLocked() {
 	}
 }
 
-// originAllowed applies the allow-list to browsers (requests with Origin).
+// originAllowed applies the allow-list to browsers (requests with Origin),
+// by the rule the REST APIs share.
 func (s *Server) originAllowed(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	for _, o := range s.opts.AllowedOrigins {
-		if o == "*" || strings.EqualFold(o, origin) {
-			return true
-		}
-	}
-	u, err := url.Parse(origin)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
+	return httpx.OriginAllowed(s.opts.AllowedOrigins, r)
 }
 
 // newID returns a random URL-safe id of 128 bits.
