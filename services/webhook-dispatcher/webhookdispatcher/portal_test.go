@@ -131,6 +131,20 @@ func TestPortalSessionIsSafe(t *testing.T) {
 		}
 	}
 
+	// The REST APIs' CORS stops at /api/: no page of another origin may
+	// read the portal's answers, or preflight its changes.
+	pre := h.portalCall(http.MethodOptions, "/portal/api/webhooks", cookie, "", "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
+	get := h.portalCall(http.MethodGet, "/portal/api/webhooks", cookie, "", "Origin", "https://evil.example")
+	api := h.portalCall(http.MethodGet, "/api/v1/webhooks", "", "", "Origin", "https://evil.example")
+	if api.Header.Get("Access-Control-Allow-Origin") != "https://evil.example" {
+		t.Fatalf("API_ALLOWED_ORIGINS=* opens no CORS on the REST API: the check below would prove nothing")
+	}
+	for _, r := range []*http.Response{pre, get} {
+		if v := r.Header.Get("Access-Control-Allow-Origin"); v != "" {
+			t.Errorf("%s /portal/api/webhooks from another origin: Access-Control-Allow-Origin %q", r.Request.Method, v)
+		}
+	}
+
 	// Signing out clears the cookie.
 	out := h.portalCall(http.MethodDelete, "/portal/session", cookie, "")
 	if out.StatusCode != http.StatusNoContent || !strings.Contains(out.Header.Get("Set-Cookie"), "Max-Age=0") {
