@@ -103,16 +103,22 @@ func (h *Handler) index() echo.HandlerFunc {
 type configResponse struct {
 	Users      []User   `json:"users"`
 	EventTypes []string `json:"eventTypes"`
+	// Labels are the words the page shows for each type (the default
+	// title of its notification), instead of the enum.
+	Labels map[string]string `json:"labels"`
 }
 
 func (h *Handler) config(c *echo.Context) error {
 	var types []string
+	labels := map[string]string{}
 	for _, t := range contract.EventTypes() {
-		if r, _ := contract.RouteOf(t); r.InApp != "" {
+		r, _ := contract.RouteOf(t)
+		labels[t] = r.Title
+		if r.InApp != "" {
 			types = append(types, t)
 		}
 	}
-	return c.JSON(http.StatusOK, configResponse{Users: Users(), EventTypes: types})
+	return c.JSON(http.StatusOK, configResponse{Users: Users(), EventTypes: types, Labels: labels})
 }
 
 type tokenRequest struct {

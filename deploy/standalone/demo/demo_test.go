@@ -125,10 +125,11 @@ func TestConfigListsUsersAndInAppEventTypes(t *testing.T) {
 	f := newFixture(t)
 	rec := f.do(t, http.MethodGet, "/dev/config", "", nil)
 	cfg := decode[struct {
-		Users      []demo.User `json:"users"`
-		EventTypes []string    `json:"eventTypes"`
+		Users      []demo.User       `json:"users"`
+		EventTypes []string          `json:"eventTypes"`
+		Labels     map[string]string `json:"labels"`
 	}](t, rec)
-	if len(cfg.Users) != len(demo.Users()) || !slices.Contains(cfg.EventTypes, "PAYMENT_FAILED") {
+	if len(cfg.Users) != len(demo.Users()) || !slices.Contains(cfg.EventTypes, "PAYMENT_FAILED") || cfg.Labels["PAYMENT_FAILED"] != "Payment failed" {
 		t.Fatalf("config = %+v", cfg)
 	}
 	for _, webhookOnly := range []string{"BOOKING_UPDATED", "RATE_QUOTED"} {

@@ -2,13 +2,10 @@ package notifyd_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,41 +81,12 @@ func status(t testing.TB, method, url string) int {
 // event from the page and see it arrive live in two tabs of the user, mark
 // it read, and see the other tab follow.
 func TestDemoPageInChromium(t *testing.T) {
-	dir, err := filepath.Abs("../demo/e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Fatal("the browser test's packages are not installed: run scripts/test-setup-demo.sh")
-	}
-	chrome := os.Getenv("CHROME_PATH")
-	if chrome == "" { // found by the setup script
-		found, err := os.ReadFile(filepath.Join(dir, "node_modules", ".chrome-path"))
-		if err != nil {
-			t.Fatal("no browser for the test: set CHROME_PATH, or run scripts/test-setup-demo.sh, which finds Chromium or Chrome (or says what to install)")
-		}
-		chrome = strings.TrimSpace(string(found))
-	}
-	if _, err := os.Stat(chrome); err != nil {
-		t.Fatalf("the browser %s is gone: run scripts/test-setup-demo.sh again or set CHROME_PATH: %v", chrome, err)
-	}
 	base := startNotifyd(t, "development")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", "demo.test.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DEMO_URL="+base, "CHROME_PATH="+chrome)
+	env := []string{"DEMO_URL=" + base}
 	if shot := os.Getenv("DEMO_SCREENSHOT"); shot != "" {
-		cmd.Env = append(cmd.Env, "SCREENSHOT="+shot)
+		env = append(env, "SCREENSHOT="+shot)
 	}
-	out, err := cmd.CombinedOutput()
-	t.Logf("node --test demo.test.mjs:\n%s", out)
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		t.Fatalf("the browser test failed (exit %d)", exit.ExitCode())
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	testkit.BrowserTest(t, "../demo/e2e", "demo.test.mjs", 3*time.Minute, env...)
 }
 
 // The demo page and its token endpoint exist only in development mode.

@@ -241,7 +241,8 @@ func checkListen(variable, addr string) error {
 }
 
 // readyMessage tells a person where everything is, once notifyd serves:
-// the API, the demo page, the realtime endpoints and the producer listener.
+// the API, the demo page, the webhook portal, the realtime endpoints and the
+// producer listener.
 func readyMessage(c Config, httpAddr, producerURL string) string {
 	host, port, err := net.SplitHostPort(httpAddr)
 	if err != nil {
@@ -257,6 +258,7 @@ func readyMessage(c Config, httpAddr, producerURL string) string {
 	if c.Development() {
 		fmt.Fprintf(&b, "  demo page   %s/\n", base)
 	}
+	fmt.Fprintf(&b, "  webhooks    %s/portal/  (the portal; your application opens it as %s/portal/#token=<the user's JWT>)\n", base, base)
 	fmt.Fprintf(&b, "  Socket.IO   %s  (socket.io-client: io(%q, { auth: { token } }); plain WebSocket: %s/ws)\n", base+"/socket.io/", base, "ws"+strings.TrimPrefix(base, "http"))
 	if producerURL != "" {
 		fmt.Fprintf(&b, "  producers   %s  (NATS_URL of notifyctl and the backend services)\n", producerURL)

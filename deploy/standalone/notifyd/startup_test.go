@@ -43,7 +43,7 @@ func runInProcess(t testing.TB, env map[string]string, ln net.Listener) (ready s
 	return out.String(), logs
 }
 
-// Once ready, notifyd says where the API, the demo page, the Socket.IO
+// Once ready, notifyd says where the API, the demo page, the portal, the Socket.IO
 // endpoint and the producer listener are, and logs each warning once.
 func TestNotifydSaysWhereEverythingIsAndWarnsOnce(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -54,7 +54,7 @@ func TestNotifydSaysWhereEverythingIsAndWarnsOnce(t *testing.T) {
 	ready, logs := runInProcess(t, map[string]string{
 		"DATABASE_URL": testkit.Database(t), "DATA_DIR": t.TempDir(), "NATS_LISTEN": "127.0.0.1:0",
 	}, ln)
-	for _, want := range []string{base + "/api/v1/notifications", base + "/\n", base + "/socket.io/", "producers   nats://127.0.0.1:"} {
+	for _, want := range []string{base + "/api/v1/notifications", base + "/\n", base + "/socket.io/", base + "/portal/", "producers   nats://127.0.0.1:"} {
 		if !strings.Contains(ready, want) {
 			t.Errorf("the ready message lacks %q:\n%s", want, ready)
 		}

@@ -11,6 +11,7 @@ commands:
   token     mint a development JWT (HS256) for a user, organization and role
   publish   publish a domain event to the EVENTS stream and print its id
   verify    verify a webhook delivery's signature (secret, raw body, headers)
+  listen    forward a development notifyd's webhook deliveries to a local URL
   version   print the version and commit it was built from (also --version)
 
 Run 'notifyctl <command> -h' for the flags and examples of a command.
@@ -22,6 +23,7 @@ var commands = map[string]cli.Subcommand{
 	"token":   runToken,
 	"publish": runPublish,
 	"verify":  runVerify,
+	"listen":  runListen,
 }
 
 func main() { cli.Main("notifyctl", usage, commands) }

@@ -32,7 +32,7 @@ func runCmd(t testing.TB, args ...string) (code int, stdout, stderr string) {
 
 // Every command line a user may ask help of.
 var helpCommands = [][]string{
-	{}, {"token"}, {"publish"}, {"verify"},
+	{}, {"token"}, {"publish"}, {"verify"}, {"listen"},
 }
 
 // Values that must never appear in help, set where a command could read them.

@@ -106,6 +106,9 @@ func (h *harness) start() {
 	common := config.Common{
 		DatabaseURL: h.dbURL, NATSURL: h.nats.URL, HTTPAddr: ln.Addr().String(), LogLevel: "debug",
 		Streams: testkit.StreamsConfig(), JWT: testkit.JWTConfig(),
+		// The widest CORS a deployment may set, so that the tests see
+		// what it opens (the REST API) and what it must not (the portal).
+		APIAllowedOrigins: []string{"*"},
 	}
 	go func() {
 		h.done <- app.Run(ctx, app.Options{

@@ -26,6 +26,7 @@ import (
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/api"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/dispatch"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/outbound"
+	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/portal"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/recovery"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/secrets"
 	"github.com/xpeditis/notify/services/webhook-dispatcher/internal/ssrf"
@@ -51,6 +52,7 @@ type Config struct {
 	MaxPerOrganization  int
 	Writes              ratelimit.Limit // per user: create, change, delete
 	Sends               ratelimit.Limit // per organization: test, retry
+	PortalSessionTTL    time.Duration   // how long a portal sign-in lasts
 
 	MaxAttempts        int
 	FailureThreshold   int
@@ -90,6 +92,7 @@ func ReadConfig(e *config.Env) Config {
 		MaxPerOrganization:  e.Int("WEBHOOK_MAX_PER_ORGANIZATION", 50),
 		Writes:              ratelimit.Limit{PerMinute: e.Int("WEBHOOK_WRITES_PER_MINUTE", 60), Burst: e.Int("WEBHOOK_WRITE_BURST", 20)},
 		Sends:               ratelimit.Limit{PerMinute: e.Int("WEBHOOK_TESTS_PER_MINUTE", 10), Burst: e.Int("WEBHOOK_TEST_BURST", 5)},
+		PortalSessionTTL:    e.Duration("WEBHOOK_PORTAL_SESSION_TTL", time.Hour),
 
 		MaxAttempts:        e.Int("WEBHOOK_MAX_ATTEMPTS", 3),
 		FailureThreshold:   e.Int("WEBHOOK_FAILURE_THRESHOLD", 3),
@@ -138,6 +141,7 @@ func (c Config) Validate() error {
 		check(err == nil, "WEBHOOK_SECRETS_KEYS: %v", err)
 	}
 	check(len(c.WriteRoles) > 0, "WEBHOOK_WRITE_ROLES: name at least one role")
+	check(c.PortalSessionTTL >= time.Minute && c.PortalSessionTTL <= 24*time.Hour, "WEBHOOK_PORTAL_SESSION_TTL must be 1m to 24h")
 	check(c.MaxPerOrganization >= 1, "WEBHOOK_MAX_PER_ORGANIZATION must be at least 1")
 	check(c.Writes.PerMinute >= 0 && c.Writes.Burst >= 1, "WEBHOOK_WRITES_PER_MINUTE must be 0 (no limit) or more and WEBHOOK_WRITE_BURST at least 1")
 	check(c.Sends.PerMinute >= 0 && c.Sends.Burst >= 1, "WEBHOOK_TESTS_PER_MINUTE must be 0 (no limit) or more and WEBHOOK_TEST_BURST at least 1")
@@ -173,9 +177,10 @@ func (c Config) Policy() dispatch.Policy {
 
 // Service is webhook-dispatcher.
 type Service struct {
-	api  *api.API
-	deps app.Deps
-	disp *dispatch.Dispatcher
+	api    *api.API
+	portal *portal.Portal
+	deps   app.Deps
+	disp   *dispatch.Dispatcher
 	// recoveries runs the recoveries of missed events the API starts.
 	recoveries *recovery.Runner
 	st         *store.Store
@@ -231,6 +236,7 @@ func New(cfg Config) app.Builder {
 		}); err != nil {
 			return nil, fmt.Errorf("%s: %w", Name, err)
 		}
+		s.portal = portal.New(keys, d.Verifier, portal.Options{WriteRoles: cfg.WriteRoles, SessionTTL: cfg.PortalSessionTTL})
 		if s.keysErr, err = checkKeys(ctx, st, keys); err != nil {
 			return nil, err
 		}
@@ -241,8 +247,12 @@ func New(cfg Config) app.Builder {
 	}
 }
 
-// Register adds the REST routes.
-func (s *Service) Register(e *echo.Echo) { s.api.Register(e, s.deps.Verifier) }
+// Register adds the REST routes and the portal, which serves the same
+// routes behind its session.
+func (s *Service) Register(e *echo.Echo) {
+	s.api.Register(e, s.deps.Verifier)
+	s.portal.Register(e, s.api.Mount)
+}
 
 // recoveryLease is how long a recovery stays with a replica that stopped
 // renewing it (it died) before another replica resumes it.

@@ -11,6 +11,65 @@ const state = {
   socket: null,
   items: new Map(), // id -> notification, newest first by createdAt
   unread: 0,
+  labels: {}, // event and notification type -> words (from /dev/config)
+};
+
+// label is what the page shows for a type: its words from the server, else
+// the enum in sentence case (PAYMENT_FAILED -> "Payment failed").
+function label(type) {
+  if (state.labels[type]) return state.labels[type];
+  const s = String(type).toLowerCase().replace(/_/g, ' ');
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+// fieldName turns a data key into words: bookingId -> "Booking", invoice_id -> "Invoice".
+function fieldName(key) {
+  const words = key.replace(/[_-]+/g, ' ').replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase().replace(/ id$/, '').trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+// formatData lists an event's data as [name, value] pairs in words: an
+// amount with its currency as money, nested values flattened, no JSON.
+function formatData(data) {
+  const out = [];
+  const money = typeof data.amount === 'number' && typeof data.currency === 'string';
+  for (const [k, v] of Object.entries(data)) {
+    if (money && k === 'currency') continue;
+    let value;
+    if (money && k === 'amount') {
+      try {
+        value = new Intl.NumberFormat(undefined, { style: 'currency', currency: data.currency }).format(v);
+      } catch {
+        value = `${v} ${data.currency}`;
+      }
+    } else if (v === null || v === undefined) {
+      value = '—';
+    } else if (typeof v === 'boolean') {
+      value = v ? 'yes' : 'no';
+    } else if (Array.isArray(v)) {
+      value = v.map((x) => (typeof x === 'object' ? formatData(x || {}).map(([a, b]) => `${a}: ${b}`).join(', ') : String(x))).join('; ');
+    } else if (typeof v === 'object') {
+      value = formatData(v).map(([a, b]) => `${a}: ${b}`).join(', ');
+    } else if (typeof v === 'string' && /^[A-Z][A-Z0-9_]+$/.test(v)) {
+      value = label(v); // an enum value such as BILL_OF_LADING
+    } else {
+      value = String(v);
+    }
+    out.push([fieldName(k), value]);
+  }
+  return out;
+}
+
+const priorityWords = { LOW: 'Low', MEDIUM: 'Normal', HIGH: 'High', URGENT: 'Urgent' };
+
+// Why a connection ended, in words (socket.io-client's disconnect reasons).
+const disconnectWords = {
+  'transport close': 'The connection to the server was lost (the server restarted, or the network dropped). Reconnecting by itself; notifications sent meanwhile will be delivered.',
+  'transport error': 'The connection failed because of a network error. Reconnecting by itself; notifications sent meanwhile will be delivered.',
+  'ping timeout': 'The server stopped answering (no heartbeat for a while). Reconnecting by itself; notifications sent meanwhile will be delivered.',
+  'parse error': 'The server sent something this page could not read, so the connection was closed. Reconnecting by itself.',
+  'io server disconnect': 'The server ended this session (for example, the token expired). Sign in again to reconnect.',
+  'io client disconnect': 'Disconnected.',
 };
 
 function showError(err) {
@@ -35,10 +94,11 @@ async function api(method, path, body) {
   return json;
 }
 
-function setStatus(text, kind) {
+function setStatus(text, kind, why = '') {
   const el = $('#status');
   el.textContent = text;
   el.dataset.state = kind;
+  $('#status-why').textContent = why;
 }
 
 function setUnread(n) {
@@ -80,9 +140,10 @@ function renderItem(n) {
   li.dataset.id = n.id;
   li.dataset.type = n.type;
   const title = el('div', 'title', n.title + ' ');
-  title.append(el('span', 'prio prio-' + n.priority, n.priority));
-  const data = n.data && Object.keys(n.data).length ? ' · ' + JSON.stringify(n.data) : '';
-  const meta = el('div', 'meta', `${n.type} · ${new Date(n.createdAt).toLocaleString()}${data}`);
+  title.append(el('span', 'prio prio-' + n.priority, priorityWords[n.priority] || n.priority));
+  const meta = el('div', 'meta', `${label(n.type)} · ${new Date(n.createdAt).toLocaleString()}`);
+  const data = el('dl', 'data');
+  for (const [k, v] of formatData(n.data || {})) data.append(el('dt', '', k), el('dd', '', v));
   const actions = el('div', 'actions');
   if (!n.read) {
     const b = el('button', 'mark-read', 'Mark read');
@@ -94,7 +155,9 @@ function renderItem(n) {
   del.type = 'button';
   del.addEventListener('click', () => remove(n.id).catch(showError));
   actions.append(del);
-  li.append(title, el('div', 'message', n.message), meta, actions);
+  li.append(title, el('div', 'message', n.message), meta);
+  if (data.childElementCount) li.append(data);
+  li.append(actions);
   return li;
 }
 
@@ -120,13 +183,21 @@ function connect() {
   const socket = io(location.origin, { auth: { token: state.token } });
   state.socket = socket;
   socket.on('connect', () => {
-    setStatus(socket.recovered ? 'connected (missed messages recovered)' : 'connected', 'connected');
+    setStatus('connected', 'connected', socket.recovered ? 'Reconnected: the notifications sent while the connection was down have been delivered.' : '');
     // Without recovery, messages may have been missed: the inbox is
     // refetched, as the design asks of clients.
     if (!socket.recovered) refreshInbox().catch(showError);
   });
-  socket.on('disconnect', (reason) => setStatus('disconnected: ' + reason, 'disconnected'));
-  socket.on('connect_error', (err) => setStatus('refused: ' + err.message, 'refused'));
+  socket.on('disconnect', (reason) => setStatus(socket.active ? 'connection lost' : 'disconnected', 'disconnected',
+    disconnectWords[reason] || `The connection ended (${reason}).`));
+  socket.io.on('reconnect_attempt', (n) => setStatus(`reconnecting (attempt ${n})…`, 'connecting', $('#status-why').textContent));
+  socket.on('connect_error', (err) => {
+    if (socket.active) {
+      setStatus('cannot reach the server', 'disconnected', 'The server cannot be reached right now; this page keeps trying to reconnect.');
+    } else {
+      setStatus('refused', 'refused', `The server refused the connection: ${err.message}. Sign in again.`);
+    }
+  });
   socket.on('notification', (n) => {
     const isNew = !state.items.has(n.id);
     state.items.set(n.id, n);
@@ -165,6 +236,11 @@ async function signIn(userId) {
   state.token = t.token;
   state.user = t;
   $('#who').textContent = `Signed in as ${t.userId} (${t.role}, ${t.organizationId}); token valid until ${new Date(t.expiresAt).toLocaleString()}.`;
+  // The portal signs in with the same token, handed over in the fragment,
+  // which never reaches a server log or a Referer.
+  const portal = $('#portal-link');
+  portal.href = '/portal/#token=' + encodeURIComponent(t.token);
+  portal.hidden = false;
   for (const id of ['#publish', '#mark-all', '#refresh']) $(id).disabled = false;
   setStatus('connecting…', 'connecting');
   connect();
@@ -172,11 +248,12 @@ async function signIn(userId) {
 
 async function publish(type) {
   const r = await api('POST', '/dev/events', { type });
-  $('#publish-result').textContent = `Published ${r.type} (event ${r.id}, ${r.stream} #${r.sequence}).`;
+  $('#publish-result').textContent = `Published “${label(r.type)}” (event ${r.id}).`;
 }
 
 async function init() {
   const cfg = await api('GET', '/dev/config');
+  state.labels = cfg.labels || {};
   const users = $('#user-select');
   for (const u of cfg.users) {
     const o = el('option', '', u.name);
@@ -185,7 +262,7 @@ async function init() {
   }
   const types = $('#event-type');
   for (const t of cfg.eventTypes) {
-    const o = el('option', '', t);
+    const o = el('option', '', label(t));
     o.value = t;
     types.append(o);
   }

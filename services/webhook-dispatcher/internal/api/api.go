@@ -96,12 +96,19 @@ func New(st *store.Store, keys *secrets.Keyring, guard ssrf.Guard, sender *outbo
 }
 
 // Register adds the routes: the documents an integrator reads first
-// (the event catalogue, the OpenAPI document) in the open, the rest behind
-// authentication.
+// (the event catalogue, the OpenAPI document) in the open, the rest under
+// /api/v1/webhooks behind bearer authentication.
 func (a *API) Register(e *echo.Echo, v *auth.Verifier) {
 	e.GET("/api/v1/webhook-events", func(c *echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, a.events) })
 	e.GET("/api/v1/webhooks/openapi.json", func(c *echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI) })
-	g := e.Group("/api/v1/webhooks", httpx.RequireAuth(v), requireOrg)
+	a.Mount(e.Group("/api/v1/webhooks", httpx.RequireAuth(v)))
+}
+
+// Mount adds the webhook routes to g, whose middleware has authenticated
+// the caller and stored the claims (httpx.Claims): the bearer token of the
+// REST API, or the portal's session cookie.
+func (a *API) Mount(g *echo.Group) {
+	g.Use(requireOrg)
 	write := a.writes.Middleware("webhook changes", func(c *echo.Context) string { return org(c) + "\x00" + httpx.Claims(c).UserID })
 	send := a.sends.Middleware("webhook tests and retries by the organization", org)
 	g.GET("", a.list)
@@ -582,11 +589,15 @@ func (a *API) deliveries(c *echo.Context) error {
 	if status != "" && status != store.DeliveryPending && status != store.DeliverySucceeded && status != store.DeliveryFailed {
 		return problem.BadRequest("status: must be PENDING, SUCCEEDED or FAILED")
 	}
+	event := c.QueryParam("event")
+	if event != "" && !slices.Contains(contract.WebhookEvents(), event) {
+		return problem.BadRequest("event: %q is not one of %s", event, strings.Join(contract.WebhookEvents(), ", "))
+	}
 	ctx := c.Request().Context()
 	if _, err := a.st.GetWebhook(ctx, org(c), id); err != nil {
 		return mapErr(err, "webhook")
 	}
-	rows, err := a.st.ListDeliveries(ctx, org(c), id, limit+1, after, status)
+	rows, err := a.st.ListDeliveries(ctx, org(c), id, limit+1, after, store.DeliveryFilter{Status: status, Event: event})
 	if err != nil {
 		return err
 	}

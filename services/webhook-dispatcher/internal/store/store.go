@@ -273,15 +273,22 @@ func stopPending(ctx context.Context, tx *sqlx.Tx, hooks []uuid.UUID) error {
 const deliveryColumns = `id, webhook_id, org_id, event_id, event, body, status, attempt_count, attempts, next_attempt_at, claim, recovery_id, created_at, updated_at`
 
 // ListDeliveries returns up to limit deliveries of a webhook of org, newest
-// first, after the cursor id when given, optionally of one status.
-func (s *Store) ListDeliveries(ctx context.Context, org string, webhookID uuid.UUID, limit int, after *uuid.UUID, status string) ([]Delivery, error) {
+// first, after the cursor id when given, narrowed by f.
+func (s *Store) ListDeliveries(ctx context.Context, org string, webhookID uuid.UUID, limit int, after *uuid.UUID, f DeliveryFilter) ([]Delivery, error) {
 	q := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries WHERE webhook_id = $1 AND org_id = $2
-		AND ($3::uuid IS NULL OR id < $3) AND ($4 = '' OR status = $4) ORDER BY id DESC LIMIT $5`
+		AND ($3::uuid IS NULL OR id < $3) AND ($4 = '' OR status = $4) AND ($5 = '' OR event = $5) ORDER BY id DESC LIMIT $6`
 	var out []Delivery
-	if err := s.db.SelectContext(ctx, &out, q, webhookID, org, after, status, limit); err != nil {
+	if err := s.db.SelectContext(ctx, &out, q, webhookID, org, after, f.Status, f.Event, limit); err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
 	return out, nil
+}
+
+// DeliveryFilter narrows a delivery list; an empty field matches every
+// delivery.
+type DeliveryFilter struct {
+	Status string // PENDING, SUCCEEDED or FAILED
+	Event  string // webhook event name
 }
 
 // GetDelivery returns one delivery of a webhook of org.

@@ -358,7 +358,7 @@ func TestCompleteCountsFailuresAndDisables(t *testing.T) {
 	if got.FailureCount != 3 || got.Status != StatusFailed {
 		t.Fatalf("failureCount %d status %s, want 3 FAILED", got.FailureCount, got.Status)
 	}
-	pending, _ := s.ListDeliveries(ctx, "org-2", w.ID, 10, nil, DeliveryPending)
+	pending, _ := s.ListDeliveries(ctx, "org-2", w.ID, 10, nil, DeliveryFilter{Status: DeliveryPending})
 	if len(pending) != 0 {
 		t.Fatalf("%d deliveries still pending on a FAILED webhook", len(pending))
 	}
