@@ -48,6 +48,18 @@ func (h *handled) check(count int) error {
 	return nil
 }
 
+// checkBy polls check until it passes or the deadline, and returns its
+// last answer.
+func (h *handled) checkBy(deadline time.Time, count int) error {
+	for {
+		err := h.check(count)
+		if err == nil || !time.Now().Before(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func testConsumer(n *testkit.NATS, durable string, batch int, handle natsx.Handler) *natsx.Consumer {
 	hr := health.New(testkit.Logger(), prometheus.NewRegistry(), health.Remind)
 	return natsx.NewConsumer(n.JS, natsx.ConsumerConfig{
@@ -100,15 +112,7 @@ func TestAStoppedReplicaHandsBackWhatItHasNotStarted(t *testing.T) {
 	stopSlow()
 	stopped := time.Now()
 	<-slowDone
-	deadline := stopped.Add(2 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = seen.check(count); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
+	if err := seen.checkBy(stopped.Add(2*time.Second), count); err != nil {
 		t.Fatalf("2 s after one replica stopped: %v", err)
 	}
 	cancel()
@@ -282,15 +286,7 @@ cycles:
 		stop()
 		<-done
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = seen.check(count); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
+	if err := seen.checkBy(time.Now().Add(2*time.Second), count); err != nil {
 		t.Fatalf("2 s after the last publish: %v", err)
 	}
 	cancel()
