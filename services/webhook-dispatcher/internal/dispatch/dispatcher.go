@@ -205,8 +205,11 @@ func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome
 			continue
 		}
 		hooks, err := d.cache.Active(ctx, ev.GetOrganizationId())
-		d.o.Health.Postgres.Report(err)
 		if err != nil {
+			// Only a failure is news: a success may come from the cache
+			// without reaching PostgreSQL, and calling it "available"
+			// flipped the condition at every cached event of an outage.
+			d.o.Health.Postgres.Fail(err)
 			out[i] = natsx.Retry(err)
 			continue
 		}
