@@ -2,6 +2,7 @@ package webhookdispatcher_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -112,6 +113,7 @@ func TestAPostgreSQLOutageSharedByTwoDispatchersSendsNoDeliveryTwice(t *testing.
 	})
 	received := rcv.count()
 	proxy.Start()
+	back := time.Now()
 	t.Logf("PostgreSQL unreachable for %s", time.Since(cut).Round(time.Millisecond))
 	testkit.Eventually(t, 30*time.Second, "deliveries to flow again", func() bool { return rcv.count() >= received+20 })
 	stopPublishing()
@@ -149,12 +151,16 @@ func TestAPostgreSQLOutageSharedByTwoDispatchersSendsNoDeliveryTwice(t *testing.
 		case n == 0:
 			t.Errorf("delivery %s was never sent", id)
 		case n > 1:
-			twice = append(twice, fmt.Sprintf("%s (attempts %s)", id, strings.Join(sent[id], ", ")))
+			var log string
+			_ = db.Get(&log, `SELECT attempts::text FROM webhook_deliveries WHERE id = $1`, id)
+			twice = append(twice, fmt.Sprintf("%s (attempts %s) log %s", id, strings.Join(sent[id], ", "), log))
 		}
 	}
 	if len(twice) > 0 {
-		t.Fatalf("%d of %d deliveries sent more than once although the receiver answered 200 to the first request:\n%s",
-			len(twice), len(ids), strings.Join(twice, "\n"))
+		t.Fatalf("%d of %d deliveries sent more than once although the receiver answered 200 to the first request:\n%s\n"+
+			"cut at %s, PostgreSQL back at %s; the lease records and warnings:\nA: %s\nB: %s",
+			len(twice), len(ids), strings.Join(twice, "\n"), cut.Format(time.StampMilli), back.Format(time.StampMilli),
+			strings.Join(a.leaseRecords(), "\n   "), strings.Join(b.leaseRecords(), "\n   "))
 	}
 	if len(sent) != len(ids) {
 		t.Fatalf("the receiver got %d distinct deliveries, the database has %d", len(sent), len(ids))
@@ -171,4 +177,21 @@ func twiceSoFar(rcv *receiver) int {
 		}
 	}
 	return twice
+}
+
+// leaseRecords are the log records of p's lease (renewals after a lapse,
+// takeovers either way) and its other warnings, for a failure to show which
+// dispatcher came back when and what it handed back.
+func (p *process) leaseRecords() []string {
+	var out []string
+	for _, rec := range p.log.lines() {
+		msg := fmt.Sprint(rec["msg"])
+		outage := strings.Contains(msg, "waiting for postgres") // the outage itself, hundreds of times
+		if outage || !strings.Contains(msg, "lease") && !strings.Contains(msg, "took over") && rec["level"] != "WARN" && rec["level"] != "ERROR" {
+			continue
+		}
+		line, _ := json.Marshal(rec)
+		out = append(out, string(line))
+	}
+	return out
 }
