@@ -2,9 +2,11 @@ package webhookdispatcher_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +29,9 @@ import (
 // each dispatcher's memory: when PostgreSQL is back, each dispatcher
 // renews and writes them before the other may take its deliveries over, so
 // no receiver gets a delivery twice, and every event's delivery is sent
-// and ends SUCCEEDED.
+// and ends SUCCEEDED. (A dispatcher that stalls for two leases before the
+// cut, as on a loaded machine, has its deliveries taken over then, by the
+// rule: those may be sent again, with the next attempt number.)
 func TestAPostgreSQLOutageSharedByTwoDispatchersSendsNoDeliveryTwice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -110,8 +114,17 @@ func TestAPostgreSQLOutageSharedByTwoDispatchersSendsNoDeliveryTwice(t *testing.
 		_ = db.Get(&expired, `SELECT count(*) FROM webhook_leases WHERE expires_at < now() - interval '6 seconds'`)
 		return expired == 2
 	})
+	// Takeovers before the cut are counted while no dispatcher can write:
+	// on a loaded machine one may have stalled for two leases before it,
+	// and the other then rightly took its deliveries over, results it had
+	// not written yet included (see the check of the requests below).
+	var lostBefore int
+	if err := db.Get(&lostBefore, `SELECT coalesce(sum(losses), 0) FROM webhook_leases`); err != nil {
+		t.Fatal(err)
+	}
 	received := rcv.count()
 	proxy.Start()
+	back := time.Now()
 	t.Logf("PostgreSQL unreachable for %s", time.Since(cut).Round(time.Millisecond))
 	testkit.Eventually(t, 30*time.Second, "deliveries to flow again", func() bool { return rcv.count() >= received+20 })
 	stopPublishing()
@@ -143,22 +156,57 @@ func TestAPostgreSQLOutageSharedByTwoDispatchersSendsNoDeliveryTwice(t *testing.
 	if err := db.Select(&ids, `SELECT id::text FROM webhook_deliveries`); err != nil {
 		t.Fatal(err)
 	}
-	var twice []string
+	var lost int
+	if err := db.Get(&lost, `SELECT coalesce(sum(losses), 0) FROM webhook_leases`); err != nil {
+		t.Fatal(err)
+	}
+	// A delivery taken over before the cut may be sent again: the taker
+	// could not know the first attempt's answer, and its request carries
+	// the next attempt number. After the outage nothing may be taken over,
+	// so nothing may be sent twice.
+	var twice, resent []string
 	for _, id := range ids {
 		switch n := len(sent[id]); {
 		case n == 0:
 			t.Errorf("delivery %s was never sent", id)
 		case n > 1:
-			twice = append(twice, fmt.Sprintf("%s (attempts %s)", id, strings.Join(sent[id], ", ")))
+			var log string
+			_ = db.Get(&log, `SELECT attempts::text FROM webhook_deliveries WHERE id = $1`, id)
+			line := fmt.Sprintf("%s (attempts %s) log %s", id, strings.Join(sent[id], ", "), log)
+			if lostBefore > 0 && lost == lostBefore && increasing(sent[id]) {
+				resent = append(resent, line)
+			} else {
+				twice = append(twice, line)
+			}
 		}
 	}
+	if len(resent) > 0 {
+		t.Logf("%d takeovers before the cut (a dispatcher stalled for two leases); %d deliveries sent again with the next attempt number:\n%s",
+			lostBefore, len(resent), strings.Join(resent, "\n"))
+	}
 	if len(twice) > 0 {
-		t.Fatalf("%d of %d deliveries sent more than once although the receiver answered 200 to the first request:\n%s",
-			len(twice), len(ids), strings.Join(twice, "\n"))
+		t.Fatalf("%d of %d deliveries sent more than once although the receiver answered 200 to the first request "+
+			"(takeovers: %d before the cut, %d in all):\n%s\n"+
+			"cut at %s, PostgreSQL back at %s; the lease records and warnings:\nA: %s\nB: %s",
+			len(twice), len(ids), lostBefore, lost, strings.Join(twice, "\n"), cut.Format(time.StampMilli), back.Format(time.StampMilli),
+			strings.Join(a.leaseRecords(), "\n   "), strings.Join(b.leaseRecords(), "\n   "))
 	}
 	if len(sent) != len(ids) {
 		t.Fatalf("the receiver got %d distinct deliveries, the database has %d", len(sent), len(ids))
 	}
+}
+
+// increasing reports whether the X-Webhook-Attempt numbers rise request
+// after request.
+func increasing(attempts []string) bool {
+	for i := 1; i < len(attempts); i++ {
+		prev, err1 := strconv.Atoi(attempts[i-1])
+		cur, err2 := strconv.Atoi(attempts[i])
+		if err1 != nil || err2 != nil || cur <= prev {
+			return false
+		}
+	}
+	return true
 }
 
 // twiceSoFar counts the deliveries the receiver got more than once.
@@ -171,4 +219,21 @@ func twiceSoFar(rcv *receiver) int {
 		}
 	}
 	return twice
+}
+
+// leaseRecords are the log records of p's lease (renewals after a lapse,
+// takeovers either way) and its other warnings, for a failure to show which
+// dispatcher came back when and what it handed back.
+func (p *process) leaseRecords() []string {
+	var out []string
+	for _, rec := range p.log.lines() {
+		msg := fmt.Sprint(rec["msg"])
+		outage := strings.Contains(msg, "waiting for postgres") // the outage itself, hundreds of times
+		if outage || !strings.Contains(msg, "lease") && !strings.Contains(msg, "took over") && rec["level"] != "WARN" && rec["level"] != "ERROR" {
+			continue
+		}
+		line, _ := json.Marshal(rec)
+		out = append(out, string(line))
+	}
+	return out
 }

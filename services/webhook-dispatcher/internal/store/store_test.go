@@ -45,6 +45,19 @@ func liveHolder(t *testing.T, s *Store, ttl time.Duration) uuid.UUID {
 	return h
 }
 
+// elapse lets d pass for the leases on the database's clock, as if no
+// holder renewed meanwhile: every lease row is moved d into the past. The
+// tests of the takeover rule step time with it under leases of a minute,
+// so that the real time their statements take, however loaded the machine
+// is, neither lets a lease run out nor makes one last long enough to count.
+func elapse(t *testing.T, s *Store, d time.Duration) {
+	t.Helper()
+	if _, err := s.db.Exec(`UPDATE webhook_leases SET expires_at = expires_at - $1 * interval '1 millisecond',
+		live_since = live_since - $1 * interval '1 millisecond'`, d.Milliseconds()); err != nil {
+		t.Fatalf("elapse %s: %v", d, err)
+	}
+}
+
 func newDelivery(w Webhook, eventID string) NewDelivery {
 	return NewDelivery{ID: uuid.Must(uuid.NewV7()), WebhookID: w.ID, OrgID: w.OrgID, EventID: eventID, Event: "BOOKING_CREATED", Body: []byte(`{}`)}
 }
@@ -76,7 +89,7 @@ func TestADeadHoldersDeliveriesAreTakenOverWithTheirAttemptInterrupted(t *testin
 	s := newStore(t)
 	ctx := t.Context()
 	w := activeWebhook(t, s, "org-1")
-	const ttl = 300 * time.Millisecond
+	const ttl = time.Minute
 	dying, survivor := liveHolder(t, s, ttl), liveHolder(t, s, ttl)
 	row := newDelivery(w, "evt-1")
 	jobs, err := s.InsertDeliveries(ctx, dying, uuid.New(), []NewDelivery{row})
@@ -93,17 +106,16 @@ func TestADeadHoldersDeliveriesAreTakenOverWithTheirAttemptInterrupted(t *testin
 	if due, _ := s.ClaimDue(ctx, survivor, uuid.New(), 10); len(due) != 0 {
 		t.Fatalf("a held delivery was claimed by another holder: %+v", due)
 	}
-	testkit.Eventually(t, 5*time.Second, "the survivor's renewal to take the delivery over", func() bool {
+	// The dying holder stops renewing; the survivor renews every half
+	// lease. Up to half a lease after the dying lease ran out, nothing is
+	// taken over; a whole lease after, the survivor's renewal takes it.
+	for i := 1; i <= 4; i++ {
+		elapse(t, s, ttl/2)
 		r, err := s.RenewLease(ctx, survivor, ttl, nil)
-		if err == nil && r.TakenOver == 1 {
-			var waited bool
-			_ = s.db.Get(&waited, `SELECT expires_at <= now() - interval '300 milliseconds' FROM webhook_leases WHERE holder = $1`, dying)
-			if !waited || r.Lapsed {
-				t.Fatalf("taken over by a renewal %+v before the lease had been expired for a lease period", r)
-			}
+		if want := i / 4; err != nil || r.Lapsed || r.TakenOver != want {
+			t.Fatalf("the survivor's renewal %s after the dying holder's: %+v %v; want %d taken over", time.Duration(i)*ttl/2, r, err, want)
 		}
-		return err == nil && r.TakenOver == 1 && !r.Lapsed
-	})
+	}
 	if r, err := s.RenewLease(ctx, dying, ttl, nil); err != nil || r.Losses != 1 {
 		t.Fatalf("the dead holder's renewal: %+v %v; want its deliveries reported lost once", r, err)
 	}
@@ -219,8 +231,8 @@ func TestAnEndedLeaseIsTakenOverALeasePeriodLater(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
 	w := activeWebhook(t, s, "org-7")
-	const ttl = 300 * time.Millisecond
-	leaving, staying := liveHolder(t, s, time.Minute), liveHolder(t, s, ttl)
+	const ttl = time.Minute
+	leaving, staying := liveHolder(t, s, ttl), liveHolder(t, s, ttl)
 	if jobs, err := s.InsertDeliveries(ctx, leaving, uuid.New(), []NewDelivery{newDelivery(w, "x")}); err != nil || len(jobs) != 1 {
 		t.Fatalf("insert: %+v %v", jobs, err)
 	}
@@ -233,10 +245,14 @@ func TestAnEndedLeaseIsTakenOverALeasePeriodLater(t *testing.T) {
 	if r, err := s.RenewLease(ctx, staying, ttl, nil); err != nil || r.TakenOver != 0 {
 		t.Fatalf("renewal right after the other lease ended: %+v %v; want nothing taken over yet", r, err)
 	}
-	testkit.Eventually(t, 5*time.Second, "the ended lease's delivery to be taken over", func() bool {
-		r, err := s.RenewLease(ctx, staying, ttl, nil)
-		return err == nil && r.TakenOver == 1
-	})
+	elapse(t, s, ttl/2)
+	if r, err := s.RenewLease(ctx, staying, ttl, nil); err != nil || r.TakenOver != 0 {
+		t.Fatalf("renewal half a lease after the other lease ended: %+v %v; want nothing taken over yet", r, err)
+	}
+	elapse(t, s, ttl/2)
+	if r, err := s.RenewLease(ctx, staying, ttl, nil); err != nil || r.TakenOver != 1 {
+		t.Fatalf("renewal a lease after the other lease ended: %+v %v; want its delivery taken over", r, err)
+	}
 }
 
 // An outage that both holders share lets both leases run out: when the
@@ -247,34 +263,32 @@ func TestAfterASharedOutageTheFirstToRenewTakesNothingFromAHolderThatRenewsWithi
 	s := newStore(t)
 	ctx := t.Context()
 	w := activeWebhook(t, s, "org-8")
-	const ttl = 300 * time.Millisecond
+	const ttl = time.Minute
 	first, second := liveHolder(t, s, ttl), liveHolder(t, s, ttl)
 	jobs, err := s.InsertDeliveries(ctx, second, uuid.New(), []NewDelivery{newDelivery(w, "held")})
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("insert: %+v %v", jobs, err)
 	}
-	testkit.Eventually(t, 5*time.Second, "both leases expired for more than a lease", func() bool {
-		var expired int
-		_ = s.db.Get(&expired, `SELECT count(*) FROM webhook_leases WHERE expires_at < now() - interval '600 milliseconds'`)
-		return expired == 2
-	})
+	elapse(t, s, 3*ttl) // the outage: both leases expired for two leases
 	if r, err := s.RenewLease(ctx, first, ttl, nil); err != nil || !r.Lapsed || r.TakenOver != 0 {
 		t.Fatalf("first renewal after the outage: %+v %v; want lapsed, nothing taken over", r, err)
+	}
+	elapse(t, s, ttl/2)
+	if r, err := s.RenewLease(ctx, first, ttl, nil); err != nil || r.Lapsed || r.TakenOver != 0 {
+		t.Fatalf("the first's renewal half a lease later: %+v %v; want nothing taken over", r, err)
 	}
 	if r, err := s.RenewLease(ctx, second, ttl, nil); err != nil || !r.Lapsed || r.Losses != 0 {
 		t.Fatalf("the other's renewal: %+v %v; want lapsed, nothing lost", r, err)
 	}
-	testkit.Eventually(t, 5*time.Second, "both live for two lease periods", func() bool {
+	for range 4 { // both live for two more leases, renewing every half lease
+		elapse(t, s, ttl/2)
 		for _, h := range []uuid.UUID{first, second} {
 			r, err := s.RenewLease(ctx, h, ttl, nil)
 			if err != nil || r.Lapsed || r.TakenOver != 0 || r.Losses != 0 {
 				t.Fatalf("renewal of %s: %+v %v; want both kept live, nothing taken over", h, r, err)
 			}
 		}
-		var long bool
-		_ = s.db.Get(&long, `SELECT live_since < now() - interval '600 milliseconds' FROM webhook_leases WHERE holder = $1`, first)
-		return long
-	})
+	}
 	var holder uuid.UUID
 	if err := s.db.Get(&holder, `SELECT holder FROM webhook_deliveries WHERE id = $1`, jobs[0].DeliveryID); err != nil || holder != second {
 		t.Fatalf("the delivery is held by %s (%v); want its own holder %s", holder, err, second)
