@@ -194,6 +194,19 @@ func TestAPostgreSQLOutageSharedByTwoDispatchersSendsNoDeliveryTwice(t *testing.
 	if len(sent) != len(ids) {
 		t.Fatalf("the receiver got %d distinct deliveries, the database has %d", len(sent), len(ids))
 	}
+	// One outage is told once (and its end once), not at every event that
+	// met it: a condition that flips logs both lines each time.
+	for name, p := range map[string]*process{"A": a, "B": b} {
+		n := 0
+		for _, rec := range p.log.lines() {
+			if rec["msg"] == "waiting for postgres" {
+				n++
+			}
+		}
+		if n > 2 {
+			t.Errorf("dispatcher %s logged %q %d times for one outage", name, "waiting for postgres", n)
+		}
+	}
 }
 
 // increasing reports whether the X-Webhook-Attempt numbers rise request

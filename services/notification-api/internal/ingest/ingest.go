@@ -175,7 +175,9 @@ func (c *Consumer) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome {
 		trace.WithAttributes(semconv.DBSystemNamePostgreSQL, attribute.Int("notify.rows", len(rows))))
 	stored, err := c.store.InsertBatch(insertCtx, rows)
 	endSpan(insertSpan, err)
-	c.postgres.Report(err)
+	if len(rows) > 0 { // events without recipients write nothing, and say nothing of PostgreSQL
+		c.postgres.Report(err)
+	}
 	dependency := c.nats
 	if err != nil {
 		dependency = c.postgres // already told

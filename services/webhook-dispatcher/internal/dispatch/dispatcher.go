@@ -246,7 +246,9 @@ func (d *Dispatcher) handle(ctx context.Context, b *natsx.Batch) []natsx.Outcome
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 	}
-	d.o.Health.Postgres.Report(err)
+	if len(rows) > 0 { // nothing to write reached nothing
+		d.o.Health.Postgres.Report(err)
+	}
 	for _, i := range done {
 		if err != nil {
 			out[i] = natsx.Retry(err)
