@@ -151,11 +151,13 @@ func TestTokenExpiryAndReauth(t *testing.T) {
 	g := startGateway(t, n, cfg)
 	user := testkit.UniqueID("user")
 
+	// exp has second precision and is taken when the token is minted: a
+	// bound read before minting is never later than the real expiry.
+	expiresAt := time.Now().Add(2 * time.Second).Truncate(time.Second)
 	expiring := dialSIO(t, g, false)
 	parseConnect(t, expiring.connect(map[string]any{"token": token(t, user, 2*time.Second)}))
 	refreshed := dialSIO(t, g, false)
 	parseConnect(t, refreshed.connect(map[string]any{"token": token(t, user, 2*time.Second)}))
-	expiresAt := time.Now().Add(2 * time.Second).Truncate(time.Second) // exp has second precision
 
 	refreshed.send(`421["reauth",{"token":"` + token(t, "someone-else", time.Hour) + `"}]`)
 	if p := refreshed.readSkippingPings(); !strings.HasPrefix(p, `431[{"ok":false`) {
