@@ -113,6 +113,29 @@ bench_api_start() {
 	bench_wait_ready "$BENCH_API_PID" "http://$BENCH_API_ADDR/readyz" notification-api
 }
 
+# bench_begin: say what machine and commit this is and how loaded, then
+# start the cluster and nats-server.
+bench_begin() {
+	say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	say "uptime: $(uptime)"
+	BENCH_STARTED=$(date +%s)
+	bench_postgres_start
+	bench_nats_start
+	say "nats-server $BENCH_NATS_URL (pid $BENCH_NATS_PID)"
+}
+
+# bench_end NAME: the load at the end, and fail when a run added itself to
+# BENCH_FAILED (the runs after it still ran and printed).
+BENCH_FAILED=()
+bench_end() {
+	say "uptime: $(uptime)"
+	say "done in $(($(date +%s) - BENCH_STARTED))s; removing the cluster and the JetStream store"
+	if [ ${#BENCH_FAILED[@]} -gt 0 ]; then
+		echo "$1: failed (each run's reason above): ${BENCH_FAILED[*]}" >&2
+		exit 1
+	fi
+}
+
 bench_cleanup() {
 	local pid
 	for pid in "${BENCH_PIDS[@]}"; do
@@ -195,6 +218,6 @@ bench_cost_report() {
 	read -r p0 t0 <<<"$BENCH_PSI_AT"
 	p1=$(bench_psi_total)
 	t1=$(date +%s%N)
-	[ -n "$p0" ] && [ -n "$p1" ] && over=$(awk -v p=$((p1 - p0)) -v t=$(((t1 - t0) / 1000)) 'BEGIN { printf "%.0f %%", p / t * 100 }')
+	[ -n "$p0" ] && [ -n "$p1" ] && over=$(awk -v p=$((p1 - p0)) -v t=$(((t1 - t0) / 1000)) 'BEGIN { q = p / t * 100; printf "%.0f %%", (q > 100 ? 100 : q) }')
 	echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg); CPU pressure (some): avg10 $(awk '/^some/ { sub(/avg10=/, "", $2); print $2 " %" }' /proc/pressure/cpu 2>/dev/null || echo n/a), over the run $over of the time"
 }

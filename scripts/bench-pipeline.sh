@@ -50,7 +50,6 @@ sources=$(seq 2 $((1 + 2 * workers)) | sed 's/^/127.0.0./' | paste -sd, -)
 
 JWT_SECRET=$(head -c 48 /dev/urandom | base64)
 export JWT_SECRET
-failed=()
 finish() {
 	mkdir -p bin/bench
 	for log in api gateway notifybench; do
@@ -60,12 +59,7 @@ finish() {
 }
 trap finish EXIT
 
-say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-say "uptime: $(uptime)"
-start=$(date +%s)
-bench_postgres_start
-bench_nats_start
-say "nats-server $BENCH_NATS_URL (pid $BENCH_NATS_PID)"
+bench_begin
 bench_sql "CREATE DATABASE notify_bench_pipeline"
 bench_api_start notify_bench_pipeline
 GW_ADDR=127.0.0.1:$(bench_free_port)
@@ -111,10 +105,10 @@ pipeline_run() {
 	if ! wait "$nb"; then
 		echo "bench-pipeline: notifybench gateway failed; the end of its log:" >&2
 		tail -n 20 "$BENCH_TMP/notifybench.log" >&2
-		failed+=("$what")
+		BENCH_FAILED+=("$what")
 		return
 	fi
-	python3 - "$out" "$events" <<-'EOF' || failed+=("$what")
+	python3 - "$out" "$events" <<-'EOF' || BENCH_FAILED+=("$what")
 		import json, sys
 		r = json.load(open(sys.argv[1]))
 		d, want = r["phases"][0], int(sys.argv[2])
@@ -131,9 +125,4 @@ pipeline_run burst "$BURST" 1
 for i in $(seq "$RUNS"); do
 	pipeline_run "paced, run $i/$RUNS" "$RATE" "$SECONDS_PACED"
 done
-say "uptime: $(uptime)"
-say "done in $(($(date +%s) - start))s; removing the cluster and the JetStream store"
-if [ ${#failed[@]} -gt 0 ]; then
-	echo "bench-pipeline: failed (each run's reason above): ${failed[*]}" >&2
-	exit 1
-fi
+bench_end bench-pipeline

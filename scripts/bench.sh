@@ -39,7 +39,6 @@ done
 # $JWT_SECRET.
 JWT_SECRET=$(head -c 48 /dev/urandom | base64)
 export JWT_SECRET
-failed=() # latency runs that failed: the others still run and print
 finish() {
 	local status=$?
 	if [ "$status" -ne 0 ] && [ -f "$BENCH_TMP/api.log" ]; then
@@ -51,12 +50,7 @@ finish() {
 }
 trap finish EXIT
 
-say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-say "uptime: $(uptime)"
-start=$(date +%s)
-bench_postgres_start
-bench_nats_start
-say "nats-server $BENCH_NATS_URL (pid $BENCH_NATS_PID)"
+bench_begin
 bench_sql "CREATE DATABASE notify_bench_ingest"
 bench_api_start notify_bench_ingest
 INGEST=(./bin/notifybench ingest -nats "$BENCH_NATS_URL" -db "$(bench_db_url notify_bench_ingest)" -pid "$BENCH_API_PID" -copy=false)
@@ -74,7 +68,7 @@ done
 for i in $(seq "$RUNS"); do
 	say "ingest latency, run $i/$RUNS: $PACED_EVENTS events paced at $PACED_RATE/s"
 	bench_cost_start "${PARTIES[@]}"
-	"${INGEST[@]}" -events "$PACED_EVENTS" -rate "$PACED_RATE" || failed+=("ingest latency run $i")
+	"${INGEST[@]}" -events "$PACED_EVENTS" -rate "$PACED_RATE" || BENCH_FAILED+=("ingest latency run $i")
 	bench_cost_report "$PACED_EVENTS" events
 done
 
@@ -84,11 +78,6 @@ bench_api_start notify_bench_list
 for i in $(seq "$RUNS"); do
 	say "list, run $i/$RUNS"
 	./bin/notifybench list -url "http://$BENCH_API_ADDR" -db "$(bench_db_url notify_bench_list)" -pid "$BENCH_API_PID" \
-		-rows "$LIST_ROWS" -users "$LIST_USERS" -rate "$LIST_RATE" -duration "$LIST_DURATION" || failed+=("list run $i")
+		-rows "$LIST_ROWS" -users "$LIST_USERS" -rate "$LIST_RATE" -duration "$LIST_DURATION" || BENCH_FAILED+=("list run $i")
 done
-say "uptime: $(uptime)"
-say "done in $(($(date +%s) - start))s; removing the cluster and the JetStream store"
-if [ ${#failed[@]} -gt 0 ]; then
-	echo "bench: failed (each run's reason above): ${failed[*]}" >&2
-	exit 1
-fi
+bench_end bench
