@@ -87,21 +87,25 @@ pipeline_run() {
 		<"$BENCH_TMP/to-nb" >"$BENCH_TMP/from-nb" 2>>"$BENCH_TMP/notifybench.log" &
 	nb=$!
 	BENCH_PIDS+=("$nb")
+	# Should notifybench die while the script answers, the answer fails
+	# (EPIPE) instead of killing the script before its cleanup.
+	trap '' PIPE
 	exec 7>"$BENCH_TMP/to-nb" 8<"$BENCH_TMP/from-nb"
 	while IFS= read -r line <&8; do
 		case $line in
 		"phase pipeline start")
 			bench_cost_start notification-api="$BENCH_API_PID" realtime-gateway="$GW_PID" nats-server="$BENCH_NATS_PID" \
 				postgresql=cluster:"$BENCH_PG_PID" producer="$nb" clients=children:"$nb"
-			echo >&7
+			echo >&7 || break
 			;;
 		"phase pipeline end")
 			bench_cost_report "$events" events
-			echo >&7
+			echo >&7 || break
 			;;
 		esac # the rest is notifybench's table, summed up below from its JSON
 	done
 	exec 7>&- 8<&-
+	trap - PIPE
 	if ! wait "$nb"; then
 		echo "bench-pipeline: notifybench gateway failed; the end of its log:" >&2
 		tail -n 20 "$BENCH_TMP/notifybench.log" >&2
