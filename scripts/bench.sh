@@ -17,7 +17,9 @@
 # Settings (environment): BENCH_EVENTS (events of the 1-recipient burst; the
 # 10- and 100-recipient bursts carry as many notifications), BENCH_PACED_RATE,
 # BENCH_PACED_EVENTS, BENCH_RUNS, BENCH_LIST_ROWS, BENCH_LIST_USERS,
-# BENCH_LIST_RATE, BENCH_LIST_DURATION.
+# BENCH_LIST_RATE, BENCH_LIST_DURATION; BENCH_ONLY=list runs the list part
+# alone (with BENCH_LIST_ROWS=500000 BENCH_LIST_USERS=1000 it seeds in
+# seconds rather than minutes: for iterating on the list's cost).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
@@ -30,6 +32,11 @@ LIST_ROWS=${BENCH_LIST_ROWS:-5000000}
 LIST_USERS=${BENCH_LIST_USERS:-10000}
 LIST_RATE=${BENCH_LIST_RATE:-500}
 LIST_DURATION=${BENCH_LIST_DURATION:-30s}
+ONLY=${BENCH_ONLY:-}
+case $ONLY in
+"" | list) ;;
+*) echo "bench: BENCH_ONLY=$ONLY: only list is known" >&2; exit 1 ;;
+esac
 
 for bin in notification-api notifybench; do
 	[ -x "bin/$bin" ] || { echo "bench: bin/$bin is missing: run make build bench-tools" >&2; exit 1; }
@@ -75,26 +82,30 @@ start=$(date +%s)
 bench_postgres_start
 bench_nats_start
 say "nats-server $BENCH_NATS_URL (pid $BENCH_NATS_PID)"
-bench_sql "CREATE DATABASE notify_bench_ingest"
-start_api notify_bench_ingest
-INGEST=(./bin/notifybench ingest -nats "$BENCH_NATS_URL" -db "$(bench_db_url notify_bench_ingest)" -pid "$API_PID" -copy=false)
-PARTIES=(notification-api="$API_PID" nats-server="$BENCH_NATS_PID" postgresql=cluster:"$BENCH_PG_PID" benchmark=self)
+if [ "$ONLY" = list ]; then
+	say "BENCH_ONLY=list: the ingest benchmarks are skipped"
+else
+	bench_sql "CREATE DATABASE notify_bench_ingest"
+	start_api notify_bench_ingest
+	INGEST=(./bin/notifybench ingest -nats "$BENCH_NATS_URL" -db "$(bench_db_url notify_bench_ingest)" -pid "$API_PID" -copy=false)
+	PARTIES=(notification-api="$API_PID" nats-server="$BENCH_NATS_PID" postgresql=cluster:"$BENCH_PG_PID" benchmark=self)
 
-for r in 1 10 100; do
-	n=$((EVENTS / r))
-	say "ingest cost, $r recipient(s) per event: $n events ($((n * r)) notifications) as fast as JetStream takes them"
-	bench_cost_start "${PARTIES[@]}"
-	"${INGEST[@]}" -events "$n" -recipients "$r"
-	bench_cost_report "$n" events
-	bench_cost_report "$((n * r))" notifications
-done
+	for r in 1 10 100; do
+		n=$((EVENTS / r))
+		say "ingest cost, $r recipient(s) per event: $n events ($((n * r)) notifications) as fast as JetStream takes them"
+		bench_cost_start "${PARTIES[@]}"
+		"${INGEST[@]}" -events "$n" -recipients "$r"
+		bench_cost_report "$n" events
+		bench_cost_report "$((n * r))" notifications
+	done
 
-for i in $(seq "$RUNS"); do
-	say "ingest latency, run $i/$RUNS: $PACED_EVENTS events paced at $PACED_RATE/s"
-	bench_cost_start "${PARTIES[@]}"
-	"${INGEST[@]}" -events "$PACED_EVENTS" -rate "$PACED_RATE" || failed+=("ingest latency run $i")
-	bench_cost_report "$PACED_EVENTS" events
-done
+	for i in $(seq "$RUNS"); do
+		say "ingest latency, run $i/$RUNS: $PACED_EVENTS events paced at $PACED_RATE/s"
+		bench_cost_start "${PARTIES[@]}"
+		"${INGEST[@]}" -events "$PACED_EVENTS" -rate "$PACED_RATE" || failed+=("ingest latency run $i")
+		bench_cost_report "$PACED_EVENTS" events
+	done
+fi
 
 say "list: $LIST_ROWS rows over $LIST_USERS users (seeded once), $RUNS runs at $LIST_RATE requests/s"
 bench_sql "CREATE DATABASE notify_bench_list"
