@@ -21,7 +21,8 @@ import (
 // key is honoured anyway. nbf and iat were in the past when the token was
 // verified, and stay there.
 const (
-	maxVerified    = 10_000 // entries: a few MB at most
+	maxVerified    = 10_000 // entries, of at most maxVerifiedLen bytes: 20 MB at worst, 4 MB with tokens of 400 bytes
+	maxVerifiedLen = 2048   // longer tokens are verified every time
 	maxVerifiedAge = time.Minute
 )
 
@@ -42,6 +43,9 @@ func (c *verifiedTokens) init(max int) {
 }
 
 func (c *verifiedTokens) get(token string, now time.Time) (Claims, bool) {
+	if len(token) > maxVerifiedLen {
+		return Claims{}, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[token]
@@ -56,6 +60,9 @@ func (c *verifiedTokens) get(token string, now time.Time) (Claims, bool) {
 }
 
 func (c *verifiedTokens) put(token string, claims Claims, until time.Time) {
+	if len(token) > maxVerifiedLen {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {

@@ -92,3 +92,18 @@ func TestVerifiedTokensAreBoundedInAgeAndNumber(t *testing.T) {
 		}
 	}
 }
+
+// A long token is verified every time, not remembered.
+func TestLongTokensAreNotRemembered(t *testing.T) {
+	v, err := auth.NewVerifier(config.JWT{Secret: secret}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := hs(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"sub": "u", "exp": time.Now().Add(time.Hour).Unix(), "pad": strings.Repeat("x", 4096)})
+	if c, err := v.Verify(tok); err != nil || c.UserID != "u" {
+		t.Fatalf("%+v, %v", c, err)
+	}
+	if n := auth.Verified(v); n != 0 {
+		t.Fatalf("a %d-byte token was remembered", len(tok))
+	}
+}
