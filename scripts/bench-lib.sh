@@ -107,7 +107,7 @@ bench_api_start() {
 	[ -z "$BENCH_API_PID" ] || { kill "$BENCH_API_PID"; wait "$BENCH_API_PID" 2>/dev/null || true; }
 	BENCH_API_ADDR=127.0.0.1:$(bench_free_port)
 	DATABASE_URL=$(bench_db_url "$1") NATS_URL=$BENCH_NATS_URL HTTP_ADDR=$BENCH_API_ADDR LOG_LEVEL=warn \
-		./bin/notification-api >>"$BENCH_TMP/api.log" 2>&1 &
+		"${BENCH_API_BIN:-./bin/notification-api}" >>"$BENCH_TMP/api.log" 2>&1 &
 	BENCH_API_PID=$!
 	BENCH_PIDS+=("$BENCH_API_PID")
 	bench_wait_ready "$BENCH_API_PID" "http://$BENCH_API_ADDR/readyz" notification-api
