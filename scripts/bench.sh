@@ -17,7 +17,9 @@
 # Settings (environment): BENCH_EVENTS (events of the 1-recipient burst; the
 # 10- and 100-recipient bursts carry as many notifications), BENCH_PACED_RATE,
 # BENCH_PACED_EVENTS, BENCH_RUNS, BENCH_LIST_ROWS, BENCH_LIST_USERS,
-# BENCH_LIST_RATE, BENCH_LIST_DURATION.
+# BENCH_LIST_RATE, BENCH_LIST_DURATION, BENCH_RECIPIENTS (the bursts' recipients
+# per event, "1 10 100"), BENCH_PHASES (any of "cost latency list": e.g.
+# BENCH_PHASES=cost BENCH_RECIPIENTS=1 for the 1-recipient burst alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
@@ -30,6 +32,9 @@ LIST_ROWS=${BENCH_LIST_ROWS:-5000000}
 LIST_USERS=${BENCH_LIST_USERS:-10000}
 LIST_RATE=${BENCH_LIST_RATE:-500}
 LIST_DURATION=${BENCH_LIST_DURATION:-30s}
+RECIPIENTS=${BENCH_RECIPIENTS:-1 10 100}
+PHASES=" ${BENCH_PHASES:-cost latency list} "
+phase() { [[ $PHASES == *" $1 "* ]]; }
 
 for bin in notification-api notifybench; do
 	[ -x "bin/$bin" ] || { echo "bench: bin/$bin is missing: run make build bench-tools" >&2; exit 1; }
@@ -80,7 +85,8 @@ start_api notify_bench_ingest
 INGEST=(./bin/notifybench ingest -nats "$BENCH_NATS_URL" -db "$(bench_db_url notify_bench_ingest)" -pid "$API_PID" -copy=false)
 PARTIES=(notification-api="$API_PID" nats-server="$BENCH_NATS_PID" postgresql=cluster:"$BENCH_PG_PID" benchmark=self)
 
-for r in 1 10 100; do
+for r in $RECIPIENTS; do
+	phase cost || break
 	n=$((EVENTS / r))
 	say "ingest cost, $r recipient(s) per event: $n events ($((n * r)) notifications) as fast as JetStream takes them"
 	bench_cost_start "${PARTIES[@]}"
@@ -90,12 +96,14 @@ for r in 1 10 100; do
 done
 
 for i in $(seq "$RUNS"); do
+	phase latency || break
 	say "ingest latency, run $i/$RUNS: $PACED_EVENTS events paced at $PACED_RATE/s"
 	bench_cost_start "${PARTIES[@]}"
 	"${INGEST[@]}" -events "$PACED_EVENTS" -rate "$PACED_RATE" || failed+=("ingest latency run $i")
 	bench_cost_report "$PACED_EVENTS" events
 done
 
+phase list && {
 say "list: $LIST_ROWS rows over $LIST_USERS users (seeded once), $RUNS runs at $LIST_RATE requests/s"
 bench_sql "CREATE DATABASE notify_bench_list"
 start_api notify_bench_list
@@ -104,6 +112,7 @@ for i in $(seq "$RUNS"); do
 	./bin/notifybench list -url "http://$API_ADDR" -db "$(bench_db_url notify_bench_list)" -pid "$API_PID" \
 		-rows "$LIST_ROWS" -users "$LIST_USERS" -rate "$LIST_RATE" -duration "$LIST_DURATION" || failed+=("list run $i")
 done
+}
 say "uptime: $(uptime)"
 say "done in $(($(date +%s) - start))s; removing the cluster and the JetStream store"
 if [ ${#failed[@]} -gt 0 ]; then
