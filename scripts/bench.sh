@@ -36,8 +36,9 @@ RECIPIENTS=${BENCH_RECIPIENTS:-1 10 100}
 PHASES=" ${BENCH_PHASES:-cost latency list} "
 phase() { [[ $PHASES == *" $1 "* ]]; }
 
-for bin in notification-api notifybench; do
-	[ -x "bin/$bin" ] || { echo "bench: bin/$bin is missing: run make build bench-tools" >&2; exit 1; }
+API_BIN=${BENCH_API_BIN:-./bin/notification-api}
+for bin in "$API_BIN" ./bin/notifybench; do
+	[ -x "$bin" ] || { echo "bench: $bin is missing: run make build bench-tools" >&2; exit 1; }
 done
 
 # The tokens of the list benchmark: notifybench signs them with the same
@@ -62,7 +63,7 @@ start_api() {
 	[ -z "$API_PID" ] || { kill "$API_PID"; wait "$API_PID" 2>/dev/null || true; }
 	API_ADDR=127.0.0.1:$(bench_free_port)
 	DATABASE_URL=$(bench_db_url "$1") NATS_URL=$BENCH_NATS_URL HTTP_ADDR=$API_ADDR LOG_LEVEL=warn \
-		./bin/notification-api >>"$BENCH_TMP/api.log" 2>&1 &
+		"$API_BIN" >>"$BENCH_TMP/api.log" 2>&1 &
 	API_PID=$!
 	BENCH_PIDS+=("$API_PID")
 	for _ in $(seq 150); do
