@@ -50,7 +50,7 @@ helm-check: ## lint, render and strictly decode deploy/helm/notify with its defa
 
 # The benchmark module (scripts/bench): load generators and probes, kept out
 # of the services and of pkg/.
-BENCH_CMDS := notifybench webhook-bench gateway-abuse gateway-idle-rss realtime-gateway-pprof
+BENCH_CMDS := notifybench webhook-bench webhook-dispatcher-pprof gateway-abuse gateway-idle-rss realtime-gateway-pprof
 bench-tools: ## build the benchmark commands of scripts/bench (notifybench, webhook-bench, …) into ./bin
 	@mkdir -p bin
 	cd scripts/bench && for c in $(BENCH_CMDS); do go build -o ../../bin/$$c ./cmd/$$c || exit 1; done
@@ -71,7 +71,7 @@ proto: ## regenerate pkg/contract/eventv1 from proto/ (buf, protoc-gen-go into .
 bench: build bench-tools ## notification-api: CPU per event of each process, ingest latency, list (BENCHMARKS.md)
 	./scripts/bench.sh
 
-bench-webhooks: bench-tools ## webhook deliveries: throughput, isolation, CPU per delivery in a burst and paced (BENCHMARKS.md)
+bench-webhooks: build bench-tools ## webhook deliveries: throughput, isolation, CPU per delivery in a burst and paced (BENCHMARKS.md)
 	./scripts/bench-webhooks.sh
 
 # Settings in scripts/bench-gateway.sh.
