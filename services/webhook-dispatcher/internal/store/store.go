@@ -108,7 +108,10 @@ type Delivery struct {
 }
 
 // Store wraps the database.
-type Store struct{ db *sqlx.DB }
+type Store struct {
+	db    *sqlx.DB
+	stmts statements
+}
 
 // New returns a store on db.
 func New(db *sqlx.DB) *Store { return &Store{db: db} }
