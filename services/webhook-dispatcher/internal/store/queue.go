@@ -104,11 +104,24 @@ func (s *Store) InsertDeliveries(ctx context.Context, holder, batch uuid.UUID, r
 	// skipped, or changed after this commits, when stopping its pending
 	// deliveries sees these rows. A plain check would read the old status
 	// and leave new rows PENDING on a disabled webhook.
-	st, err := s.prepared(ctx, nil, insertDeliveriesSQL)
-	if err != nil {
-		return nil, fmt.Errorf("insert deliveries: %w", err)
-	}
-	err = st.SelectContext(ctx, &out,
+	err := s.db.SelectContext(ctx, &out, `WITH me AS (`+liveLease+`),
+		hooks AS (
+		SELECT w.id FROM webhooks w WHERE w.id = ANY($3::uuid[]) AND w.status = 'ACTIVE' ORDER BY w.id FOR SHARE),
+		ins AS (
+		INSERT INTO webhook_deliveries AS d (id, webhook_id, org_id, event_id, event, body, traceparent, status, holder, next_attempt_at,
+			claim, attempt_count, attempts, created_at, updated_at, claim_batch)
+		SELECT v.id, v.webhook_id, v.org_id, v.event_id, v.event, v.body, v.traceparent, 'PENDING', me.holder,
+			CASE WHEN me.holder IS NULL THEN now() END,
+			CASE WHEN me.holder IS NULL THEN 0 ELSE 1 END,
+			CASE WHEN me.holder IS NULL THEN 0 ELSE 1 END,
+			CASE WHEN me.holder IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(`+startedAttempt("1")+`) END,
+			now(), now(), CASE WHEN me.holder IS NOT NULL THEN $8::uuid END
+		FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bytea[], $9::text[]) AS v(id, webhook_id, org_id, event_id, event, body, traceparent)
+		LEFT JOIN me ON true
+		WHERE v.webhook_id IN (SELECT id FROM hooks)
+		ON CONFLICT (event_id, webhook_id) WHERE recovery_id IS NULL DO NOTHING
+		RETURNING `+jobColumns+`, 0 AS interrupted, d.holder IS NOT NULL AS held)
+		SELECT * FROM ins`,
 		holder, pq.Array(ids), pq.Array(hooks), pq.Array(orgs), pq.Array(events), pq.Array(names), pq.ByteaArray(bodies), batch, pq.Array(traceparents))
 	if err != nil {
 		return nil, fmt.Errorf("insert deliveries: %w", err)
@@ -130,11 +143,18 @@ func (s *Store) InsertDeliveries(ctx context.Context, holder, batch uuid.UUID, r
 func (s *Store) ClaimDue(ctx context.Context, holder, batch uuid.UUID, limit int) ([]Job, error) {
 	start := time.Now()
 	var jobs []Job
-	st, err := s.prepared(ctx, nil, claimDueSQL)
-	if err != nil {
-		return nil, fmt.Errorf("claim due deliveries: %w", err)
-	}
-	err = st.SelectContext(ctx, &jobs,
+	err := s.db.SelectContext(ctx, &jobs, `WITH me AS (`+liveLease+`)
+		UPDATE webhook_deliveries d
+		SET holder = $1, claim_batch = $3, next_attempt_at = NULL, claim = d.claim + 1, attempt_count = d.attempt_count + 1,
+			attempts = d.attempts || `+startedAttempt("d.attempt_count + 1")+`, updated_at = now()
+		FROM (SELECT dd.id FROM webhook_deliveries dd JOIN webhooks w ON w.id = dd.webhook_id
+		      WHERE dd.status = 'PENDING' AND dd.holder IS NULL AND dd.next_attempt_at <= now() AND w.status = 'ACTIVE'
+		        AND EXISTS (SELECT 1 FROM me)
+		      ORDER BY dd.next_attempt_at LIMIT $2
+		      FOR UPDATE OF dd SKIP LOCKED) due
+		WHERE d.id = due.id
+		RETURNING `+jobColumns+`,
+			(SELECT count(*) FROM jsonb_array_elements(d.attempts) e WHERE e->>'outcome' = '`+OutcomeInterrupted+`')::int AS interrupted`,
 		holder, limit, batch)
 	if err != nil {
 		return nil, fmt.Errorf("claim due deliveries: %w", err)
@@ -191,11 +211,41 @@ func (s *Store) RenewLease(ctx context.Context, holder uuid.UUID, ttl time.Durat
 	// replicas share a dead holder's rows without waiting for (or
 	// deadlocking on) each other; a row skipped now is taken at the next
 	// renewal.
-	st, err := s.prepared(ctx, nil, renewLeaseSQL)
-	if err != nil {
-		return Renewal{}, fmt.Errorf("renew lease: %w", err)
-	}
-	err = st.GetContext(ctx, &r,
+	err := s.db.GetContext(ctx, &r, `WITH me AS (
+			INSERT INTO webhook_leases AS l (holder, expires_at, live_since) VALUES ($1, now() + $2 * interval '1 millisecond', now())
+			ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at,
+				live_since = CASE WHEN l.expires_at > now() THEN l.live_since ELSE now() END
+			RETURNING live_since, losses),
+		dead AS (
+			SELECT l.holder FROM webhook_leases l, me
+			WHERE l.holder <> $1 AND GREATEST(l.expires_at, me.live_since) <= now() - $2 * interval '1 millisecond'
+				AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.holder = l.holder)
+			FOR UPDATE OF l SKIP LOCKED),
+		orphaned AS (
+			SELECT d.id, d.holder FROM webhook_deliveries d JOIN dead ON dead.holder = d.holder
+			FOR UPDATE OF d SKIP LOCKED),
+		taken AS (
+			UPDATE webhook_deliveries d SET holder = NULL,
+				attempts = CASE WHEN d.attempts->-1->>'outcome' = '`+OutcomeStarted+`'
+					THEN jsonb_set(d.attempts, '{-1}', (d.attempts->-1) || jsonb_build_object('outcome', '`+OutcomeInterrupted+`', 'error', $3::text))
+					ELSE d.attempts END,
+				next_attempt_at = CASE WHEN d.status = 'PENDING' THEN now() ELSE d.next_attempt_at END,
+				updated_at = now()
+			FROM orphaned WHERE d.id = orphaned.id
+			RETURNING orphaned.holder),
+		unknown AS (
+			UPDATE webhook_deliveries d SET holder = NULL,
+				attempt_count = CASE WHEN `+ownAttempt+` THEN d.attempt_count - 1 ELSE d.attempt_count END,
+				attempts = CASE WHEN `+ownAttempt+` THEN d.attempts - (-1) ELSE d.attempts END,
+				next_attempt_at = CASE WHEN d.status = 'PENDING' THEN now() ELSE d.next_attempt_at END,
+				updated_at = now()
+			WHERE d.holder = $1 AND d.claim_batch = ANY($4::uuid[])),
+		lost AS (
+			UPDATE webhook_leases l SET losses = l.losses + 1 WHERE l.holder IN (SELECT holder FROM taken)),
+		gone AS (
+			DELETE FROM webhook_leases l WHERE l.expires_at < now() - interval '10 minutes' AND l.holder <> $1
+				AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.holder = l.holder))
+		SELECT me.live_since = now() AS lapsed, me.losses, (SELECT count(*) FROM taken) AS taken_over FROM me`,
 		holder, ttl.Milliseconds(), interruptedError, pq.Array(unsure))
 	if err != nil {
 		return Renewal{}, fmt.Errorf("renew lease: %w", err)
@@ -347,11 +397,19 @@ func (s *Store) Complete(ctx context.Context, results []Result, threshold int) (
 		// The attempt replaces the entry of the same number, which its claim
 		// started (usually the last one; an earlier one when the claim was
 		// taken over and the next attempt started meanwhile).
-		st, err := s.prepared(ctx, tx, recordAttemptsSQL)
-		if err != nil {
-			return fmt.Errorf("record attempts: %w", err)
-		}
-		if _, err := st.ExecContext(ctx,
+		if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries d SET
+			attempts = CASE WHEN d.attempts->-1->>'number' = v.attempt->>'number' THEN jsonb_set(d.attempts, '{-1}', v.attempt)
+				ELSE (SELECT CASE WHEN bool_or(e->>'number' = v.attempt->>'number')
+						THEN jsonb_agg(CASE WHEN e->>'number' = v.attempt->>'number' THEN v.attempt ELSE e END ORDER BY i)
+						ELSE d.attempts || v.attempt END
+					FROM jsonb_array_elements(d.attempts) WITH ORDINALITY AS x(e, i)) END,
+			status = CASE WHEN d.claim = v.claim THEN v.status ELSE d.status END,
+			holder = CASE WHEN d.claim = v.claim THEN NULL ELSE d.holder END,
+			next_attempt_at = CASE WHEN d.claim <> v.claim THEN d.next_attempt_at
+			                       WHEN v.status = 'PENDING' THEN now() + v.retry_ms * interval '1 millisecond' END,
+			updated_at = now()
+			FROM unnest($1::uuid[], $2::int[], $3::text[], $4::bigint[], $5::jsonb[]) AS v(id, claim, status, retry_ms, attempt)
+			WHERE d.id = v.id`,
 			pq.Array(ids), pq.Array(claims), pq.Array(statuses), pq.Array(retries), pq.Array(attempts)); err != nil {
 			return fmt.Errorf("record attempts: %w", err)
 		}
@@ -361,10 +419,18 @@ func (s *Store) Complete(ctx context.Context, results []Result, threshold int) (
 		// and only ACTIVE webhooks are counted, so that attempts finishing
 		// after the webhook turned FAILED add nothing.
 		var touched []Disabled
-		if st, err = s.prepared(ctx, tx, countFailuresSQL); err != nil {
-			return fmt.Errorf("update failure counts: %w", err)
-		}
-		if err := st.SelectContext(ctx, &touched,
+		if err := tx.SelectContext(ctx, &touched, `WITH v AS (
+				SELECT * FROM unnest($1::uuid[], $2::bool[], $3::int[]) AS v(id, reset, inc)),
+			locked AS (
+				SELECT w.id FROM webhooks w JOIN v ON v.id = w.id
+				WHERE w.status = 'ACTIVE' AND (v.inc > 0 OR w.failure_count > 0)
+				ORDER BY w.id FOR UPDATE OF w)
+			UPDATE webhooks w SET
+				failure_count = LEAST(CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END, $4),
+				status = CASE WHEN (CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END) >= $4 THEN 'FAILED' ELSE w.status END,
+				updated_at = now()
+			FROM v, locked WHERE w.id = v.id AND w.id = locked.id AND w.status = 'ACTIVE'
+			RETURNING w.id, w.org_id, w.failure_count`,
 			pq.Array(hookIDs), pq.Array(resets), pq.Array(incs), threshold); err != nil {
 			return fmt.Errorf("update failure counts: %w", err)
 		}
@@ -382,101 +448,3 @@ func (s *Store) Complete(ctx context.Context, results []Result, threshold int) (
 	}
 	return disabled, nil
 }
-
-// The statements of the delivery path, prepared (see statements).
-var (
-	insertDeliveriesSQL = `WITH me AS (` + liveLease + `),
-		hooks AS (
-		SELECT w.id FROM webhooks w WHERE w.id = ANY($3::uuid[]) AND w.status = 'ACTIVE' ORDER BY w.id FOR SHARE),
-		ins AS (
-		INSERT INTO webhook_deliveries AS d (id, webhook_id, org_id, event_id, event, body, traceparent, status, holder, next_attempt_at,
-			claim, attempt_count, attempts, created_at, updated_at, claim_batch)
-		SELECT v.id, v.webhook_id, v.org_id, v.event_id, v.event, v.body, v.traceparent, 'PENDING', me.holder,
-			CASE WHEN me.holder IS NULL THEN now() END,
-			CASE WHEN me.holder IS NULL THEN 0 ELSE 1 END,
-			CASE WHEN me.holder IS NULL THEN 0 ELSE 1 END,
-			CASE WHEN me.holder IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(` + startedAttempt("1") + `) END,
-			now(), now(), CASE WHEN me.holder IS NOT NULL THEN $8::uuid END
-		FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bytea[], $9::text[]) AS v(id, webhook_id, org_id, event_id, event, body, traceparent)
-		LEFT JOIN me ON true
-		WHERE v.webhook_id IN (SELECT id FROM hooks)
-		ON CONFLICT (event_id, webhook_id) WHERE recovery_id IS NULL DO NOTHING
-		RETURNING ` + jobColumns + `, 0 AS interrupted, d.holder IS NOT NULL AS held)
-		SELECT * FROM ins`
-
-	claimDueSQL = `WITH me AS (` + liveLease + `)
-		UPDATE webhook_deliveries d
-		SET holder = $1, claim_batch = $3, next_attempt_at = NULL, claim = d.claim + 1, attempt_count = d.attempt_count + 1,
-			attempts = d.attempts || ` + startedAttempt("d.attempt_count + 1") + `, updated_at = now()
-		FROM (SELECT dd.id FROM webhook_deliveries dd JOIN webhooks w ON w.id = dd.webhook_id
-		      WHERE dd.status = 'PENDING' AND dd.holder IS NULL AND dd.next_attempt_at <= now() AND w.status = 'ACTIVE'
-		        AND EXISTS (SELECT 1 FROM me)
-		      ORDER BY dd.next_attempt_at LIMIT $2
-		      FOR UPDATE OF dd SKIP LOCKED) due
-		WHERE d.id = due.id
-		RETURNING ` + jobColumns + `,
-			(SELECT count(*) FROM jsonb_array_elements(d.attempts) e WHERE e->>'outcome' = '` + OutcomeInterrupted + `')::int AS interrupted`
-
-	renewLeaseSQL = `WITH me AS (
-			INSERT INTO webhook_leases AS l (holder, expires_at, live_since) VALUES ($1, now() + $2 * interval '1 millisecond', now())
-			ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at,
-				live_since = CASE WHEN l.expires_at > now() THEN l.live_since ELSE now() END
-			RETURNING live_since, losses),
-		dead AS (
-			SELECT l.holder FROM webhook_leases l, me
-			WHERE l.holder <> $1 AND GREATEST(l.expires_at, me.live_since) <= now() - $2 * interval '1 millisecond'
-				AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.holder = l.holder)
-			FOR UPDATE OF l SKIP LOCKED),
-		orphaned AS (
-			SELECT d.id, d.holder FROM webhook_deliveries d JOIN dead ON dead.holder = d.holder
-			FOR UPDATE OF d SKIP LOCKED),
-		taken AS (
-			UPDATE webhook_deliveries d SET holder = NULL,
-				attempts = CASE WHEN d.attempts->-1->>'outcome' = '` + OutcomeStarted + `'
-					THEN jsonb_set(d.attempts, '{-1}', (d.attempts->-1) || jsonb_build_object('outcome', '` + OutcomeInterrupted + `', 'error', $3::text))
-					ELSE d.attempts END,
-				next_attempt_at = CASE WHEN d.status = 'PENDING' THEN now() ELSE d.next_attempt_at END,
-				updated_at = now()
-			FROM orphaned WHERE d.id = orphaned.id
-			RETURNING orphaned.holder),
-		unknown AS (
-			UPDATE webhook_deliveries d SET holder = NULL,
-				attempt_count = CASE WHEN ` + ownAttempt + ` THEN d.attempt_count - 1 ELSE d.attempt_count END,
-				attempts = CASE WHEN ` + ownAttempt + ` THEN d.attempts - (-1) ELSE d.attempts END,
-				next_attempt_at = CASE WHEN d.status = 'PENDING' THEN now() ELSE d.next_attempt_at END,
-				updated_at = now()
-			WHERE d.holder = $1 AND d.claim_batch = ANY($4::uuid[])),
-		lost AS (
-			UPDATE webhook_leases l SET losses = l.losses + 1 WHERE l.holder IN (SELECT holder FROM taken)),
-		gone AS (
-			DELETE FROM webhook_leases l WHERE l.expires_at < now() - interval '10 minutes' AND l.holder <> $1
-				AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.holder = l.holder))
-		SELECT me.live_since = now() AS lapsed, me.losses, (SELECT count(*) FROM taken) AS taken_over FROM me`
-
-	recordAttemptsSQL = `UPDATE webhook_deliveries d SET
-			attempts = CASE WHEN d.attempts->-1->>'number' = v.attempt->>'number' THEN jsonb_set(d.attempts, '{-1}', v.attempt)
-				ELSE (SELECT CASE WHEN bool_or(e->>'number' = v.attempt->>'number')
-						THEN jsonb_agg(CASE WHEN e->>'number' = v.attempt->>'number' THEN v.attempt ELSE e END ORDER BY i)
-						ELSE d.attempts || v.attempt END
-					FROM jsonb_array_elements(d.attempts) WITH ORDINALITY AS x(e, i)) END,
-			status = CASE WHEN d.claim = v.claim THEN v.status ELSE d.status END,
-			holder = CASE WHEN d.claim = v.claim THEN NULL ELSE d.holder END,
-			next_attempt_at = CASE WHEN d.claim <> v.claim THEN d.next_attempt_at
-			                       WHEN v.status = 'PENDING' THEN now() + v.retry_ms * interval '1 millisecond' END,
-			updated_at = now()
-			FROM unnest($1::uuid[], $2::int[], $3::text[], $4::bigint[], $5::jsonb[]) AS v(id, claim, status, retry_ms, attempt)
-			WHERE d.id = v.id`
-
-	countFailuresSQL = `WITH v AS (
-				SELECT * FROM unnest($1::uuid[], $2::bool[], $3::int[]) AS v(id, reset, inc)),
-			locked AS (
-				SELECT w.id FROM webhooks w JOIN v ON v.id = w.id
-				WHERE w.status = 'ACTIVE' AND (v.inc > 0 OR w.failure_count > 0)
-				ORDER BY w.id FOR UPDATE OF w)
-			UPDATE webhooks w SET
-				failure_count = LEAST(CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END, $4),
-				status = CASE WHEN (CASE WHEN v.reset THEN v.inc ELSE w.failure_count + v.inc END) >= $4 THEN 'FAILED' ELSE w.status END,
-				updated_at = now()
-			FROM v, locked WHERE w.id = v.id AND w.id = locked.id AND w.status = 'ACTIVE'
-			RETURNING w.id, w.org_id, w.failure_count`
-)

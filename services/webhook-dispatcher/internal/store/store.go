@@ -108,10 +108,7 @@ type Delivery struct {
 }
 
 // Store wraps the database.
-type Store struct {
-	db    *sqlx.DB
-	stmts statements
-}
+type Store struct{ db *sqlx.DB }
 
 // New returns a store on db.
 func New(db *sqlx.DB) *Store { return &Store{db: db} }
