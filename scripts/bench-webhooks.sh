@@ -15,7 +15,8 @@
 # CPU-seconds per 1,000 deliveries of the dispatcher, nats-server,
 # PostgreSQL and the load generator, PostgreSQL's write transactions and WAL
 # bytes per delivery, the load average and CPU pressure.
-# PROFILE=1 runs bin/webhook-dispatcher-pprof instead and keeps a CPU and an
+# DISPATCHER names another dispatcher binary (A/B runs); PROFILE=1 runs
+# bin/webhook-dispatcher-pprof instead and keeps a CPU and an
 # allocation profile of each paced run in bin/bench/.
 # The dispatcher's log is kept in bin/bench/webhook-dispatcher.log.
 set -euo pipefail
@@ -26,7 +27,7 @@ RATE=${RATE:-800}
 PACED_EVENTS=${PACED_EVENTS:-16000}
 RUNS=${RUNS:-3}
 PROFILE=${PROFILE:-}
-DISPATCHER=./bin/webhook-dispatcher
+DISPATCHER=${DISPATCHER:-./bin/webhook-dispatcher} # another build, for A/B runs
 [ -n "$PROFILE" ] && DISPATCHER=./bin/webhook-dispatcher-pprof
 for bin in "$DISPATCHER" ./bin/webhook-bench; do
 	[ -x "$bin" ] || { echo "bench: $bin is missing: run make build bench-tools" >&2; exit 1; }
