@@ -50,7 +50,7 @@ helm-check: ## lint, render and strictly decode deploy/helm/notify with its defa
 
 # The benchmark module (scripts/bench): load generators and probes, kept out
 # of the services and of pkg/.
-BENCH_CMDS := notifybench webhook-bench gateway-abuse gateway-idle-rss realtime-gateway-pprof
+BENCH_CMDS := notifybench webhook-bench webhook-dispatcher-pprof gateway-abuse gateway-idle-rss realtime-gateway-pprof
 bench-tools: ## build the benchmark commands of scripts/bench (notifybench, webhook-bench, …) into ./bin
 	@mkdir -p bin
 	cd scripts/bench && for c in $(BENCH_CMDS); do go build -o ../../bin/$$c ./cmd/$$c || exit 1; done
@@ -74,7 +74,7 @@ bench: build bench-tools ## CPU per event of each process for ingest and for the
 bench-pipeline: build bench-tools ## events to Socket.IO clients through notification-api and realtime-gateway: CPU per 1,000 events of each process, burst and paced
 	./scripts/bench-pipeline.sh
 
-bench-webhooks: bench-tools ## webhook deliveries: throughput, isolation, CPU per delivery in a burst and paced (BENCHMARKS.md)
+bench-webhooks: build bench-tools ## webhook deliveries: throughput, isolation, CPU per delivery in a burst and paced (BENCHMARKS.md)
 	./scripts/bench-webhooks.sh
 
 # Settings in scripts/bench-gateway.sh.
