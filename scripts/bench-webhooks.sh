@@ -37,15 +37,17 @@ export JWT_SECRET
 KEYS="bench:$(head -c 32 /dev/urandom | base64)"
 DISP_PID=""
 finish() {
+	local status=$?
+	if [ "$status" -ne 0 ] && [ -f "$BENCH_TMP/dispatcher.log" ]; then
+		echo "bench: failed; the end of webhook-dispatcher's log:" >&2
+		tail -n 20 "$BENCH_TMP/dispatcher.log" >&2
+	fi
 	mkdir -p bin/bench && cp "$BENCH_TMP/dispatcher.log" bin/bench/webhook-dispatcher.log 2>/dev/null || true
 	bench_cleanup
 }
 trap finish EXIT
 
-say "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(uptime)"
-bench_postgres_start
-bench_nats_start
-say "nats-server $BENCH_NATS_URL (pid $BENCH_NATS_PID)"
+bench_begin
 
 # start_dispatcher DB: bin/webhook-dispatcher on a free port.
 start_dispatcher() {
@@ -56,14 +58,7 @@ start_dispatcher() {
 		"$DISPATCHER" >>"$BENCH_TMP/dispatcher.log" 2>&1 &
 	DISP_PID=$!
 	BENCH_PIDS+=("$DISP_PID")
-	for _ in $(seq 150); do
-		curl -sf "http://$DISP_ADDR/readyz" >/dev/null 2>&1 && return 0
-		kill -0 "$DISP_PID" 2>/dev/null || break
-		sleep 0.2
-	done
-	echo "bench: webhook-dispatcher did not become ready on $DISP_ADDR; its log:" >&2
-	tail -n 20 "$BENCH_TMP/dispatcher.log" >&2
-	exit 1
+	bench_wait_ready "$DISP_PID" "http://$DISP_ADDR/readyz" webhook-dispatcher
 }
 
 stop_dispatcher() {
