@@ -134,8 +134,8 @@ func (s *Store) copyNew(ctx context.Context, rows []Row) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	st, err := tx.PrepareContext(ctx, pq.CopyIn("notifications",
-		"id", "user_id", "org_id", "event_id", "type", "priority", "title", "message", "data", "created_at"))
+	// lib/pq runs a statement that begins with COPY … FROM STDIN as a copy.
+	st, err := tx.PrepareContext(ctx, `COPY notifications (id, user_id, org_id, event_id, type, priority, title, message, data, created_at) FROM STDIN`)
 	if err != nil {
 		return fmt.Errorf("insert notifications: %w", err)
 	}
