@@ -39,7 +39,9 @@
 // protocol replies alike, goes through enqueueLocked, which holds the
 // connection to its bound (see roomLocked).
 //
-// Nothing runs for an idle connection but its reader goroutine: frames go
+// Nothing runs for an idle connection, not even a goroutine: on Linux its
+// socket waits in the process's epoll set and a message is read on a
+// pooled goroutine (reader_linux.go); frames go
 // into a bounded queue and a writer goroutine exists only while the queue is
 // not empty; heartbeats and deadlines live on the server's timing wheel.
 package gateway
@@ -157,10 +159,11 @@ type conn struct {
 	awaitingPong bool
 
 	// session
-	pendingSlot bool  // holds a pending-connection slot (not yet authenticated)
-	replaying   bool  // see pending
-	explicit    bool  // the client disconnected on purpose: no recovery
-	skipBinary  int32 // binary attachments the client announced
+	pendingSlot bool   // holds a pending-connection slot (not yet authenticated)
+	replaying   bool   // see pending
+	explicit    bool   // the client disconnected on purpose: no recovery
+	skipBinary  int32  // binary attachments the client announced
+	watch       uint32 // the poller's key for its socket (reader_linux.go), 0 if none
 	user        string
 	socketID    string
 	pid         string
@@ -271,6 +274,19 @@ func (c *conn) answerPings(ws *websocket.Conn) {
 		c.clientPing(time.Now(), frame{data: []byte(data), kind: framePong})
 		return nil
 	})
+}
+
+// watched notes the poller's key for the connection's socket, and reports
+// false when the connection closed already (its ending has passed: the
+// caller ends the watch itself).
+func (c *conn) watched(key uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateClosed {
+		return false
+	}
+	c.watch = key
+	return true
 }
 
 // live reports whether the connection is still open.
@@ -983,6 +999,7 @@ type ending struct {
 	save      *saveRequest // the session's end to record
 	peak      int          // the most it had queued
 	slot      bool         // it still held a pending slot
+	watch     uint32       // the poller's watch to end
 }
 
 // shutLocked marks the connection closed and ends its transport, and
@@ -998,7 +1015,7 @@ func (c *conn) shutLocked(reason string, last *frame) (ending, bool) {
 		c.releaseLocked(c.takeLocked())
 	}
 	joinedOrJoining := c.state == stateJoined || c.state == stateConnecting
-	end := ending{reason: reason, transport: c.tr.name(), peak: c.peak, slot: c.pendingSlot}
+	end := ending{reason: reason, transport: c.tr.name(), peak: c.peak, slot: c.pendingSlot, watch: c.watch}
 	if joinedOrJoining {
 		end.user = c.user
 	}

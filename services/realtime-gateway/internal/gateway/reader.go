@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"syscall"
 
 	"github.com/gorilla/websocket"
 )
 
-// An idle connection's only goroutine is its reader, parked until the
-// client sends something. Parked inside gorilla's ReadMessage it would hold
+// Where the process has no epoll (see reader_linux.go), an idle
+// connection's only goroutine is its reader, parked until the client sends
+// something. Parked inside gorilla's ReadMessage it would hold
 // a 4-8 KB stack; parked in waitReadable (a peek on the socket) it keeps the
 // minimal 2 KB one, and each message is read on another goroutine (see
 // onOwnStack).
@@ -67,25 +69,34 @@ type reader struct {
 	ws      *websocket.Conn
 	br      *bufio.Reader
 	handle  func(mt int, data []byte, err error) bool
-	limited bool // the read limit is still the one for unauthenticated clients
-	more    bool // reading goes on
+	raw     syscall.RawConn // the socket, for the poller (nil: read the plain way)
+	key     uint32          // the poller's key for it (reader_linux.go)
+	limited bool            // the read limit is still the one for unauthenticated clients
+	more    bool            // reading goes on
 }
 
 // readMessages calls handle with each message of c's WebSocket ws until
 // reading fails (then with the error) or handle returns false. Once c has
-// joined, messages of up to MaxPayload bytes are read.
+// joined, messages of up to MaxPayload bytes are read. On Linux it returns
+// at once and the process's poller reads (see reader_linux.go); elsewhere
+// it returns when reading ends.
 func (s *Server) readMessages(c *conn, ws *websocket.Conn, br *bufio.Reader, handle func(mt int, data []byte, err error) bool) {
 	r := &reader{s: s, c: c, ws: ws, br: br, handle: handle, limited: true, more: true}
 	r.liftLimit() // an upgraded session, or a /ws client that sent its token in the request
-	raw := rawConn(ws.NetConn())
-	if raw == nil || br == nil {
+	if br != nil {
+		r.raw = rawConn(ws.NetConn())
+	}
+	if r.raw == nil {
 		for r.more {
 			onOwnStack(r.one)
 		}
 		return
 	}
+	if s.watch(r) {
+		return
+	}
 	for r.more {
-		waitReadable(raw)
+		waitReadable(r.raw)
 		onOwnStack(r.burst)
 	}
 }

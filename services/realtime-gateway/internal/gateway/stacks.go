@@ -2,10 +2,11 @@ package gateway
 
 import "sync"
 
-// onOwnStack runs fn on another goroutine and waits for it. A connection's
-// reader spends its life parked until its socket is readable; handling a
-// message there (a CONNECT verifies a token, writes the session's record
-// and joins the fan-out) would leave it holding a grown stack for good.
+// onOwnStack runs fn on another goroutine and waits for it. Where a
+// connection's reader spends its life parked until its socket is readable
+// (without epoll, see readMessages), handling a message there (a CONNECT
+// verifies a token, writes the session's record and joins the fan-out)
+// would leave it holding a grown stack for good.
 //
 // The goroutines that run fn are pooled: a new goroutine starts with a
 // small stack and a CONNECT grows it several times, each growth a copy of
@@ -16,20 +17,32 @@ func onOwnStack(fn func()) {
 	j := jobPool.Get().(*job)
 	j.fn = fn
 	j.done.Add(1)
-	select {
-	case stacks <- j:
-	default:
-		go stackWorker(j)
-	}
+	submit(j)
 	j.done.Wait()
 	j.fn = nil
 	jobPool.Put(j)
 }
 
+// goOnStack runs fn on a pooled goroutine without waiting for it.
+func goOnStack(fn func()) {
+	j := jobPool.Get().(*job)
+	j.fn, j.async = fn, true
+	submit(j)
+}
+
+func submit(j *job) {
+	select {
+	case stacks <- j:
+	default:
+		go stackWorker(j)
+	}
+}
+
 // job is one onOwnStack call.
 type job struct {
-	fn   func()
-	done sync.WaitGroup
+	fn    func()
+	done  sync.WaitGroup // onOwnStack waits on it
+	async bool           // goOnStack: nobody waits, the worker recycles the job
 }
 
 var jobPool = sync.Pool{New: func() any { return new(job) }}
@@ -48,8 +61,15 @@ var idleStacks = make(chan struct{}, maxIdleStacks)
 
 func stackWorker(j *job) {
 	for {
-		j.fn()
-		j.done.Done()
+		if j.async {
+			fn := j.fn
+			j.fn, j.async = nil, false
+			jobPool.Put(j)
+			fn()
+		} else {
+			j.fn()
+			j.done.Done()
+		}
 		select {
 		case idleStacks <- struct{}{}:
 		default:
