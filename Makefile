@@ -12,7 +12,7 @@ IMAGE_REPOSITORY ?= xpeditis
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: help run test build images helm-check bench-tools vet proto bench bench-webhooks bench-gateway bench-gateway-100k bench-abuse chaos chaos-short cluster compose-config rules-test clean
+.PHONY: help run test build images helm-check bench-tools vet proto bench bench-pipeline bench-webhooks bench-gateway bench-gateway-100k bench-abuse chaos chaos-short cluster compose-config rules-test clean
 
 help: ## list the targets, one line each
 	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -50,7 +50,7 @@ helm-check: ## lint, render and strictly decode deploy/helm/notify with its defa
 
 # The benchmark module (scripts/bench): load generators and probes, kept out
 # of the services and of pkg/.
-BENCH_CMDS := notifybench webhook-bench gateway-abuse gateway-idle-rss realtime-gateway-pprof
+BENCH_CMDS := notifybench webhook-bench webhook-dispatcher-pprof gateway-abuse gateway-idle-rss realtime-gateway-pprof
 bench-tools: ## build the benchmark commands of scripts/bench (notifybench, webhook-bench, …) into ./bin
 	@mkdir -p bin
 	cd scripts/bench && for c in $(BENCH_CMDS); do go build -o ../../bin/$$c ./cmd/$$c || exit 1; done
@@ -66,12 +66,15 @@ proto: ## regenerate pkg/contract/eventv1 from proto/ (buf, protoc-gen-go into .
 	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	cd proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
 
-# bench and bench-webhooks start their own PostgreSQL cluster and NATS
-# (scripts/bench-lib.sh) and remove them at exit.
-bench: build bench-tools ## notification-api: CPU per event of each process, ingest latency, list (BENCHMARKS.md)
-	./scripts/bench.sh
+# bench, bench-pipeline and bench-webhooks start their own PostgreSQL cluster
+# and NATS (scripts/bench-lib.sh) and remove them at exit.
+bench: build bench-tools ## CPU per event of each process for ingest and for the pipeline to sockets, ingest latency, list (BENCHMARKS.md)
+	./scripts/bench.sh; status=$$?; ./scripts/bench-pipeline.sh || status=1; exit $$status
 
-bench-webhooks: bench-tools ## webhook deliveries: throughput, isolation, CPU per delivery in a burst and paced (BENCHMARKS.md)
+bench-pipeline: build bench-tools ## events to Socket.IO clients through notification-api and realtime-gateway: CPU per 1,000 events of each process, burst and paced
+	./scripts/bench-pipeline.sh
+
+bench-webhooks: build bench-tools ## webhook deliveries: throughput, isolation, CPU per delivery in a burst and paced (BENCHMARKS.md)
 	./scripts/bench-webhooks.sh
 
 # Settings in scripts/bench-gateway.sh.

@@ -87,6 +87,55 @@ bench_nats_start() {
 	exit 1
 }
 
+# bench_wait_ready PID URL WHAT: wait until URL answers, failing when the
+# process exits or after 30 s.
+bench_wait_ready() {
+	for _ in $(seq 150); do
+		curl -sf "$2" >/dev/null 2>&1 && return 0
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.2
+	done
+	echo "bench: $3 did not become ready at $2" >&2
+	exit 1
+}
+
+# bench_api_start DB: notification-api on a free port, against the bench's
+# NATS, logging to $BENCH_TMP/api.log; sets BENCH_API_ADDR and BENCH_API_PID
+# (and stops the one started before).
+BENCH_API_PID=""
+bench_api_start() {
+	[ -z "$BENCH_API_PID" ] || { kill "$BENCH_API_PID"; wait "$BENCH_API_PID" 2>/dev/null || true; }
+	BENCH_API_ADDR=127.0.0.1:$(bench_free_port)
+	DATABASE_URL=$(bench_db_url "$1") NATS_URL=$BENCH_NATS_URL HTTP_ADDR=$BENCH_API_ADDR LOG_LEVEL=warn \
+		"${BENCH_API_BIN:-./bin/notification-api}" >>"$BENCH_TMP/api.log" 2>&1 &
+	BENCH_API_PID=$!
+	BENCH_PIDS+=("$BENCH_API_PID")
+	bench_wait_ready "$BENCH_API_PID" "http://$BENCH_API_ADDR/readyz" notification-api
+}
+
+# bench_begin: say what machine and commit this is and how loaded, then
+# start the cluster and nats-server.
+bench_begin() {
+	say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	say "uptime: $(uptime)"
+	BENCH_STARTED=$(date +%s)
+	bench_postgres_start
+	bench_nats_start
+	say "nats-server $BENCH_NATS_URL (pid $BENCH_NATS_PID)"
+}
+
+# bench_end NAME: the load at the end, and fail when a run added itself to
+# BENCH_FAILED (the runs after it still ran and printed).
+BENCH_FAILED=()
+bench_end() {
+	say "uptime: $(uptime)"
+	say "done in $(($(date +%s) - BENCH_STARTED))s; removing the cluster and the JetStream store"
+	if [ ${#BENCH_FAILED[@]} -gt 0 ]; then
+		echo "$1: failed (each run's reason above): ${BENCH_FAILED[*]}" >&2
+		exit 1
+	fi
+}
+
 bench_cleanup() {
 	local pid
 	for pid in "${BENCH_PIDS[@]}"; do
@@ -103,14 +152,22 @@ bench_ticks() { # pid: utime + stime of a process (0 once it is gone)
 	awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 bench_cluster_ticks() { # postmaster pid: the whole cluster, exited backends included
-	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$1" '{ # processes come and go while cat reads
+	bench_tree_ticks "$1" 1
+}
+bench_children_ticks() { # pid: its children alive now (a load generator's workers)
+	bench_tree_ticks "$1" 0
+}
+bench_tree_ticks() { # pid, own (1: add the process's own and its reaped children's time)
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v p="$1" -v own="$2" '{ # processes come and go while cat reads
 		pid = $1; sub(/.*\) /, "")
-		if (pid == pm) t += $12 + $13 + $14 + $15; else if ($2 == pm) t += $12 + $13
+		if (pid == p) { if (own) t += $12 + $13 + $14 + $15 } else if ($2 == p) t += $12 + $13
 	} END { print t + 0 }'
 }
 
 # bench_cost_start NAME=PID...: remember the CPU time of each party;
-# NAME=cluster:PID is a PostgreSQL cluster; NAME=self is what the shell
+# NAME=cluster:PID is a PostgreSQL cluster (the process, its children alive
+# and exited); NAME=children:PID the children alive of a process (a load
+# generator's workers); NAME=self is what the shell
 # starts in between (the benchmark's commands, finished by then, and the
 # few tools of this script).
 bench_cost_start() {
@@ -119,6 +176,13 @@ bench_cost_start() {
 	local p
 	for p in "$@"; do BENCH_COST_AT+=("$(bench_party_ticks "${p#*=}")"); done
 	BENCH_PG_AT=$(bench_pg_mark)
+	BENCH_PSI_AT="$(bench_psi_total) $(date +%s%N)"
+}
+
+# bench_psi_total: microseconds during which some runnable task waited for
+# a CPU since boot (/proc/pressure/cpu; empty without PSI).
+bench_psi_total() {
+	awk '/^some/ { sub(/.*total=/, ""); print }' /proc/pressure/cpu 2>/dev/null || true
 }
 
 # bench_pg_mark: write transactions so far (transaction ids handed out) and
@@ -130,6 +194,7 @@ bench_party_ticks() {
 	case $1 in
 	cluster:*) bench_cluster_ticks "${1#cluster:}" ;;
 	self) awk '{ sub(/.*\) /, ""); print $14 + $15 }' "/proc/$$/stat" ;; # reaped children of this shell
+	children:*) bench_children_ticks "${1#children:}" ;;
 	*) bench_ticks "$1" ;;
 	esac
 }
@@ -149,5 +214,10 @@ bench_cost_report() {
 	read -r x1 w1 <<<"$(bench_pg_mark)"
 	awk -v x=$((x1 - x0 - 1)) -v w=$((w1 - w0)) -v u="$units" -v what="$what" 'BEGIN {
 		printf "  PostgreSQL: %d write transactions (%.2f per 1,000 %s), %.0f bytes of WAL each\n", x, x / u * 1000, what, w / u }'
-	echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg); CPU pressure (some avg10): $(awk '/^some/ { print $2 }' /proc/pressure/cpu 2>/dev/null || echo n/a)"
+	local p0 t0 p1 t1 over=n/a
+	read -r p0 t0 <<<"$BENCH_PSI_AT"
+	p1=$(bench_psi_total)
+	t1=$(date +%s%N)
+	[ -n "$p0" ] && [ -n "$p1" ] && over=$(awk -v p=$((p1 - p0)) -v t=$(((t1 - t0) / 1000)) 'BEGIN { q = p / t * 100; printf "%.0f %%", (q > 100 ? 100 : q) }')
+	echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg); CPU pressure (some): avg10 $(awk '/^some/ { sub(/avg10=/, "", $2); print $2 " %" }' /proc/pressure/cpu 2>/dev/null || echo n/a), over the run $over of the time"
 }

@@ -299,9 +299,14 @@ type frontHandler struct {
 }
 
 func (f *frontHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h, pattern := f.ops.Handler(r); pattern != "" {
-		h.ServeHTTP(w, r)
-		return
+	// Only the ops paths can match the ops mux; asking it about any other
+	// path costs its search for the methods a 405 would list, on every
+	// request of the API.
+	if isOpsPath(r.URL.Path) {
+		if h, pattern := f.ops.Handler(r); pattern != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
 	}
 	if e := f.full.Load(); e != nil {
 		e.ServeHTTP(w, r)
@@ -319,6 +324,9 @@ func opsMux(hr *health.Registry, reg prometheus.Gatherer) *http.ServeMux {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
 }
+
+// isOpsPath says whether p is one of opsMux's paths.
+func isOpsPath(p string) bool { return p == "/healthz" || p == "/readyz" || p == "/metrics" }
 
 // startingHandler answers 503 with what is waited for until the services
 // serve.

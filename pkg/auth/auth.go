@@ -36,8 +36,11 @@ var ErrInvalidToken = errors.New("invalid token")
 
 // Verifier checks tokens. It is safe for concurrent use.
 type Verifier struct {
-	parser  *jwt.Parser
-	keyfunc jwt.Keyfunc
+	parser   *jwt.Parser
+	keyfunc  jwt.Keyfunc
+	leeway   time.Duration
+	clock    func() time.Time // time.Now; tests move it
+	verified verifiedTokens
 }
 
 // NewVerifier builds a verifier from configuration: HS256 when a secret is
@@ -54,7 +57,10 @@ func NewVerifier(cfg config.JWT, jwks *JWKS) (*Verifier, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	v := &Verifier{}
+	v := &Verifier{leeway: cfg.Leeway, clock: time.Now}
+	v.verified.init(maxVerified)
+	// The parser and the cache of verified tokens read the same clock.
+	opts = append(opts, jwt.WithTimeFunc(func() time.Time { return v.clock() }))
 	switch {
 	case cfg.Secret != "":
 		secret := []byte(cfg.Secret)
@@ -83,11 +89,29 @@ func pinned(algs []string, next jwt.Keyfunc) jwt.Keyfunc {
 	}
 }
 
-// Verify parses and validates a token.
+// Verify parses and validates a token. A token verified before, byte for
+// byte, is answered from the cache of verified tokens until it expires.
 func (v *Verifier) Verify(token string) (Claims, error) {
 	if token == "" {
 		return Claims{}, fmt.Errorf("%w: missing token", ErrInvalidToken)
 	}
+	now := v.clock()
+	if c, ok := v.verified.get(token, now); ok {
+		return c, nil
+	}
+	c, err := v.verify(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	until := c.ExpiresAt.Add(v.leeway) // the parser's own bound: valid before exp + leeway
+	if limit := now.Add(maxVerifiedAge); limit.Before(until) {
+		until = limit
+	}
+	v.verified.put(token, c, until)
+	return c, nil
+}
+
+func (v *Verifier) verify(token string) (Claims, error) {
 	var tc tokenClaims
 	if _, err := v.parser.ParseWithClaims(token, &tc, v.keyfunc); err != nil {
 		return Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))

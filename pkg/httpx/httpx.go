@@ -53,7 +53,11 @@ func NewEcho(log *slog.Logger, reg prometheus.Registerer) *echo.Echo {
 			if v.Status >= 500 && v.Status != http.StatusServiceUnavailable {
 				level = slog.LevelError
 			}
-			log.Log(c.Request().Context(), level, "http request", "method", v.Method, "path", v.URIPath, "status", v.Status, "latency_ms", float64(v.Latency.Microseconds())/1000)
+			// Asked first: the arguments cost allocations even when the
+			// level is off, as debug is in production.
+			if ctx := c.Request().Context(); log.Enabled(ctx, level) {
+				log.Log(ctx, level, "http request", "method", v.Method, "path", v.URIPath, "status", v.Status, "latency_ms", float64(v.Latency.Microseconds())/1000)
+			}
 			return nil
 		},
 	}))

@@ -24,6 +24,12 @@ const (
 	PhasePipeline = "pipeline"
 )
 
+// The stages of a delivery phase Config.PhaseHook is called at.
+const (
+	PhaseStart = "start"
+	PhaseEnd   = "end"
+)
+
 // Config of one measurement of one server.
 type Config struct {
 	Label string // column title in the report
@@ -66,7 +72,13 @@ type Config struct {
 	// Worker returns the command of one worker process (notifybench
 	// gateway-worker).
 	Worker func(ctx context.Context) *exec.Cmd
-	Log    *slog.Logger
+	// PhaseHook, when set, is called with PhaseStart just before the first
+	// publish of each delivery phase and with PhaseEnd once the last
+	// message has arrived (or the drain ended), and the phase waits for
+	// it: a script reads the CPU time of the other processes of the
+	// pipeline (NATS, PostgreSQL, notification-api) over exactly the phase.
+	PhaseHook func(phase, stage string) error
+	Log       *slog.Logger
 }
 
 // Validate names what is wrong with the configuration.

@@ -147,7 +147,10 @@ func (p *benchPublisher) publish(ctx context.Context, run, phase string, users [
 			if err != nil {
 				return seq, time.Since(start), err
 			}
-			if _, err := p.js.PublishMsgAsync(msg); err != nil {
+			// A burst outruns the acks: wait for room among the
+			// publishMaxPending in flight rather than fail after the
+			// library's default 200 ms.
+			if _, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(publishAckTimeout)); err != nil {
 				p.fail(err)
 			}
 		}
@@ -177,6 +180,9 @@ func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPubli
 		rate = cfg.PipelineRate
 	}
 	d := &DeliveryResult{Phase: phase, Rate: rate, Seconds: cfg.Duration.Seconds()}
+	if err := cfg.hook(phase, PhaseStart); err != nil {
+		return nil, err
+	}
 	server := processes(cfg.ServerPIDs)
 	cpu0, err := server.cpuTicks()
 	if err != nil {
@@ -233,6 +239,9 @@ func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPubli
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.hook(phase, PhaseEnd); err != nil {
+		return nil, err
+	}
 	cpu2, err := server.cpuTicks()
 	if err != nil {
 		return nil, err
@@ -257,6 +266,16 @@ func deliver(ctx context.Context, cfg Config, run, phase string, pub *benchPubli
 	p := percentiles(samples, 0.5, 0.9, 0.99, 0.999, 1)
 	d.P50Ms, d.P90Ms, d.P99Ms, d.P999Ms, d.MaxMs = p[0], p[1], p[2], p[3], p[4]
 	return d, nil
+}
+
+func (c Config) hook(phase, stage string) error {
+	if c.PhaseHook == nil {
+		return nil
+	}
+	if err := c.PhaseHook(phase, stage); err != nil {
+		return fmt.Errorf("phase hook at the %s of %s: %w", stage, phase, err)
+	}
+	return nil
 }
 
 // waitForDelivery polls the workers until every published message has

@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -213,6 +215,7 @@ func TestLoadGeneratorAgainstEachPeerServer(t *testing.T) {
 // arrive once.
 func TestLoadGeneratorSharesClientsOverServerProcesses(t *testing.T) {
 	n := testkit.StartNATS(t)
+	var hooks phaseHooks
 	good := startReferenceNode(t, n.URL, testkit.JWTSecret)
 	refusing := startReferenceNode(t, n.URL, "another-secret-0123456789-0123456789-abc")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -221,10 +224,13 @@ func TestLoadGeneratorSharesClientsOverServerProcesses(t *testing.T) {
 		Label: "two nodes", URLs: []string{good.URL, refusing.URL}, ServerPIDs: []int{good.PID, refusing.PID}, NATSURL: n.URL, Secret: testkit.JWTSecret, Org: "org-t",
 		Clients: 40, PerWorker: 20, Concurrency: 10, Handshake: 10 * time.Second, Idle: 200 * time.Millisecond,
 		Rate: 200, Duration: 2 * time.Second, Drain: 5 * time.Second, Phases: []string{gwbench.PhaseFanout},
-		Worker: workerCommand(t), Log: logx.New(os.Stderr, "warn"),
+		Worker: workerCommand(t), Log: logx.New(os.Stderr, "warn"), PhaseHook: hooks.record,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := []string{"fanout start", "fanout end"}; !slices.Equal(hooks.calls, want) {
+		t.Fatalf("phase hook called at %q, want %q", hooks.calls, want)
 	}
 	if res.Processes != 2 || res.Connect.Connected != 20 || res.Connect.Failed != 20 || res.Connect.StillFailed != 20 {
 		t.Fatalf("%d processes, connect %+v; want 20 connected to the first, 20 refused by the second", res.Processes, res.Connect)
@@ -232,6 +238,39 @@ func TestLoadGeneratorSharesClientsOverServerProcesses(t *testing.T) {
 	d := res.Phase(gwbench.PhaseFanout)
 	if d == nil || d.Published != 400 || d.Received != 400 || d.Lost != 0 || d.Duplicates != 0 {
 		t.Fatalf("fan-out: %+v", d)
+	}
+}
+
+// phaseHooks records the calls of Config.PhaseHook.
+type phaseHooks struct {
+	calls []string
+	err   error // returned by every call
+}
+
+func (h *phaseHooks) record(phase, stage string) error {
+	h.calls = append(h.calls, phase+" "+stage)
+	return h.err
+}
+
+// A failing phase hook (a script that cannot read the CPU time of the other
+// processes) fails the run before anything is published.
+func TestRunStopsWhenThePhaseHookFails(t *testing.T) {
+	n := testkit.StartNATS(t)
+	srv := startReferenceNode(t, n.URL, testkit.JWTSecret)
+	hooks := phaseHooks{err: errors.New("no answer")}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := gwbench.Run(ctx, gwbench.Config{
+		Label: "node", URLs: []string{srv.URL}, ServerPIDs: []int{srv.PID}, NATSURL: n.URL, Secret: testkit.JWTSecret, Org: "org-t",
+		Clients: 10, PerWorker: 10, Concurrency: 10, Handshake: 10 * time.Second, Idle: 100 * time.Millisecond,
+		Rate: 100, Duration: time.Second, Drain: 2 * time.Second, Phases: []string{gwbench.PhaseFanout},
+		Worker: workerCommand(t), Log: logx.New(os.Stderr, "warn"), PhaseHook: hooks.record,
+	})
+	if err == nil || !strings.Contains(err.Error(), "no answer") {
+		t.Fatalf("Run: %v, want the hook's error", err)
+	}
+	if want := []string{"fanout start"}; !slices.Equal(hooks.calls, want) {
+		t.Fatalf("phase hook called at %q, want %q", hooks.calls, want)
 	}
 }
 

@@ -146,8 +146,13 @@ func (c *Cluster) startServices(o Options) error {
 				"STREAM_REPLICAS=" + strconv.Itoa(min(3, len(c.NATS))),
 				"LOG_LEVEL=info",
 			}
-			if name == WebhookDispatcher {
+			switch name {
+			case WebhookDispatcher:
 				env = append(env, "WEBHOOK_SECRETS_KEYS="+keys, "WEBHOOK_ALLOW_PRIVATE_TARGETS=true")
+			case RealtimeGateway:
+				// HAProxy, on this machine, appends each client's
+				// address to X-Forwarded-For (haproxy.cfg).
+				env = append(env, "GATEWAY_TRUSTED_PROXIES=127.0.0.1")
 			}
 			env = append(env, o.Env...)
 			replica := fmt.Sprintf("%s-%d", name, i)

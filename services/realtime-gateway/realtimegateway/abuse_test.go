@@ -8,6 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -173,6 +177,46 @@ func TestPingingTooFastClosesTheConnection(t *testing.T) {
 		t.Errorf("%d pings answered", pongs)
 	}
 	metricIs(t, g, `gateway_disconnects_total{reason="ping_flood"}`, "2")
+}
+
+// Behind a reverse proxy named in GATEWAY_TRUSTED_PROXIES, the
+// per-address limit counts each client by the address the proxy appended to
+// X-Forwarded-For, not the proxy's own: without it, one busy proxy would
+// share a single client's allowance among all its clients.
+func TestPendingLimitPerClientBehindATrustedProxy(t *testing.T) {
+	n := testkit.StartNATS(t)
+	cfg := testConfig()
+	cfg.PingInterval, cfg.PingTimeout, cfg.ConnectTimeout = 10*time.Second, 10*time.Second, time.Minute
+	cfg.MaxPendingPerIP = 1
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	g := startGateway(t, n, cfg)
+	target, err := url.Parse(g.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// httputil.ReverseProxy forwards WebSocket upgrades and appends the
+	// client's address to X-Forwarded-For, as HAProxy's "option forwardfor"
+	// and ingress-nginx do.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &httptest.Server{Listener: ln, Config: &http.Server{Handler: httputil.NewSingleHostReverseProxy(target)}}
+	proxy.Start()
+	t.Cleanup(proxy.Close)
+	sio := "ws://" + ln.Addr().String() + "/socket.io/?EIO=4&transport=websocket"
+
+	for _, client := range []string{"127.0.0.2", "127.0.0.3"} {
+		if _, _, err := dialFrom(t, sio, client, false); err != nil {
+			t.Fatalf("the first pending connection of %s, through the proxy, was refused: %v", client, err)
+		}
+	}
+	_, resp, err := dialFrom(t, sio, "127.0.0.2", false)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a second pending connection of one client through the proxy: %v, want a 429", err)
+	}
+	metricIs(t, g, `gateway_pending_refused_total{limit="per_address"}`, "1")
+	metricIs(t, g, "gateway_pending_connections", "2")
 }
 
 // Connections that have not authenticated are limited per client address

@@ -7,6 +7,7 @@ package realtimegateway
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"time"
@@ -27,22 +28,23 @@ const Name = "realtime-gateway"
 
 // Config of the gateway beyond the common settings.
 type Config struct {
-	PingInterval    time.Duration // GATEWAY_PING_INTERVAL
-	PingTimeout     time.Duration // GATEWAY_PING_TIMEOUT
-	ConnectTimeout  time.Duration // GATEWAY_CONNECT_TIMEOUT: CONNECT or /ws auth after the handshake
-	WriteTimeout    time.Duration // GATEWAY_WRITE_TIMEOUT
-	MaxPayload      int           // GATEWAY_MAX_PAYLOAD: bytes of one client message or polling body
-	SendQueue       int           // GATEWAY_SEND_QUEUE: frames queued per connection before it is slow
-	SendBuffer      int           // GATEWAY_SEND_BUFFER: bytes queued per connection before it is slow
-	MaxPendingPerIP int           // GATEWAY_MAX_PENDING_PER_IP: unauthenticated connections per client address (0: no limit)
-	MaxPending      int           // GATEWAY_MAX_PENDING: unauthenticated connections in all
-	MaxConnsPerUser int           // GATEWAY_MAX_CONNECTIONS_PER_USER
-	RecoveryWindow  time.Duration // GATEWAY_RECOVERY_WINDOW
-	AllowedOrigins  []string      // GATEWAY_ALLOWED_ORIGINS: comma-separated, "*" for any
-	Tick            time.Duration // GATEWAY_TICK: resolution of heartbeats and deadlines
-	HubBuffer       int           // GATEWAY_HUB_BUFFER: live messages between NATS and the dispatcher
-	ShutdownGrace   time.Duration // GATEWAY_SHUTDOWN_GRACE
-	DrainRate       int           // GATEWAY_DRAIN_RATE: connections closed per second at shutdown
+	PingInterval    time.Duration  // GATEWAY_PING_INTERVAL
+	PingTimeout     time.Duration  // GATEWAY_PING_TIMEOUT
+	ConnectTimeout  time.Duration  // GATEWAY_CONNECT_TIMEOUT: CONNECT or /ws auth after the handshake
+	WriteTimeout    time.Duration  // GATEWAY_WRITE_TIMEOUT
+	MaxPayload      int            // GATEWAY_MAX_PAYLOAD: bytes of one client message or polling body
+	SendQueue       int            // GATEWAY_SEND_QUEUE: frames queued per connection before it is slow
+	SendBuffer      int            // GATEWAY_SEND_BUFFER: bytes queued per connection before it is slow
+	MaxPendingPerIP int            // GATEWAY_MAX_PENDING_PER_IP: unauthenticated connections per client address (0: no limit)
+	TrustedProxies  []netip.Prefix // GATEWAY_TRUSTED_PROXIES: CIDRs of proxies whose X-Forwarded-For names the client
+	MaxPending      int            // GATEWAY_MAX_PENDING: unauthenticated connections in all
+	MaxConnsPerUser int            // GATEWAY_MAX_CONNECTIONS_PER_USER
+	RecoveryWindow  time.Duration  // GATEWAY_RECOVERY_WINDOW
+	AllowedOrigins  []string       // GATEWAY_ALLOWED_ORIGINS: comma-separated, "*" for any
+	Tick            time.Duration  // GATEWAY_TICK: resolution of heartbeats and deadlines
+	HubBuffer       int            // GATEWAY_HUB_BUFFER: live messages between NATS and the dispatcher
+	ShutdownGrace   time.Duration  // GATEWAY_SHUTDOWN_GRACE
+	DrainRate       int            // GATEWAY_DRAIN_RATE: connections closed per second at shutdown
 }
 
 // ReadConfig reads the gateway's settings.
@@ -56,6 +58,7 @@ func ReadConfig(e *config.Env) Config {
 		SendQueue:       e.Int("GATEWAY_SEND_QUEUE", 128),
 		SendBuffer:      e.Int("GATEWAY_SEND_BUFFER", 1<<20),
 		MaxPendingPerIP: e.Int("GATEWAY_MAX_PENDING_PER_IP", 64),
+		TrustedProxies:  trustedProxies(e),
 		MaxPending:      e.Int("GATEWAY_MAX_PENDING", 1024),
 		MaxConnsPerUser: e.Int("GATEWAY_MAX_CONNECTIONS_PER_USER", 20),
 		RecoveryWindow:  e.Duration("GATEWAY_RECOVERY_WINDOW", 2*time.Minute),
@@ -140,6 +143,7 @@ func New(cfg Config) app.Builder {
 			SendQueue:       cfg.SendQueue,
 			SendBuffer:      cfg.SendBuffer,
 			MaxPendingPerIP: cfg.MaxPendingPerIP,
+			TrustedProxies:  cfg.TrustedProxies,
 			MaxPending:      cfg.MaxPending,
 			MaxConnsPerUser: cfg.MaxConnsPerUser,
 			AllowedOrigins:  cfg.AllowedOrigins,
@@ -188,4 +192,24 @@ func Main(ctx context.Context, _ []string) error {
 	}
 	log := logx.New(os.Stderr, common.LogLevel).With("service", Name)
 	return app.Run(ctx, app.Options{Name: Name, Common: common, Log: log, Services: []app.Builder{New(cfg)}, ShutdownGrace: cfg.ShutdownGrace + 5*time.Second})
+}
+
+// trustedProxies reads GATEWAY_TRUSTED_PROXIES: addresses or CIDR prefixes,
+// comma-separated, of the proxies in front of the gateway (empty: none, the
+// TCP peer is the client).
+func trustedProxies(e *config.Env) []netip.Prefix {
+	var out []netip.Prefix
+	for _, v := range e.List("GATEWAY_TRUSTED_PROXIES", nil) {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				e.Check(fmt.Errorf("GATEWAY_TRUSTED_PROXIES: %q is neither an address nor a CIDR prefix", v))
+				continue
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }

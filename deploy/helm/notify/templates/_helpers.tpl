@@ -174,6 +174,10 @@ value to set. Included once, by secret.yaml.
 {{- $origins := $v.allowedOrigins | default (ternary (list (printf "https://%s" $host)) (list (printf "https://%s" $host) (printf "http://%s" $host)) (not (empty $.Values.ingress.tlsSecret))) }}
 - name: GATEWAY_ALLOWED_ORIGINS
   value: {{ join "," $origins | quote }}
+{{- with $v.trustedProxies }}
+- name: GATEWAY_TRUSTED_PROXIES
+  value: {{ join "," . | quote }}
+{{- end }}
 {{- end }}
 {{- if eq .key "webhookDispatcher" }}
 {{- with $.Values.webhooks }}

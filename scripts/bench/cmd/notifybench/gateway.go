@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,7 @@ func runBenchGateway(ctx context.Context, args []string, io cli.Stdio) error {
 	drain := fs.Duration("drain", 15*time.Second, "how long to wait without progress for the last messages")
 	phases := fs.String("phases", gwbench.PhaseFanout+","+gwbench.PhasePipeline, "delivery phases to run: fanout, pipeline (empty: none)")
 	out := fs.String("out", "", "write the result as JSON to this file")
+	sync := fs.Bool("sync", false, "before the first publish and after the last delivery of each phase, print \"phase <name> start|end\" on stdout and wait for a line on stdin (a script reads the CPU time of the other processes over exactly the phase: scripts/bench-pipeline.sh)")
 	if err := c.Parse(args, io); err != nil {
 		return err
 	}
@@ -75,6 +77,9 @@ func runBenchGateway(ctx context.Context, args []string, io cli.Stdio) error {
 			return cmd
 		},
 	}
+	if *sync {
+		cfg.PhaseHook = syncHook(io)
+	}
 	res, err := gwbench.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -85,6 +90,21 @@ func runBenchGateway(ctx context.Context, args []string, io cli.Stdio) error {
 		}
 	}
 	return gwbench.WriteTable(io.Out, []*gwbench.Result{res})
+}
+
+// syncHook tells the script that runs notifybench gateway -sync where a
+// phase starts and ends, and waits for its answer.
+func syncHook(io cli.Stdio) func(phase, stage string) error {
+	answers := bufio.NewReader(io.In)
+	return func(phase, stage string) error {
+		if _, err := fmt.Fprintf(io.Out, "phase %s %s\n", phase, stage); err != nil {
+			return err
+		}
+		if _, err := answers.ReadString('\n'); err != nil {
+			return fmt.Errorf("-sync: no answer on stdin: %w", err)
+		}
+		return nil
+	}
 }
 
 // runBenchGatewayWorker is one load-generator process, driven by the

@@ -51,3 +51,21 @@ func TestAnUnknownBenchmarkOrFlagIsAUsageError(t *testing.T) {
 		}
 	}
 }
+
+// -sync: each stage of a phase is announced on stdout and waits for a line
+// on stdin; a script that stops answering fails the run.
+func TestSyncHookAnnouncesEachStageAndWaitsForAnAnswer(t *testing.T) {
+	var out bytes.Buffer
+	hook := syncHook(cli.Stdio{In: strings.NewReader("\n\n"), Out: &out})
+	for _, stage := range []string{"start", "end"} {
+		if err := hook("pipeline", stage); err != nil {
+			t.Fatalf("%s: %v", stage, err)
+		}
+	}
+	if got, want := out.String(), "phase pipeline start\nphase pipeline end\n"; got != want {
+		t.Fatalf("stdout %q, want %q", got, want)
+	}
+	if err := hook("pipeline", "start"); err == nil || !strings.Contains(err.Error(), "no answer on stdin") {
+		t.Fatalf("without an answer: %v, want an error", err)
+	}
+}

@@ -1,11 +1,15 @@
 // Command webhook-bench is the load generator of the webhook dispatcher
-// (`make bench-webhooks`). In one process it runs an embedded NATS server,
-// the dispatcher on a fresh PostgreSQL database, and a keep-alive HTTP
-// receiver with one endpoint per webhook; it creates the webhooks through the
-// API, publishes events, and prints the delivery throughput and the
-// event-to-delivery latency. With -hanging N, N endpoints never answer, so
-// every request to them runs until the dispatcher's timeout; the figures are
-// then those of the healthy endpoints.
+// (`make bench-webhooks`, scripts/bench-webhooks.sh). The dispatcher runs
+// as its own process (bin/webhook-dispatcher) on the benchmark's
+// nats-server and PostgreSQL; this process is its keep-alive HTTP receiver,
+// with one endpoint per webhook, and the publisher: it creates the webhooks
+// through the dispatcher's API, publishes events, and prints the delivery
+// throughput, the event-to-delivery latency and, over the delivery phase
+// only (from the first publish to the last result recorded in PostgreSQL),
+// the CPU time of each process given with -cost and of itself. With
+// -hanging N, N endpoints never answer, so every request to them runs until
+// the dispatcher's timeout; the figures are then those of the healthy
+// endpoints.
 package main
 
 import (
@@ -18,15 +22,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,39 +40,37 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/xpeditis/notify/pkg/app"
 	"github.com/xpeditis/notify/pkg/auth"
-	"github.com/xpeditis/notify/pkg/config"
 	"github.com/xpeditis/notify/pkg/contract"
-	"github.com/xpeditis/notify/pkg/logx"
-	"github.com/xpeditis/notify/pkg/natsx"
 	"github.com/xpeditis/notify/pkg/postgres"
 	"github.com/xpeditis/notify/pkg/publisher"
-	"github.com/xpeditis/notify/services/webhook-dispatcher/webhookdispatcher"
 )
 
 type options struct {
-	webhooks int
-	hanging  int
-	events   int
-	rate     int
-	timeout  time.Duration
-	wait     time.Duration
-	cpuProf  string
+	api, natsURL, dbURL, jwtSecret string
+	cost                           string
+	webhooks                       int
+	hanging                        int
+	events                         int
+	rate                           int
+	wait                           time.Duration
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var o options
+	flag.StringVar(&o.api, "api", "", "base URL of the webhook-dispatcher under test (http://host:port)")
+	flag.StringVar(&o.natsURL, "nats", "", "URL of the NATS server the dispatcher consumes")
+	flag.StringVar(&o.dbURL, "db", os.Getenv("DATABASE_URL"), "the dispatcher's database (default $DATABASE_URL): results recorded, transactions and WAL")
+	flag.StringVar(&o.cost, "cost", "", "processes to charge: name=pid or name=cluster:postmaster-pid, comma-separated (webhook-dispatcher, nats-server, postgresql)")
 	flag.IntVar(&o.webhooks, "webhooks", 100, "webhooks (one organization and one receiver endpoint each)")
 	flag.IntVar(&o.hanging, "hanging", 0, "how many of the endpoints never answer (each request runs into the timeout)")
 	flag.IntVar(&o.events, "events", 50_000, "events to publish, spread evenly over the webhooks")
 	flag.IntVar(&o.rate, "rate", 0, "events per second to publish; 0 publishes as fast as possible")
-	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "WEBHOOK_TIMEOUT of the dispatcher")
 	flag.DurationVar(&o.wait, "wait", 5*time.Minute, "give up after this long")
-	flag.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the delivery phase to this file")
 	flag.Parse()
+	o.jwtSecret = os.Getenv("JWT_SECRET") // the dispatcher's: the webhooks are created with tokens it accepts
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "webhook-bench:", err)
 		os.Exit(1)
@@ -80,27 +78,21 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	if o.hanging >= o.webhooks {
+	switch {
+	case o.hanging >= o.webhooks:
 		return errors.New("-hanging must be less than -webhooks")
+	case o.api == "" || o.natsURL == "" || o.dbURL == "" || o.jwtSecret == "":
+		return errors.New("-api, -nats, -db (or DATABASE_URL) and JWT_SECRET are required")
 	}
-	log := logx.New(os.Stderr, "warn")
-	dir, err := os.MkdirTemp("", "webhook-bench-")
+	parties, err := parseParties(o.cost)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-
-	dbURL, dropDB, err := freshDatabase(ctx, os.Getenv("DATABASE_URL"))
+	db, err := postgres.Open(ctx, o.dbURL, 2)
 	if err != nil {
-		return err
+		return fmt.Errorf("-db: %w", err)
 	}
-	defer dropDB()
-
-	ns, err := natsx.RunEmbedded(natsx.EmbeddedOptions{StoreDir: filepath.Join(dir, "js"), Name: "bench"})
-	if err != nil {
-		return err
-	}
-	defer ns.Shutdown()
+	defer db.Close()
 
 	rcv := newReceiver(o.webhooks, o.hanging)
 	rln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -111,54 +103,23 @@ func run(ctx context.Context, o options) error {
 	go func() { _ = rsrv.Serve(rln) }()
 	defer rsrv.Close()
 
-	env := config.FromMap(map[string]string{
-		"WEBHOOK_SECRETS_KEYS":          webhookdispatcher.NewSecretKeySpec("bench"),
-		"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", // the receiver is on 127.0.0.1
-		"WEBHOOK_TIMEOUT":               o.timeout.String(),
-		"WEBHOOK_ACK_WAIT":              (o.timeout + 20*time.Second).String(),
-	})
-	cfg := webhookdispatcher.ReadConfig(env)
-	if err := env.Err(); err != nil {
+	if err := waitReady(ctx, o.api); err != nil {
 		return err
 	}
-	jwtSecret := randomHex(32)
-	common := config.Common{
-		DatabaseURL: dbURL, HTTPAddr: "127.0.0.1:0", LogLevel: "warn", Streams: config.ReadCommon(config.FromMap(nil), false, false).Streams,
-		JWT: config.JWT{Secret: jwtSecret, Leeway: 5 * time.Second},
-	}
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	svcCtx, stopSvc := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(svcCtx, app.Options{
-			Name: "webhook-bench", Common: common, Log: log.With("service", webhookdispatcher.Name), NeedDB: true,
-			NATSOpts: []nats.Option{nats.InProcessServer(ns)}, Services: []app.Builder{webhookdispatcher.New(cfg)},
-			Listener: aln, ShutdownGrace: o.timeout + 5*time.Second,
-		})
-	}()
-	defer func() { stopSvc(); <-done }()
-	apiBase := "http://" + aln.Addr().String()
-	if err := waitReady(ctx, apiBase); err != nil {
-		return err
-	}
-
-	fmt.Printf("webhook-bench: %d webhooks (%d hanging), %d events, rate %s, timeout %s, GOMAXPROCS %d\n",
-		o.webhooks, o.hanging, o.events, rateText(o.rate), o.timeout, runtime.GOMAXPROCS(0))
+	fmt.Printf("webhook-bench: %d webhooks (%d hanging), %d events, rate %s, dispatcher %s, GOMAXPROCS %d\n",
+		o.webhooks, o.hanging, o.events, rateText(o.rate), o.api, runtime.GOMAXPROCS(0))
 	receiverBase := "http://" + rln.Addr().String()
 	for i := range o.webhooks {
-		tok, err := auth.Mint(jwtSecret, auth.MintOptions{UserID: "bench", OrganizationID: orgOf(i), Role: "ADMIN", TTL: time.Hour})
+		tok, err := auth.Mint(o.jwtSecret, auth.MintOptions{UserID: "bench", OrganizationID: orgOf(i), Role: "ADMIN", TTL: time.Hour})
 		if err != nil {
 			return err
 		}
-		if err := createWebhook(ctx, apiBase, tok, receiverBase+rcv.path(i)); err != nil {
+		if err := createWebhook(ctx, o.api, tok, receiverBase+rcv.path(i)); err != nil {
 			return err
 		}
 	}
 
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	nc, err := nats.Connect(o.natsURL)
 	if err != nil {
 		return err
 	}
@@ -175,16 +136,9 @@ func run(ctx context.Context, o options) error {
 			healthyWant++
 		}
 	}
-	if o.cpuProf != "" {
-		f, err := os.Create(o.cpuProf)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	m, err := startMeter(ctx, parties, db)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	rcv.start(start)
@@ -199,17 +153,33 @@ func run(ctx context.Context, o options) error {
 		}
 		time.Sleep(20 * time.Millisecond) // polling a counter: nothing to wake us
 	}
-	elapsed := rcv.lastAt().Sub(start)
+	received := rcv.lastAt()
+	// The delivery phase ends once every healthy result is in the delivery
+	// log: the recorder's last batch is part of what a delivery costs.
+	// Polled only from here, so the polling adds a few queries at most.
+	for {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM webhook_deliveries WHERE status = 'SUCCEEDED'`).Scan(&n); err != nil {
+			return err
+		}
+		if n >= healthyWant {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("only %d of %d healthy deliveries recorded after %s", n, healthyWant, o.wait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	recorded := time.Since(start)
+	elapsed := received.Sub(start)
 	lat := rcv.latencies()
 	fmt.Printf("published %d events in %s (%.0f events/s)\n", o.events, published.Round(time.Millisecond), float64(o.events)/published.Seconds())
-	fmt.Printf("healthy endpoints: %d deliveries in %s = %.0f deliveries/s\n", len(lat), elapsed.Round(time.Millisecond), float64(len(lat))/elapsed.Seconds())
+	fmt.Printf("healthy endpoints: %d deliveries in %s = %.0f deliveries/s (all recorded after %s)\n", len(lat), elapsed.Round(time.Millisecond),
+		float64(len(lat))/elapsed.Seconds(), recorded.Round(time.Millisecond))
 	fmt.Printf("event-to-delivery latency: p50 %s  p90 %s  p99 %s  max %s\n",
 		pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 100))
 	fmt.Printf("duplicates received: %d; requests to hanging endpoints: %d\n", rcv.duplicates.Load(), rcv.hangingHits.Load())
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	fmt.Printf("process memory: heap in use %d MiB, sys %d MiB (receiver and NATS included)\n", ms.HeapInuse>>20, ms.Sys>>20)
-	return nil
+	return m.report(ctx, o.events)
 }
 
 func rateText(r int) string {
@@ -382,37 +352,6 @@ func waitReady(ctx context.Context, base string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return errors.New("the dispatcher did not become ready")
-}
-
-// freshDatabase creates a database for this run on the server of base and
-// returns its URL and a function that drops it.
-func freshDatabase(ctx context.Context, base string) (string, func(), error) {
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	admin, err := postgres.Open(ctx, base, 2)
-	if err != nil {
-		return "", nil, fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	name := "webhook_bench_" + randomHex(4)
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close()
-		return "", nil, fmt.Errorf("create database: %w", err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		admin.Close()
-		return "", nil, err
-	}
-	u.Path = "/" + name
-	return u.String(), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			slog.Warn("drop bench database", "name", name, "err", err)
-		}
-		admin.Close()
-	}, nil
 }
 
 func randomHex(n int) string {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,12 +56,6 @@ func (h *Handler) Register(e *echo.Echo, v *auth.Verifier) {
 	g.DELETE("/:id", h.delete, limit)
 }
 
-type listResponse struct {
-	Data        []contract.Notification `json:"data"`
-	NextCursor  *string                 `json:"nextCursor"`
-	UnreadCount int64                   `json:"unreadCount"`
-}
-
 func (h *Handler) list(c *echo.Context) error {
 	q, err := parseListQuery(c.Request().URL.RawQuery)
 	if err != nil {
@@ -72,15 +67,19 @@ func (h *Handler) list(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	resp := listResponse{Data: make([]contract.Notification, len(rows)), UnreadCount: unread}
-	for i, r := range rows {
-		resp.Data[i] = r.JSON()
-	}
+	var cursor *string
 	if next != nil {
 		s := encodeCursor(*next)
-		resp.NextCursor = &s
+		cursor = &s
 	}
-	return c.JSON(http.StatusOK, resp)
+	e := encoders.Get().(*listEncoder)
+	defer e.release()
+	if err := e.encodeList(rows, cursor, unread); err != nil {
+		return err
+	}
+	// With its length, the page goes out in one write rather than chunked.
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(e.out.Len()))
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, e.out.Bytes())
 }
 
 func (h *Handler) unreadCount(c *echo.Context) error {

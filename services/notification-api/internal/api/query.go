@@ -31,6 +31,9 @@ var (
 	// notification of the event it published); it is not a read-all filter,
 	// whose filters the user's other tabs apply to what they show.
 	listParams = append([]string{"limit", "cursor", "page", "eventId"}, filterParams...)
+	// notificationTypes are the accepted values of "type" (the route table
+	// is fixed: built once rather than on every request).
+	notificationTypes = contract.NotificationTypes()
 )
 
 type filterQuery struct {
@@ -138,11 +141,10 @@ func parseFilters(v url.Values) (filterQuery, error) {
 		f.Read = &b
 		echo["read"] = b
 	}
-	types := contract.NotificationTypes()
 	for _, t := range splitValues(v["type"]) {
 		t = strings.ToUpper(t)
-		if !slices.Contains(types, t) {
-			return filterQuery{}, problem.BadRequest("unknown type %q; accepted: %s", truncate(t, 64), strings.Join(types, ", "))
+		if !slices.Contains(notificationTypes, t) {
+			return filterQuery{}, problem.BadRequest("unknown type %q; accepted: %s", truncate(t, 64), strings.Join(notificationTypes, ", "))
 		}
 		f.Types = append(f.Types, t)
 	}

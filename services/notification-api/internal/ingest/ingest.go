@@ -2,9 +2,9 @@
 // notification rows and realtime messages.
 //
 // Per fetched batch: decode and validate each event (poison events are
-// dead-lettered at once), build one row per recipient, insert them all in one
-// idempotent statement, publish every resulting notification on its user's
-// NOTIFY subject, and only then ack the events. A crash anywhere before the
+// dead-lettered at once), build one row per recipient, insert them all at
+// once, idempotently (store.InsertBatch), publish every resulting
+// notification on its user's NOTIFY subject, and only then ack the events. A crash anywhere before the
 // ack means redelivery; the insert then adds nothing and the same
 // notifications are published again under the same message ids, which
 // JetStream de-duplicates.

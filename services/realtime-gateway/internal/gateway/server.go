@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,11 +28,12 @@ type Options struct {
 	PingTimeout     time.Duration
 	ConnectTimeout  time.Duration // for the Socket.IO CONNECT or the /ws auth frame
 	WriteTimeout    time.Duration
-	MaxPayload      int // bytes of one client message or polling body
-	SendQueue       int // frames queued per connection before it counts as slow
-	SendBuffer      int // bytes queued per authenticated connection before it counts as slow
-	MaxPendingPerIP int // connections not yet authenticated per client address (0: no limit)
-	MaxPending      int // connections not yet authenticated in all
+	MaxPayload      int            // bytes of one client message or polling body
+	SendQueue       int            // frames queued per connection before it counts as slow
+	SendBuffer      int            // bytes queued per authenticated connection before it counts as slow
+	MaxPendingPerIP int            // connections not yet authenticated per client address (0: no limit)
+	TrustedProxies  []netip.Prefix // proxies whose X-Forwarded-For gives the client address
+	MaxPending      int            // connections not yet authenticated in all
 	MaxConnsPerUser int
 	AllowedOrigins  []string // "*" allows any; empty allows same-origin and non-browser clients
 	ShutdownGrace   time.Duration
@@ -97,7 +99,7 @@ func New(o Options, log *slog.Logger, v Verifier, h Hub, store Recovery, w *whee
 		saves: newSaveQueue(saveQueueLimit), gone: make(chan struct{}),
 		conns: make(map[string]*conn),
 	}
-	s.pending = newPendingLimits(o.MaxPendingPerIP, o.MaxPending, func(limit string) {
+	s.pending = newPendingLimits(o.MaxPendingPerIP, o.MaxPending, o.TrustedProxies, func(limit string) {
 		s.metrics.pendingRefused.WithLabelValues(limit).Inc()
 	})
 	s.metrics.watchPending(reg, s.pending.count)

@@ -38,12 +38,22 @@ type entry struct {
 	written chan struct{}
 }
 
-// Window is how long the dispatcher gathers work for one write, after the
-// first item: new events for one insert of their deliveries, and attempt
-// results for one transaction. At a steady rate a few milliseconds put
-// several deliveries in each transaction (BENCHMARKS.md, "Webhook
-// deliveries"); under load batches fill before it ends.
+// Window is how long the dispatcher gathers new events, after the first,
+// for one insert of their deliveries: the wait is part of every delivery's
+// latency, so it stays a few milliseconds; at a steady rate it still puts
+// several deliveries in each insert (BENCHMARKS.md, "Webhook deliveries").
+// Under load batches fill before it ends.
 const Window = 5 * time.Millisecond
+
+// RecordWindow is how long the recorder gathers attempt results, after the
+// first, for one transaction. Each transaction costs PostgreSQL about a
+// millisecond and a half of CPU on top of its rows (its commit's WAL flush
+// mostly), so that at 800 deliveries/s the commits of 5 ms batches cost
+// more than the deliveries' rows. The wait is after the request, so it
+// adds nothing to the delivery's latency: it holds the result (and the
+// delivery's claim, which the lease keeps) a little longer, and a failed
+// attempt's scheduler slot (AddAndWait) until its batch is written.
+const RecordWindow = 50 * time.Millisecond
 
 // recordRetry spaces the attempts to write a batch of results.
 var recordRetry = backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}
@@ -73,9 +83,9 @@ func (r *Recorder) Close() { close(r.in) }
 // Done is closed when Run has returned.
 func (r *Recorder) Done() <-chan struct{} { return r.done }
 
-// Run writes batches until Close: what arrives within Window of a result
-// is written with it, so that results trickling in at a steady rate share a
-// transaction as a burst's do.
+// Run writes batches until Close: what arrives within RecordWindow of a
+// result is written with it, so that results trickling in at a steady rate
+// share a transaction as a burst's do.
 func (r *Recorder) Run(ctx context.Context) {
 	defer close(r.done)
 	var entries []entry
@@ -83,7 +93,7 @@ func (r *Recorder) Run(ctx context.Context) {
 	for open := true; open; {
 		// Results are written even after ctx ends, until Close: the
 		// deliveries they complete are held until then.
-		entries, open = batch.Next(context.WithoutCancel(ctx), r.in, entries[:0], r.batch, Window)
+		entries, open = batch.Next(context.WithoutCancel(ctx), r.in, entries[:0], r.batch, RecordWindow)
 		if len(entries) == 0 {
 			continue
 		}

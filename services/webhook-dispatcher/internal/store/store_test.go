@@ -15,7 +15,7 @@ import (
 	"github.com/xpeditis/notify/services/webhook-dispatcher/migrations"
 )
 
-func newStore(t *testing.T) *Store {
+func newStore(t testing.TB) *Store {
 	t.Helper()
 	db := testkit.Postgres(t)
 	if err := postgres.Migrate(t.Context(), db, "webhook-dispatcher", migrations.FS); err != nil {
@@ -24,7 +24,7 @@ func newStore(t *testing.T) *Store {
 	return New(db)
 }
 
-func activeWebhook(t *testing.T, s *Store, org string) Webhook {
+func activeWebhook(t testing.TB, s *Store, org string) Webhook {
 	t.Helper()
 	now := time.Now().UTC()
 	w := Webhook{ID: uuid.Must(uuid.NewV7()), OrgID: org, URL: "https://example.com/h", Events: []string{"BOOKING_CREATED"},
@@ -36,7 +36,7 @@ func activeWebhook(t *testing.T, s *Store, org string) Webhook {
 }
 
 // liveHolder is a holder with a live lease of ttl.
-func liveHolder(t *testing.T, s *Store, ttl time.Duration) uuid.UUID {
+func liveHolder(t testing.TB, s *Store, ttl time.Duration) uuid.UUID {
 	t.Helper()
 	h := uuid.New()
 	if _, err := s.RenewLease(t.Context(), h, ttl, nil); err != nil {
@@ -476,5 +476,58 @@ func TestDeliveriesInsertedWhileAWebhookIsDisabledAreNotLeftPending(t *testing.T
 	}
 	if pending != 0 || len(res.jobs) != 0 {
 		t.Fatalf("%d deliveries PENDING on a FAILED webhook, %d jobs handed out", pending, len(res.jobs))
+	}
+}
+
+// A batch of successes only (one statement, no transaction around it)
+// records every attempt and delivery state, resets the failure count of an
+// ACTIVE webhook, and leaves a webhook that is no longer ACTIVE as it is.
+func TestABatchOfSuccessesRecordsAttemptsAndResetsFailureCounts(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	failing, failed := activeWebhook(t, s, "org-5"), activeWebhook(t, s, "org-5")
+	if _, err := s.db.ExecContext(ctx, `UPDATE webhooks SET failure_count = 2 WHERE id = $1`, failing.ID); err != nil {
+		t.Fatal(err)
+	}
+	holder := liveHolder(t, s, time.Minute)
+	jobs, err := s.InsertDeliveries(ctx, holder, uuid.New(), []NewDelivery{newDelivery(failing, "a"), newDelivery(failing, "b"), newDelivery(failed, "c")})
+	if err != nil || len(jobs) != 3 {
+		t.Fatalf("insert: %d jobs, %v", len(jobs), err)
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE webhooks SET status = 'FAILED', failure_count = 3 WHERE id = $1`, failed.ID); err != nil {
+		t.Fatal(err)
+	}
+	var results []Result
+	for _, j := range jobs {
+		results = append(results, Result{Job: j, Status: DeliverySucceeded,
+			Attempt: Attempt{Number: j.Attempt, At: time.Now().UTC(), DurationMs: 3, Outcome: OutcomeSuccess, StatusCode: 204}})
+	}
+	if disabled, err := s.Complete(ctx, results, 3); err != nil || len(disabled) != 0 {
+		t.Fatalf("complete: disabled %+v, %v", disabled, err)
+	}
+	for _, c := range []struct {
+		w     Webhook
+		count int
+		st    string
+	}{{failing, 0, StatusActive}, {failed, 3, StatusFailed}} {
+		got, err := s.GetWebhook(ctx, "org-5", c.w.ID)
+		if err != nil || got.FailureCount != c.count || got.Status != c.st {
+			t.Fatalf("webhook: failureCount %d status %s (%v), want %d %s", got.FailureCount, got.Status, err, c.count, c.st)
+		}
+	}
+	for _, w := range []Webhook{failing, failed} {
+		ds, err := s.ListDeliveries(ctx, "org-5", w.ID, 10, nil, DeliveryFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.Status != DeliverySucceeded || logOf(attemptsOf(t, d)) != "1:success" {
+				t.Fatalf("delivery %s: %s, log %q", d.EventID, d.Status, logOf(attemptsOf(t, d)))
+			}
+		}
+	}
+	var held int
+	if err := s.db.GetContext(ctx, &held, `SELECT count(*) FROM webhook_deliveries WHERE holder IS NOT NULL`); err != nil || held != 0 {
+		t.Fatalf("%d deliveries still held (%v)", held, err)
 	}
 }
