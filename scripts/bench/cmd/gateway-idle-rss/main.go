@@ -4,7 +4,13 @@
 // socket.io-client does: handshake, CONNECT with a token, pongs), waits for
 // them to idle and prints the gateway's RSS growth per connection and the
 // CPU time it spends while they idle (heartbeats and the timing wheel; run
-// it with -settle of a few ping intervals for that figure). The full
+// it with -settle of a few ping intervals for that figure), and the CPU time
+// it spent opening them (handshake, CONNECT, join, session record) per
+// 1,000 connections. With -pprof (the address of bin/realtime-gateway-pprof's
+// profiler, whose PPROF_ADDR this probe then sets) it also saves a CPU
+// profile of the connection storm and allocation and heap profiles into
+// -profiles, and prints the heap and stack bytes per idle connection after
+// a forced collection (from the gateway's /metrics). The full
 // load generator (connection rate, fan-out latency, the Node.js reference)
 // is make bench-gateway; this is the small, fast probe used while tuning.
 //
@@ -16,8 +22,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +52,9 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:18081", "HTTP address for the gateway")
 	natsAddr := flag.String("nats", "127.0.0.1:14223", "address of the in-process NATS")
 	settle := flag.Duration("settle", 10*time.Second, "idle time before the reading")
+	pprofAddr := flag.String("pprof", "", "profiler address of a realtime-gateway-pprof binary (sets its PPROF_ADDR)")
+	profiles := flag.String("profiles", ".", "directory for the profiles taken with -pprof")
+	stormSeconds := flag.Int("storm-profile", 10, "seconds of CPU profile taken from the start of the connection storm (with -pprof)")
 	flag.Parse()
 	if *bin == "" {
 		return errors.New("-bin is required")
@@ -61,6 +73,9 @@ func run() error {
 	const secret = "idle-rss-check-secret-0123456789-abcdef"
 	gw := exec.Command(*bin)
 	gw.Env = append(os.Environ(), "NATS_URL=nats://"+*natsAddr, "HTTP_ADDR="+*addr, "JWT_SECRET="+secret, "LOG_LEVEL=error")
+	if *pprofAddr != "" {
+		gw.Env = append(gw.Env, "PPROF_ADDR="+*pprofAddr)
+	}
 	gw.Stderr = os.Stderr
 	if err := gw.Start(); err != nil {
 		return err
@@ -78,6 +93,23 @@ func run() error {
 		return err
 	}
 	fmt.Printf("gateway RSS before: %d KiB\n", base)
+	metricsURL := "http://" + *addr + "/metrics"
+	var memBefore memStats
+	if *pprofAddr != "" {
+		if memBefore, err = readMem(*pprofAddr, metricsURL); err != nil {
+			return err
+		}
+	}
+	cpuStart, err := cpuSeconds(gw.Process.Pid)
+	if err != nil {
+		return err
+	}
+	stormProfile := make(chan error, 1)
+	if *pprofAddr != "" {
+		go func() {
+			stormProfile <- save(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", *pprofAddr, *stormSeconds), filepath.Join(*profiles, "connect.cpu.pprof"))
+		}()
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -109,6 +141,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	fmt.Printf("gateway CPU opening them: %.2f s: %.3f CPU-seconds per 1,000 connections\n", cpuBefore-cpuStart, (cpuBefore-cpuStart)*1000/float64(opened.Load()))
+	if *pprofAddr != "" {
+		if err := <-stormProfile; err != nil {
+			return err
+		}
+		if err := save("http://"+*pprofAddr+"/debug/pprof/allocs", filepath.Join(*profiles, "connect.allocs.pprof")); err != nil {
+			return err
+		}
+	}
 	time.Sleep(*settle)
 	after, err := rss(gw.Process.Pid)
 	if err != nil {
@@ -120,7 +161,82 @@ func run() error {
 	}
 	fmt.Printf("gateway RSS after %s idle: %d KiB: %.2f KiB per idle connection\n", *settle, after, float64(after-base)/float64(opened.Load()))
 	fmt.Printf("gateway CPU while idle: %.2f s over %s (%.3f CPU-seconds per idle minute)\n", cpuAfter-cpuBefore, *settle, (cpuAfter-cpuBefore)/settle.Minutes())
+	if *pprofAddr != "" {
+		if err := save("http://"+*pprofAddr+"/debug/pprof/heap?gc=1", filepath.Join(*profiles, "idle.heap.pprof")); err != nil {
+			return err
+		}
+		memAfter, err := readMem(*pprofAddr, metricsURL)
+		if err != nil {
+			return err
+		}
+		n := float64(opened.Load())
+		fmt.Printf("per idle connection after a collection: %.2f goroutines, %.0f bytes of stack, %.0f bytes of heap in use (%.0f bytes allocated)\n",
+			(memAfter["go_goroutines"]-memBefore["go_goroutines"])/n,
+			(memAfter["go_memstats_stack_inuse_bytes"]-memBefore["go_memstats_stack_inuse_bytes"])/n,
+			(memAfter["go_memstats_heap_inuse_bytes"]-memBefore["go_memstats_heap_inuse_bytes"])/n,
+			(memAfter["go_memstats_heap_alloc_bytes"]-memBefore["go_memstats_heap_alloc_bytes"])/n)
+	}
 	return nil
+}
+
+// memStats are the gateway's Go memory gauges from /metrics.
+type memStats map[string]float64
+
+// readMem forces a collection in the gateway (through its profiler) and
+// reads its memory gauges.
+func readMem(pprofAddr, metricsURL string) (memStats, error) {
+	if err := save("http://"+pprofAddr+"/debug/pprof/heap?gc=1", os.DevNull); err != nil {
+		return nil, err
+	}
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	m := memStats{}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 || strings.HasPrefix(l, "#") {
+			continue
+		}
+		switch f[0] {
+		case "go_goroutines", "go_memstats_stack_inuse_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes":
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				return nil, err
+			}
+			m[f[0]] = v
+		}
+	}
+	if len(m) != 4 {
+		return nil, fmt.Errorf("%s: memory gauges missing", metricsURL)
+	}
+	return m, nil
+}
+
+// save writes what url answers into the file path.
+func save(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func waitUp(url string) error {

@@ -39,7 +39,9 @@
 // protocol replies alike, goes through enqueueLocked, which holds the
 // connection to its bound (see roomLocked).
 //
-// Nothing runs for an idle connection but its reader goroutine: frames go
+// Nothing runs for an idle connection, not even a goroutine: on Linux its
+// socket waits in the process's epoll set and a message is read on a
+// pooled goroutine (reader_linux.go); frames go
 // into a bounded queue and a writer goroutine exists only while the queue is
 // not empty; heartbeats and deadlines live on the server's timing wheel.
 package gateway
@@ -47,6 +49,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 	"unsafe"
@@ -148,54 +151,53 @@ type conn struct {
 
 	// heartbeat and deadlines, on the wheel
 	tick         int64
-	pings        int       // pings from the client since pingsFrom
-	pingsFrom    time.Time // start of the window maxClientPings counts in
+	pingsFrom    instant // start of the window maxClientPings counts in
+	pingSentAt   instant
+	nextPingAt   instant
+	deadline     instant // CONNECT timeout, then token expiry
+	pings        int32   // pings from the client since pingsFrom
 	awaitingPong bool
-	pingSentAt   time.Time
-	nextPingAt   time.Time
-	deadline     time.Time // CONNECT timeout, then token expiry
 
 	// session
-	pendingSlot bool // holds a pending-connection slot (not yet authenticated)
+	pendingSlot bool   // holds a pending-connection slot (not yet authenticated)
+	replaying   bool   // see pending
+	explicit    bool   // the client disconnected on purpose: no recovery
+	skipBinary  int32  // binary attachments the client announced
+	watch       uint32 // the poller's key for its socket (reader_linux.go), 0 if none
 	user        string
 	socketID    string
 	pid         string
 	start       int64 // when the session began, Unix ms
 	lastSeq     uint64
-	replaying   bool
 	pending     []*hub.Message // live messages held while replaying
-	explicit    bool           // the client disconnected on purpose: no recovery
-	skipBinary  int            // binary attachments the client announced
 	rev         uint64         // revision of the session's record (recovery bucket)
 	covered     int64          // Unix s: the token expiry that record covers
 }
 
 // open is the handshake: a new connection on transport t, holding the
-// pending slot of peer that the caller acquired, with first queued when
-// not nil. From here on only the connection's methods touch it.
-func (s *Server) open(id string, t transport, d dialect, peer string, first []byte) *conn {
+// pending slot of peer that the caller acquired. From here on only the
+// connection's methods touch it.
+func (s *Server) open(id string, t transport, d dialect, peer string) *conn {
 	now := time.Now()
 	c := &conn{srv: s, id: id, peer: peer, dialect: d, tr: t, pendingSlot: true,
-		nextPingAt: now.Add(s.opts.PingInterval), deadline: now.Add(s.opts.ConnectTimeout)}
+		nextPingAt: at(now.Add(s.opts.PingInterval)), deadline: at(now.Add(s.opts.ConnectTimeout))}
 	s.track(c, t.name())
 	c.mu.Lock()
-	if first != nil {
-		c.enqueueLocked(frame{data: first})
-	}
 	c.scheduleLocked()
 	c.mu.Unlock()
 	return c
 }
 
 // Fire runs the connection's heartbeat and deadlines (wheel.Item).
-func (c *conn) Fire(now time.Time, tick int64) {
+func (c *conn) Fire(t time.Time, tick int64) {
+	now := at(t)
 	c.mu.Lock()
 	if c.state == stateClosed || tick != c.tick {
 		c.mu.Unlock()
 		return
 	}
 	switch {
-	case !c.deadline.IsZero() && !now.Before(c.deadline):
+	case c.deadline != 0 && now >= c.deadline:
 		joined := c.state == stateJoined
 		c.mu.Unlock()
 		if joined {
@@ -204,11 +206,11 @@ func (c *conn) Fire(now time.Time, tick int64) {
 			c.close(reasonConnectTimeout)
 		}
 		return
-	case c.awaitingPong && !now.Before(c.pingSentAt.Add(c.srv.opts.PingTimeout)):
+	case c.awaitingPong && now >= c.pingSentAt.add(c.srv.opts.PingTimeout):
 		c.mu.Unlock()
 		c.close(reasonPingTimeout)
 		return
-	case !c.awaitingPong && !now.Before(c.nextPingAt):
+	case !c.awaitingPong && now >= c.nextPingAt:
 		c.awaitingPong, c.pingSentAt = true, now
 		if !c.tr.pingNow(c) {
 			c.enqueueLocked(c.tr.heartbeat())
@@ -222,12 +224,12 @@ func (c *conn) Fire(now time.Time, tick int64) {
 func (c *conn) scheduleLocked() {
 	next := c.nextPingAt
 	if c.awaitingPong {
-		next = c.pingSentAt.Add(c.srv.opts.PingTimeout)
+		next = c.pingSentAt.add(c.srv.opts.PingTimeout)
 	}
-	if !c.deadline.IsZero() && c.deadline.Before(next) {
+	if c.deadline != 0 && c.deadline < next {
 		next = c.deadline
 	}
-	c.tick = c.srv.wheel.Schedule(c, next)
+	c.tick = c.srv.wheel.Schedule(c, next.time())
 }
 
 // pong records a heartbeat answer.
@@ -235,7 +237,7 @@ func (c *conn) pong(now time.Time) {
 	c.mu.Lock()
 	if c.awaitingPong {
 		c.awaitingPong = false
-		c.nextPingAt = now.Add(c.srv.opts.PingInterval)
+		c.nextPingAt = at(now.Add(c.srv.opts.PingInterval))
 	}
 	c.mu.Unlock()
 }
@@ -251,8 +253,8 @@ func (c *conn) send(data []byte) {
 // that pings more than maxClientPings times within a ping interval.
 func (c *conn) clientPing(now time.Time, reply frame) {
 	c.mu.Lock()
-	if now.Sub(c.pingsFrom) >= c.srv.opts.PingInterval {
-		c.pings, c.pingsFrom = 0, now
+	if at(now) >= c.pingsFrom.add(c.srv.opts.PingInterval) {
+		c.pings, c.pingsFrom = 0, at(now)
 	}
 	c.pings++
 	if c.pings > maxClientPings {
@@ -274,6 +276,19 @@ func (c *conn) answerPings(ws *websocket.Conn) {
 	})
 }
 
+// watched notes the poller's key for the connection's socket, and reports
+// false when the connection closed already (its ending has passed: the
+// caller ends the watch itself).
+func (c *conn) watched(key uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateClosed {
+		return false
+	}
+	c.watch = key
+	return true
+}
+
 // live reports whether the connection is still open.
 func (c *conn) live() bool {
 	c.mu.Lock()
@@ -287,6 +302,24 @@ func (c *conn) isJoined() bool {
 	defer c.mu.Unlock()
 	return c.state == stateJoined
 }
+
+// instant is a point in time as nanoseconds since clockStart, read on the
+// monotonic clock like time.Time's comparisons: 8 bytes where a time.Time
+// takes 24, for the four a connection keeps. 0 is none.
+type instant int64
+
+// clockStart is the origin of instants.
+var clockStart = time.Now()
+
+func at(t time.Time) instant {
+	if t.IsZero() {
+		return 0
+	}
+	return instant(t.Sub(clockStart))
+}
+
+func (i instant) add(d time.Duration) instant { return i + instant(d) }
+func (i instant) time() time.Time             { return clockStart.Add(time.Duration(i)) }
 
 // ---- the send queue ----
 
@@ -677,7 +710,7 @@ func (c *conn) joined(claims auth.Claims, first []byte) bool {
 	c.state = stateJoined
 	slot := c.pendingSlot
 	c.pendingSlot = false
-	c.deadline = claims.ExpiresAt
+	c.deadline = at(claims.ExpiresAt)
 	c.enqueueLocked(frame{data: first})
 	c.scheduleLocked()
 	c.mu.Unlock()
@@ -717,7 +750,7 @@ func (c *conn) renew(token string) renewResult {
 		c.mu.Unlock()
 		return renewResult{Message: "the token is for another user"}
 	}
-	c.deadline = claims.ExpiresAt
+	c.deadline = at(claims.ExpiresAt)
 	c.scheduleLocked()
 	var refresh *saveRequest
 	if c.pid != "" && claims.ExpiresAt.Unix() > c.covered {
@@ -748,7 +781,7 @@ func (c *conn) disconnected() {
 // expectBinary notes the binary attachments a Socket.IO packet announced.
 func (c *conn) expectBinary(n int) {
 	c.mu.Lock()
-	c.skipBinary = n
+	c.skipBinary = int32(min(n, math.MaxInt32))
 	c.mu.Unlock()
 }
 
@@ -966,6 +999,7 @@ type ending struct {
 	save      *saveRequest // the session's end to record
 	peak      int          // the most it had queued
 	slot      bool         // it still held a pending slot
+	watch     uint32       // the poller's watch to end
 }
 
 // shutLocked marks the connection closed and ends its transport, and
@@ -981,7 +1015,7 @@ func (c *conn) shutLocked(reason string, last *frame) (ending, bool) {
 		c.releaseLocked(c.takeLocked())
 	}
 	joinedOrJoining := c.state == stateJoined || c.state == stateConnecting
-	end := ending{reason: reason, transport: c.tr.name(), peak: c.peak, slot: c.pendingSlot}
+	end := ending{reason: reason, transport: c.tr.name(), peak: c.peak, slot: c.pendingSlot, watch: c.watch}
 	if joinedOrJoining {
 		end.user = c.user
 	}

@@ -144,7 +144,7 @@ func (s *Server) pollingMaxPayload() int { return min(s.opts.MaxPayload, httpx.M
 func (s *Server) handshake(w http.ResponseWriter, r *http.Request, t, peer string) {
 	sid := newID()
 	if t == "polling" {
-		s.open(sid, newPolling(), socketIO{}, peer, nil)
+		s.open(sid, newPolling(), socketIO{}, peer)
 		writePolling(w, s.openPacket(sid, []string{"websocket"}, s.pollingMaxPayload()))
 		return
 	}
@@ -153,7 +153,17 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, t, peer strin
 		s.pending.release(peer)
 		return // the upgrader answered
 	}
-	c := s.open(sid, &engineWS{wsConn{ws: ws}}, socketIO{}, peer, s.openPacket(sid, []string{}, s.opts.MaxPayload))
+	// The open packet is written here, before the connection exists for
+	// anything else that writes (the queue's writer, the heartbeat): the
+	// handshake's goroutine has the stack for it already, where a writer
+	// goroutine started for this one frame would grow its own.
+	_ = ws.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+	if err := ws.WriteMessage(websocket.TextMessage, s.openPacket(sid, []string{}, s.opts.MaxPayload)); err != nil {
+		_ = ws.Close()
+		s.pending.release(peer)
+		return
+	}
+	c := s.open(sid, &engineWS{wsConn{ws: ws}}, socketIO{}, peer)
 	c.answerPings(ws)
 	go s.readEngineWS(c, ws, br)
 }

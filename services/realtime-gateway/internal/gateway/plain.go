@@ -83,7 +83,7 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
 		s.pending.release(peer)
 		return
 	}
-	c := s.open(newID(), &plainWS{wsConn{ws: ws}}, plain{}, peer, nil)
+	c := s.open(newID(), &plainWS{wsConn{ws: ws}}, plain{}, peer)
 	ws.SetPongHandler(func(string) error { c.pong(time.Now()); return nil })
 	c.answerPings(ws)
 	if token != "" {

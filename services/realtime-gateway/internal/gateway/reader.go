@@ -4,20 +4,27 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"syscall"
 
 	"github.com/gorilla/websocket"
 )
 
-// An idle connection's only goroutine is its reader, parked until the
-// client sends something. Parked inside gorilla's ReadMessage it would hold
+// Where the process has no epoll (see reader_linux.go), an idle
+// connection's only goroutine is its reader, parked until the client sends
+// something. Parked inside gorilla's ReadMessage it would hold
 // a 4-8 KB stack; parked in waitReadable (a peek on the socket) it keeps the
-// minimal 2 KB one, and each message is read on a short-lived goroutine.
+// minimal 2 KB one, and each message is read on another goroutine (see
+// onOwnStack).
 // That needs to know when gorilla's read buffer is empty, so the reader
 // hands gorilla a bufio.Reader of its own through the hijack.
 
 // readBufferSize is the per-connection read buffer; client messages are
 // small (pongs, CONNECT, reauth) and larger ones simply take more reads.
-const readBufferSize = 512
+// gorilla reads through the hijacked reader only when it is larger than
+// 256 bytes (else it makes one of 4 KiB); 288 is the smallest allocation
+// size above that. It holds a frame header and a control frame (at most
+// 125 bytes), which gorilla peeks whole.
+const readBufferSize = 288
 
 // unauthReadLimit bounds a message from a connection that has not
 // authenticated yet (a CONNECT with its token, or the /ws auth frame):
@@ -54,48 +61,71 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Con
 	return ws, h.br, nil
 }
 
+// reader reads one WebSocket's messages for its connection (see
+// readMessages). It is one allocation that lives as long as the connection.
+type reader struct {
+	s       *Server
+	c       *conn
+	ws      *websocket.Conn
+	br      *bufio.Reader
+	handle  func(mt int, data []byte, err error) bool
+	raw     syscall.RawConn // the socket, for the poller (nil: read the plain way)
+	key     uint32          // the poller's key for it (reader_linux.go)
+	limited bool            // the read limit is still the one for unauthenticated clients
+	more    bool            // reading goes on
+}
+
 // readMessages calls handle with each message of c's WebSocket ws until
 // reading fails (then with the error) or handle returns false. Once c has
-// joined, messages of up to MaxPayload bytes are read.
+// joined, messages of up to MaxPayload bytes are read. On Linux it returns
+// at once and the process's poller reads (see reader_linux.go); elsewhere
+// it returns when reading ends.
 func (s *Server) readMessages(c *conn, ws *websocket.Conn, br *bufio.Reader, handle func(mt int, data []byte, err error) bool) {
-	limited := true
-	next := handle
-	handle = func(mt int, data []byte, err error) bool {
-		more := next(mt, data, err)
-		if limited && more && c.isJoined() {
-			ws.SetReadLimit(int64(s.opts.MaxPayload)) // from the reading goroutine, as gorilla wants
-			limited = false
+	r := &reader{s: s, c: c, ws: ws, br: br, handle: handle, limited: true, more: true}
+	r.liftLimit() // an upgraded session, or a /ws client that sent its token in the request
+	if br != nil {
+		r.raw = rawConn(ws.NetConn())
+	}
+	if r.raw == nil {
+		for r.more {
+			onOwnStack(r.one)
 		}
-		return more
+		return
 	}
-	if c.isJoined() { // an upgraded session, or a /ws client that sent its token in the request
-		ws.SetReadLimit(int64(s.opts.MaxPayload))
-		limited = false
+	if s.watch(r) {
+		return
 	}
-	raw := rawConn(ws.NetConn())
-	if raw == nil || br == nil {
-		for {
-			mt, data, err := ws.ReadMessage()
-			if !handle(mt, data, err) || err != nil {
-				return
-			}
+	for r.more {
+		waitReadable(r.raw)
+		onOwnStack(r.burst)
+	}
+}
+
+// one reads and handles one message.
+func (r *reader) one() {
+	mt, data, err := r.ws.ReadMessage()
+	if !r.handle(mt, data, err) || err != nil {
+		r.more = false
+		return
+	}
+	r.liftLimit()
+}
+
+// burst reads the messages that arrived, until the read buffer is empty.
+func (r *reader) burst() {
+	for r.more {
+		r.one()
+		if r.br.Buffered() == 0 {
+			return
 		}
 	}
-	more := true
-	burst := func() {
-		for {
-			mt, data, err := ws.ReadMessage()
-			if !handle(mt, data, err) || err != nil {
-				more = false
-				return
-			}
-			if br.Buffered() == 0 {
-				return
-			}
-		}
-	}
-	for more {
-		waitReadable(raw)
-		onOwnStack(burst)
+}
+
+// liftLimit lets a joined connection send messages of up to MaxPayload
+// bytes (from the reading goroutine, as gorilla wants).
+func (r *reader) liftLimit() {
+	if r.limited && r.c.isJoined() {
+		r.ws.SetReadLimit(int64(r.s.opts.MaxPayload))
+		r.limited = false
 	}
 }

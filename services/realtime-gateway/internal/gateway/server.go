@@ -254,6 +254,9 @@ func (s *Server) forget(c *conn, end ending) {
 	if end.slot {
 		s.pending.release(c.peer)
 	}
+	if end.watch != 0 {
+		unwatch(end.watch)
+	}
 	s.metrics.queuePeak.Observe(float64(end.peak))
 	if end.user != "" {
 		s.hub.Leave(end.user, c)

@@ -52,7 +52,10 @@ func (s *Server) onSocketIO(c *conn, data []byte) {
 		if len(p.Data) > 0 {
 			_ = json.Unmarshal(p.Data, &a) // a wrong shape is a missing token
 		}
-		onOwnStack(func() { c.connect(connectRequest{token: a.Token, pid: a.PID, offset: a.Offset}) })
+		// A WebSocket's messages are handled on a pooled stack (see
+		// readMessages), a polling POST on its request's goroutine: neither
+		// is the stack an idle connection parks on.
+		c.connect(connectRequest{token: a.Token, pid: a.PID, offset: a.Offset})
 	case socketio.Disconnect:
 		c.disconnected()
 	case socketio.Event, socketio.BinaryEvent, socketio.Ack, socketio.BinaryAck:
@@ -66,18 +69,6 @@ func (s *Server) onSocketIO(c *conn, data []byte) {
 	default: // CONNECT_ERROR is the server's
 		c.close(reasonProtocol)
 	}
-}
-
-// onOwnStack runs fn on a short-lived goroutine and waits for it. A
-// connection's reader spends its life parked in a read; running the deep
-// work of a connect there would leave it holding a grown stack for good.
-func onOwnStack(fn func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	<-done
 }
 
 func sioPacket(p socketio.Packet) []byte {

@@ -83,7 +83,7 @@ type user struct {
 	id    string
 	sub   *nats.Subscription
 	sinks []Sink
-	ready chan struct{} // closed once the subscription is on the server
+	ready chan struct{} // closed once the subscription is on the server, then nil (it is a user's largest field)
 }
 
 // New returns a hub that allows at most limit connections per user and
@@ -109,8 +109,11 @@ func (h *Hub) Join(userID string, s Sink) error {
 			return ErrTooManyConnections
 		}
 		u.sinks = append(u.sinks, s)
+		ready := u.ready
 		h.mu.Unlock()
-		<-u.ready
+		if ready != nil {
+			<-ready
+		}
 		return nil
 	}
 	sub, err := h.nc.ChanSubscribe(contract.LiveSubject(userID), h.in)
@@ -119,7 +122,12 @@ func (h *Hub) Join(userID string, s Sink) error {
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	u = &user{id: userID, sub: sub, sinks: []Sink{s}, ready: make(chan struct{})}
-	defer close(u.ready)
+	defer func() {
+		h.mu.Lock()
+		close(u.ready)
+		u.ready = nil
+		h.mu.Unlock()
+	}()
 	h.users[userID] = u
 	h.subs[sub] = u
 	h.mu.Unlock()
