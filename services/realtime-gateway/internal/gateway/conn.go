@@ -73,7 +73,7 @@ type frameKind uint8
 
 const (
 	frameText  frameKind = iota // a text message (an Engine.IO packet or a /ws JSON frame)
-	framePing                   // a WebSocket ping control frame (/ws heartbeats)
+	frameWire                   // a whole WebSocket frame, written to the socket as it is (user messages, heartbeats)
 	framePong                   // a WebSocket pong control frame (answer to the client's ping)
 	frameClose                  // end of stream: a close frame, or the Engine.IO close packet when polling
 )
@@ -210,9 +210,7 @@ func (c *conn) Fire(now time.Time, tick int64) {
 		return
 	case !c.awaitingPong && !now.Before(c.nextPingAt):
 		c.awaitingPong, c.pingSentAt = true, now
-		if !c.tr.pingNow(c) {
-			c.enqueueLocked(c.tr.heartbeat())
-		}
+		c.enqueueLocked(c.tr.heartbeat())
 	}
 	c.scheduleLocked()
 	c.mu.Unlock()
@@ -294,6 +292,12 @@ func (c *conn) isJoined() bool {
 // only way into the queue, so the bound holds for every kind of frame: one
 // that does not fit cuts the connection as a slow client instead, and
 // enqueueLocked reports false (also when the connection is closed).
+//
+// When nothing is queued or being written, the transport first writes what
+// the socket takes at once (writeNow): a user message or a heartbeat to a
+// client that keeps up costs one write from the caller's goroutine, with
+// no writer goroutine to start and no deadline to set. Only what the
+// socket did not take is queued.
 func (c *conn) enqueueLocked(f frame) bool {
 	if c.state == stateClosed && f.kind != frameClose {
 		return false
@@ -302,6 +306,14 @@ func (c *conn) enqueueLocked(f frame) bool {
 	if f.kind != frameClose && !c.roomLocked(n) {
 		c.abortLocked(reasonSlowClient)
 		return false
+	}
+	if c.frames == 0 {
+		w := c.tr.writeNow(c, f)
+		if w == len(f.data) && w > 0 {
+			return true
+		}
+		f.data = f.data[w:] // the rest of a frame cut short goes first
+		n = f.cost()
 	}
 	c.queue = append(c.queue, f)
 	c.queued += n
@@ -437,10 +449,10 @@ func (c *conn) pushLocked(m *hub.Message) string {
 		return reasonGap
 	}
 	if !m.Skipped() {
-		if !c.enqueueLocked(frame{data: c.tr.message(m)}) {
+		if !c.enqueueLocked(c.tr.message(m)) {
 			return "" // closed, as a slow client if the message did not fit
 		}
-		c.srv.metrics.sent.WithLabelValues(c.tr.name()).Inc()
+		c.srv.metrics.sentOn(c.tr.name()).Inc()
 	}
 	c.lastSeq = m.Seq
 	return ""
@@ -456,7 +468,7 @@ func (c *conn) deliverReplay(ctx context.Context, m *hub.Message) error {
 			c.mu.Unlock()
 			return errClosed
 		}
-		if m.Skipped() || c.roomInLocked(frame{data: c.tr.message(m)}.cost(), 2) {
+		if m.Skipped() || c.roomInLocked(c.tr.message(m).cost(), 2) {
 			reason := c.pushLocked(m)
 			c.mu.Unlock()
 			if reason != "" {
