@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/tracing"
@@ -70,7 +71,7 @@ type Hub struct {
 	nc      Subscriber
 	log     *slog.Logger
 	metrics *Metrics
-	tracer  trace.Tracer
+	tracer  trace.Tracer // nil when tracing is off
 	limit   int
 	in      chan *nats.Msg
 
@@ -90,6 +91,11 @@ type user struct {
 // buffers up to buffer messages between NATS and the dispatcher; tr traces
 // each message taken.
 func New(nc Subscriber, log *slog.Logger, m *Metrics, tr trace.Tracer, limit, buffer int) *Hub {
+	if _, off := tr.(noop.Tracer); off {
+		// Starting a no-op span still costs its options, attributes and
+		// contexts on every message.
+		tr = nil
+	}
 	return &Hub{
 		nc: nc, log: log, metrics: m, tracer: tr, limit: limit,
 		in:    make(chan *nats.Msg, buffer),
@@ -182,8 +188,7 @@ func (h *Hub) Run(ctx context.Context) {
 // and handed to each of the user's connections (Sink.Deliver, which queues
 // it for the client's writer).
 func (h *Hub) dispatch(ctx context.Context, msg *nats.Msg, sinks []Sink) []Sink {
-	_, span := h.tracer.Start(tracing.Extract(ctx, msg.Header), "deliver live.user.*", trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(tracing.Messaging(msg.Subject)...))
+	span := h.startSpan(ctx, msg)
 	defer span.End()
 	h.mu.Lock()
 	u := h.subs[msg.Sub]
@@ -212,8 +217,21 @@ func (h *Hub) dispatch(ctx context.Context, msg *nats.Msg, sinks []Sink) []Sink 
 	for _, s := range sinks {
 		s.Deliver(m)
 	}
-	span.SetAttributes(attribute.Int("notify.connections", len(sinks)))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("notify.connections", len(sinks)))
+	}
 	return sinks
+}
+
+// startSpan starts the span of a message taken; a no-op span, for free,
+// when tracing is off.
+func (h *Hub) startSpan(ctx context.Context, msg *nats.Msg) trace.Span {
+	if h.tracer == nil {
+		return trace.SpanFromContext(context.Background()) // the no-op span
+	}
+	_, span := h.tracer.Start(tracing.Extract(ctx, msg.Header), "deliver live.user.*", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(tracing.Messaging(msg.Subject)...))
+	return span
 }
 
 // Close drops every subscription.
