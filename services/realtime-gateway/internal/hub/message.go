@@ -58,13 +58,15 @@ func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 	if len(body) > MaxMessageBytes {
 		return nil, fmt.Errorf("message of %d bytes is over the limit of %d", len(body), MaxMessageBytes)
 	}
-	// The data is decoded straight into the frame's buffer (frameData owns
-	// it) and then moved behind the event name: the frame is the only copy.
+	// The data is copied straight into the frame's buffer and then moved
+	// behind the event name: the frame is the only copy.
 	in := struct {
 		Event string    `json:"event"`
 		Data  frameData `json:"data"`
 	}{Data: frameData{buf: make([]byte, 0, len(body)+frameSlack)}}
-	if err := json.Unmarshal(body, &in); err != nil {
+	if event, data, ok := canonicalBody(body); ok {
+		in.Event, in.Data.buf = event, append(in.Data.buf, data...)
+	} else if err := json.Unmarshal(body, &in); err != nil {
 		return nil, fmt.Errorf("decode user message: %w", err)
 	}
 	if in.Event == "" {
@@ -116,7 +118,8 @@ func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 }
 
 // frameData takes the raw JSON of a message's data into a buffer of its
-// own, the one the frame is built in. encoding/json hands UnmarshalJSON the
+// own, the one the frame is built in, when the body is not canonical (see
+// canonicalBody). encoding/json hands UnmarshalJSON the
 // value's bytes, valid and whole; when the key is given twice the last one
 // counts, as for a json.RawMessage.
 type frameData struct{ buf []byte }
