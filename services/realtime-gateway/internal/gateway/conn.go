@@ -39,9 +39,11 @@
 // protocol replies alike, goes through enqueueLocked, which holds the
 // connection to its bound (see roomLocked).
 //
-// Nothing runs for an idle connection but its reader goroutine: frames go
-// into a bounded queue and a writer goroutine exists only while the queue is
-// not empty; heartbeats and deadlines live on the server's timing wheel.
+// Nothing runs for an idle connection but its reader goroutine: a frame
+// for a connection with nothing queued is written by the caller in one
+// non-blocking write, what the socket does not take goes into a bounded
+// queue, and a writer goroutine exists only while the queue is not empty;
+// heartbeats and deadlines live on the server's timing wheel.
 package gateway
 
 import (

@@ -64,8 +64,9 @@ func (p *polling) wakeGet() {
 	}
 }
 
-// wsConn is what both WebSocket transports share: a writer goroutine that
-// runs while the queue is not empty (conn.writeLoop).
+// wsConn is what both WebSocket transports share: writes at once while
+// nothing is queued (writeNow), and a writer goroutine that runs while the
+// queue is not empty (conn.writeLoop).
 type wsConn struct {
 	ws      *websocket.Conn
 	writing bool

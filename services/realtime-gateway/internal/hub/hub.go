@@ -185,8 +185,9 @@ func (h *Hub) Run(ctx context.Context) {
 
 // dispatch is where a live message enters the gateway: the NATS message of
 // one user's stream, decoded once into a Message (its frames encoded once)
-// and handed to each of the user's connections (Sink.Deliver, which queues
-// it for the client's writer).
+// and handed to each of the user's connections (Sink.Deliver, which writes
+// it to the socket at once when it can, or queues it for the client's
+// writer).
 func (h *Hub) dispatch(ctx context.Context, msg *nats.Msg, sinks []Sink) []Sink {
 	span := h.startSpan(ctx, msg)
 	defer span.End()
