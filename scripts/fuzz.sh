@@ -22,6 +22,7 @@ TARGETS=(
 	"services/realtime-gateway ./internal/socketio FuzzDecode"
 	"services/realtime-gateway ./internal/gateway FuzzDecodePlain"
 	"services/realtime-gateway ./internal/hub FuzzFrames"
+	"services/realtime-gateway ./internal/hub FuzzScanValue"
 )
 
 echo "==> fuzzing each target for $FUZZTIME"

@@ -42,7 +42,7 @@ type Config struct {
 	RecoveryWindow  time.Duration  // GATEWAY_RECOVERY_WINDOW
 	AllowedOrigins  []string       // GATEWAY_ALLOWED_ORIGINS: comma-separated, "*" for any
 	Tick            time.Duration  // GATEWAY_TICK: resolution of heartbeats and deadlines
-	HubBuffer       int            // GATEWAY_HUB_BUFFER: live messages between NATS and the dispatcher
+	HubBuffer       int            // GATEWAY_HUB_BUFFER: live messages between NATS and each dispatcher
 	ShutdownGrace   time.Duration  // GATEWAY_SHUTDOWN_GRACE
 	DrainRate       int            // GATEWAY_DRAIN_RATE: connections closed per second at shutdown
 }

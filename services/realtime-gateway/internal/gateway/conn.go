@@ -41,9 +41,11 @@
 //
 // Nothing runs for an idle connection, not even a goroutine: on Linux its
 // socket waits in the process's epoll set and a message is read on a
-// pooled goroutine (reader_linux.go); frames go
-// into a bounded queue and a writer goroutine exists only while the queue is
-// not empty; heartbeats and deadlines live on the server's timing wheel.
+// pooled goroutine (reader_linux.go). A frame for a connection with
+// nothing queued is written by the caller in one non-blocking write, what
+// the socket does not take goes into a bounded queue, and a writer
+// goroutine exists only while the queue is not empty; heartbeats and
+// deadlines live on the server's timing wheel.
 package gateway
 
 import (
@@ -76,7 +78,7 @@ type frameKind uint8
 
 const (
 	frameText  frameKind = iota // a text message (an Engine.IO packet or a /ws JSON frame)
-	framePing                   // a WebSocket ping control frame (/ws heartbeats)
+	frameWire                   // a whole WebSocket frame, written to the socket as it is (user messages, heartbeats)
 	framePong                   // a WebSocket pong control frame (answer to the client's ping)
 	frameClose                  // end of stream: a close frame, or the Engine.IO close packet when polling
 )
@@ -212,9 +214,7 @@ func (c *conn) Fire(t time.Time, tick int64) {
 		return
 	case !c.awaitingPong && now >= c.nextPingAt:
 		c.awaitingPong, c.pingSentAt = true, now
-		if !c.tr.pingNow(c) {
-			c.enqueueLocked(c.tr.heartbeat())
-		}
+		c.enqueueLocked(c.tr.heartbeat())
 	}
 	c.scheduleLocked()
 	c.mu.Unlock()
@@ -327,6 +327,12 @@ func (i instant) time() time.Time             { return clockStart.Add(time.Durat
 // only way into the queue, so the bound holds for every kind of frame: one
 // that does not fit cuts the connection as a slow client instead, and
 // enqueueLocked reports false (also when the connection is closed).
+//
+// When nothing is queued or being written, the transport first writes what
+// the socket takes at once (writeNow): a user message or a heartbeat to a
+// client that keeps up costs one write from the caller's goroutine, with
+// no writer goroutine to start and no deadline to set. Only what the
+// socket did not take is queued.
 func (c *conn) enqueueLocked(f frame) bool {
 	if c.state == stateClosed && f.kind != frameClose {
 		return false
@@ -335,6 +341,14 @@ func (c *conn) enqueueLocked(f frame) bool {
 	if f.kind != frameClose && !c.roomLocked(n) {
 		c.abortLocked(reasonSlowClient)
 		return false
+	}
+	if c.frames == 0 {
+		w := c.tr.writeNow(c, f)
+		if w == len(f.data) && w > 0 {
+			return true
+		}
+		f.data = f.data[w:] // the rest of a frame cut short goes first
+		n = f.cost()
 	}
 	c.queue = append(c.queue, f)
 	c.queued += n
@@ -470,10 +484,10 @@ func (c *conn) pushLocked(m *hub.Message) string {
 		return reasonGap
 	}
 	if !m.Skipped() {
-		if !c.enqueueLocked(frame{data: c.tr.message(m)}) {
+		if !c.enqueueLocked(c.tr.message(m)) {
 			return "" // closed, as a slow client if the message did not fit
 		}
-		c.srv.metrics.sent.WithLabelValues(c.tr.name()).Inc()
+		c.srv.metrics.sentOn(c.tr.name()).Inc()
 	}
 	c.lastSeq = m.Seq
 	return ""
@@ -489,7 +503,7 @@ func (c *conn) deliverReplay(ctx context.Context, m *hub.Message) error {
 			c.mu.Unlock()
 			return errClosed
 		}
-		if m.Skipped() || c.roomInLocked(frame{data: c.tr.message(m)}.cost(), 2) {
+		if m.Skipped() || c.roomInLocked(c.tr.message(m).cost(), 2) {
 			reason := c.pushLocked(m)
 			c.mu.Unlock()
 			if reason != "" {

@@ -3,8 +3,11 @@
 package gateway
 
 import (
+	"errors"
 	"net"
+	"os"
 	"syscall"
+	"time"
 )
 
 // rawConn returns the socket under c, or nil.
@@ -35,18 +38,26 @@ func waitReadable(raw syscall.RawConn) {
 // failed (the caller writes the usual way, and meets the error there). The
 // socket's write lock is held for the write, so it does not interleave with
 // another writer's frame.
+//
+// A write deadline left on the socket by an earlier blocking write (the
+// writer's, or gorilla's for a control frame) has no meaning for a write
+// that never waits, but once past it refuses every write: it is cleared and
+// the write tried again.
 func tryWrite(c net.Conn, b []byte) int {
 	raw := rawConn(c)
 	if raw == nil {
 		return 0
 	}
 	n := 0
-	_ = raw.Write(func(fd uintptr) bool {
+	write := func(fd uintptr) bool {
 		w, err := syscall.Write(int(fd), b)
 		if err == nil {
 			n = w
 		}
 		return true // one attempt: never wait
-	})
+	}
+	if err := raw.Write(write); errors.Is(err, os.ErrDeadlineExceeded) && c.SetWriteDeadline(time.Time{}) == nil {
+		_ = raw.Write(write)
+	}
 	return n
 }

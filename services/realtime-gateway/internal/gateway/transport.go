@@ -14,10 +14,10 @@ import (
 // WebSocket. Its methods run under the connection's lock.
 type transport interface {
 	name() string                        // the metrics label: polling, websocket, ws
-	message(m *hub.Message) []byte       // a user message as this transport sends it (encoded once per message)
+	message(m *hub.Message) frame        // a user message as this transport sends it (encoded once per message)
 	heartbeat() frame                    // the server's ping
-	pingNow(c *conn) bool                // write the ping at once, without a writer goroutine, if it can
 	closing(code int, text string) frame // the last frame of a graceful close
+	writeNow(c *conn, f frame) int       // nothing queued: write what the socket takes of f at once, never waiting; how much went
 	kick(c *conn)                        // frames were queued: make sure something writes them
 	shut(c *conn, graceful bool)         // the connection closed (graceful: after its queue)
 }
@@ -43,12 +43,12 @@ type polling struct {
 
 func newPolling() *polling { return &polling{wake: make(chan struct{}, 1)} }
 
-func (p *polling) name() string                  { return "polling" }
-func (p *polling) message(m *hub.Message) []byte { return m.SocketIO }
-func (p *polling) heartbeat() frame              { return frame{data: pingPacket} }
-func (p *polling) closing(int, string) frame     { return frame{data: closePacket, kind: frameClose} }
-func (p *polling) kick(*conn)                    { p.wakeGet() }
-func (p *polling) pingNow(*conn) bool            { return false }
+func (p *polling) name() string                 { return "polling" }
+func (p *polling) message(m *hub.Message) frame { return frame{data: m.SocketIO} }
+func (p *polling) heartbeat() frame             { return frame{data: pingPacket} }
+func (p *polling) closing(int, string) frame    { return frame{data: closePacket, kind: frameClose} }
+func (p *polling) writeNow(*conn, frame) int    { return 0 } // the client's GET takes the queue
+func (p *polling) kick(*conn)                   { p.wakeGet() }
 
 func (p *polling) shut(*conn, bool) {
 	if p.probe != nil {
@@ -64,8 +64,9 @@ func (p *polling) wakeGet() {
 	}
 }
 
-// wsConn is what both WebSocket transports share: a writer goroutine that
-// runs while the queue is not empty (conn.writeLoop).
+// wsConn is what both WebSocket transports share: writes at once while
+// nothing is queued (writeNow), and a writer goroutine that runs while the
+// queue is not empty (conn.writeLoop).
 type wsConn struct {
 	ws      *websocket.Conn
 	writing bool
@@ -79,25 +80,21 @@ func (t *wsConn) kick(c *conn) {
 	}
 }
 
-// pingNow writes an idle connection's heartbeat from the timing wheel's
-// goroutine: a frame of two or three bytes into a socket whose buffer is
-// all but empty. Heartbeats are most of what an idle gateway does, and
-// starting a writer goroutine for each costs more than the write. It
-// writes only when nothing is queued or being written (so no frame of the
-// writer's is cut) and never waits: when the socket takes nothing, the ping
-// goes through the queue as usual.
-func (t *wsConn) pingNow(c *conn, ping []byte) bool {
-	if t.writing || len(c.queue) > 0 {
-		return false
+// writeNow writes a whole WebSocket frame (a user message the hub framed
+// once for every connection, or a heartbeat) from the caller's goroutine
+// (the hub's dispatcher, the timing wheel) in one non-blocking write, when
+// nothing is queued or being written so that it cannot cut into another
+// frame. A socket whose buffer takes the frame is the common case, and
+// starting a writer goroutine, setting a deadline and framing again cost
+// more than the write itself. When the socket takes only part of it or
+// nothing, the rest is queued and the writer finishes it as usual: the
+// socket's write lock keeps whole writes from interleaving, and nothing
+// else is written before the rest.
+func (t *wsConn) writeNow(c *conn, f frame) int {
+	if f.kind != frameWire || t.writing {
+		return 0
 	}
-	switch n := tryWrite(t.ws.NetConn(), ping); {
-	case n == len(ping):
-		return true
-	case n > 0:
-		c.abortLocked(reasonWriteError) // a frame cut short: the stream is lost
-		return true
-	}
-	return false
+	return tryWrite(t.ws.NetConn(), f.data)
 }
 
 func (t *wsConn) closing(code int, text string) frame {
@@ -113,8 +110,13 @@ func (t *wsConn) shut(c *conn, graceful bool) {
 func (t *wsConn) write(f frame, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	switch f.kind {
-	case framePing:
-		return t.ws.WriteControl(websocket.PingMessage, nil, deadline)
+	case frameWire:
+		nc := t.ws.NetConn()
+		if err := nc.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+		_, err := nc.Write(f.data)
+		return err
 	case framePong:
 		return t.ws.WriteControl(websocket.PongMessage, f.data, deadline)
 	case frameClose:
@@ -130,21 +132,19 @@ func (t *wsConn) write(f frame, timeout time.Duration) error {
 // engineWS is Engine.IO over a WebSocket: one packet per message.
 type engineWS struct{ wsConn }
 
-func (t *engineWS) name() string                  { return "websocket" }
-func (t *engineWS) message(m *hub.Message) []byte { return m.SocketIO }
-func (t *engineWS) heartbeat() frame              { return frame{data: pingPacket} }
-func (t *engineWS) pingNow(c *conn) bool          { return t.wsConn.pingNow(c, engineWSPing) }
+func (t *engineWS) name() string                 { return "websocket" }
+func (t *engineWS) message(m *hub.Message) frame { return frame{data: m.SocketIOWS, kind: frameWire} }
+func (t *engineWS) heartbeat() frame             { return frame{data: engineWSPing, kind: frameWire} }
 
 // plainWS is /ws: JSON frames, WebSocket control frames for heartbeats.
 type plainWS struct{ wsConn }
 
-func (t *plainWS) name() string                  { return "ws" }
-func (t *plainWS) message(m *hub.Message) []byte { return m.Plain() }
-func (t *plainWS) heartbeat() frame              { return frame{kind: framePing} }
-func (t *plainWS) pingNow(c *conn) bool          { return t.wsConn.pingNow(c, plainWSPing) }
+func (t *plainWS) name() string                 { return "ws" }
+func (t *plainWS) message(m *hub.Message) frame { return frame{data: m.PlainWS(), kind: frameWire} }
+func (t *plainWS) heartbeat() frame             { return frame{data: plainWSPing, kind: frameWire} }
 
 // The heartbeats as WebSocket frames from the server (unmasked, no
-// compression: the upgrader does not offer it), for pingNow.
+// compression: the upgrader does not offer it).
 var (
 	engineWSPing = []byte{0x80 | websocket.TextMessage, byte(len(pingPacket)), pingPacket[0]} // FIN, text, "2"
 	plainWSPing  = []byte{0x80 | websocket.PingMessage, 0}                                    // FIN, ping, no payload

@@ -1,8 +1,10 @@
 // Package hub fans a user's live NOTIFY messages out to that user's
 // connections: one core-NATS subscription per connected user, shared by all
 // of the user's connections on this gateway and dropped with the last one.
-// Every subscription feeds one channel read by one dispatcher goroutine, so
-// a connected user costs a subscription, not a goroutine.
+// Every subscription feeds one of a few channels (one per core), each read
+// by one dispatcher goroutine, so a connected user costs a subscription,
+// not a goroutine. A user's messages all go through one dispatcher, in
+// order; the dispatchers write to the sockets in parallel.
 //
 // Each message taken from NATS is traced as one span ("deliver
 // live.user.*"), a child of the trace context its NOTIFY headers carry
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -22,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/xpeditis/notify/pkg/contract"
 	"github.com/xpeditis/notify/pkg/tracing"
@@ -70,9 +74,9 @@ type Hub struct {
 	nc      Subscriber
 	log     *slog.Logger
 	metrics *Metrics
-	tracer  trace.Tracer
+	tracer  trace.Tracer // nil when tracing is off
 	limit   int
-	in      chan *nats.Msg
+	in      []chan *nats.Msg // one per dispatcher
 
 	mu    sync.Mutex
 	users map[string]*user
@@ -87,12 +91,21 @@ type user struct {
 }
 
 // New returns a hub that allows at most limit connections per user and
-// buffers up to buffer messages between NATS and the dispatcher; tr traces
+// buffers up to buffer messages between NATS and each dispatcher; tr traces
 // each message taken.
 func New(nc Subscriber, log *slog.Logger, m *Metrics, tr trace.Tracer, limit, buffer int) *Hub {
+	if _, off := tr.(noop.Tracer); off {
+		// Starting a no-op span still costs its options, attributes and
+		// contexts on every message.
+		tr = nil
+	}
+	in := make([]chan *nats.Msg, runtime.GOMAXPROCS(0))
+	for i := range in {
+		in[i] = make(chan *nats.Msg, buffer)
+	}
 	return &Hub{
 		nc: nc, log: log, metrics: m, tracer: tr, limit: limit,
-		in:    make(chan *nats.Msg, buffer),
+		in:    in,
 		users: make(map[string]*user),
 		subs:  make(map[*nats.Subscription]*user),
 	}
@@ -116,7 +129,7 @@ func (h *Hub) Join(userID string, s Sink) error {
 		}
 		return nil
 	}
-	sub, err := h.nc.ChanSubscribe(contract.LiveSubject(userID), h.in)
+	sub, err := h.nc.ChanSubscribe(contract.LiveSubject(userID), h.in[shard(userID, len(h.in))])
 	if err != nil {
 		h.mu.Unlock()
 		return fmt.Errorf("subscribe: %w", err)
@@ -171,27 +184,42 @@ func (h *Hub) Leave(userID string, s Sink) {
 	}
 }
 
+// shard is the dispatcher of a user: the same one for all its messages.
+func shard(userID string, n int) int {
+	hash := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(userID); i++ {
+		hash = (hash ^ uint32(userID[i])) * 16777619
+	}
+	return int(hash % uint32(n))
+}
+
 // Run dispatches messages until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
-	var sinks []Sink
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case msg := <-h.in:
-			sinks = h.dispatch(ctx, msg, sinks[:0])
-			clear(sinks)
-		}
+	var wg sync.WaitGroup
+	for _, in := range h.in {
+		wg.Go(func() {
+			var sinks []Sink
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case msg := <-in:
+					sinks = h.dispatch(ctx, msg, sinks[:0])
+					clear(sinks)
+				}
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // dispatch is where a live message enters the gateway: the NATS message of
 // one user's stream, decoded once into a Message (its frames encoded once)
-// and handed to each of the user's connections (Sink.Deliver, which queues
-// it for the client's writer).
+// and handed to each of the user's connections (Sink.Deliver, which writes
+// it to the socket at once when it can, or queues it for the client's
+// writer).
 func (h *Hub) dispatch(ctx context.Context, msg *nats.Msg, sinks []Sink) []Sink {
-	_, span := h.tracer.Start(tracing.Extract(ctx, msg.Header), "deliver live.user.*", trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(tracing.Messaging(msg.Subject)...))
+	span := h.startSpan(ctx, msg)
 	defer span.End()
 	h.mu.Lock()
 	u := h.subs[msg.Sub]
@@ -220,8 +248,21 @@ func (h *Hub) dispatch(ctx context.Context, msg *nats.Msg, sinks []Sink) []Sink 
 	for _, s := range sinks {
 		s.Deliver(m)
 	}
-	span.SetAttributes(attribute.Int("notify.connections", len(sinks)))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("notify.connections", len(sinks)))
+	}
 	return sinks
+}
+
+// startSpan starts the span of a message taken; a no-op span, for free,
+// when tracing is off.
+func (h *Hub) startSpan(ctx context.Context, msg *nats.Msg) trace.Span {
+	if h.tracer == nil {
+		return trace.SpanFromContext(context.Background()) // the no-op span
+	}
+	_, span := h.tracer.Start(tracing.Extract(ctx, msg.Header), "deliver live.user.*", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(tracing.Messaging(msg.Subject)...))
+	return span
 }
 
 // Close drops every subscription.

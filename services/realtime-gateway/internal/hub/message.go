@@ -25,17 +25,28 @@ type Message struct {
 	// 42["<event>",<data>,"<seq>"]: the trailing string is the offset that
 	// socket.io-client keeps for connection-state recovery.
 	SocketIO []byte
+	// SocketIOWS is SocketIO as a WebSocket text frame, header included
+	// (SocketIO is its tail): what every WebSocket connection of the user
+	// writes to its socket as it is, without framing it again.
+	SocketIOWS []byte
 
 	event     []byte // the event name as JSON, inside SocketIO
 	plainOnce sync.Once
-	plain     []byte
+	plainWS   []byte
+	plainLen  int // of the payload at the end of plainWS
 }
 
 // Plain is the /ws frame {"type":"message","event":…,"data":…,"offset":seq}.
 // Most users have only Socket.IO connections: it is encoded on first use.
 func (m *Message) Plain() []byte {
-	m.plainOnce.Do(func() { m.plain = plainFrameOf(m.Seq, m.Event, m.event, m.Data) })
-	return m.plain
+	ws := m.PlainWS()
+	return ws[len(ws)-m.plainLen:]
+}
+
+// PlainWS is Plain as a WebSocket text frame, header included.
+func (m *Message) PlainWS() []byte {
+	m.plainOnce.Do(func() { m.plainWS, m.plainLen = plainFrameOf(m.Seq, m.Event, m.event, m.Data) })
+	return m.plainWS
 }
 
 // NewMessage decodes the body of a NOTIFY message (a contract.UserMessage)
@@ -47,13 +58,15 @@ func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 	if len(body) > MaxMessageBytes {
 		return nil, fmt.Errorf("message of %d bytes is over the limit of %d", len(body), MaxMessageBytes)
 	}
-	// The data is decoded straight into the frame's buffer (frameData owns
-	// it) and then moved behind the event name: the frame is the only copy.
+	// The data is copied straight into the frame's buffer and then moved
+	// behind the event name: the frame is the only copy.
 	in := struct {
 		Event string    `json:"event"`
 		Data  frameData `json:"data"`
 	}{Data: frameData{buf: make([]byte, 0, len(body)+frameSlack)}}
-	if err := json.Unmarshal(body, &in); err != nil {
+	if event, data, ok := canonicalBody(body); ok {
+		in.Event, in.Data.buf = event, append(in.Data.buf, data...)
+	} else if err := json.Unmarshal(body, &in); err != nil {
 		return nil, fmt.Errorf("decode user message: %w", err)
 	}
 	if in.Event == "" {
@@ -73,11 +86,15 @@ func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 	var digits [20]byte
 	offset := strconv.AppendUint(digits[:0], seq, 10)
 
-	// 42["<event>",<data>,"<offset>"]
+	// 42["<event>",<data>,"<offset>"] behind its WebSocket header
 	dataAt := 3 + eventLen + 1
-	sio := slices.Grow(buf, dataAt+dataLen+2+len(offset)+2-len(buf))
-	sio = sio[:dataAt+dataLen]
-	copy(sio[dataAt:], sio[:dataLen]) // overlapping: a memmove
+	size := dataAt + dataLen + 2 + len(offset) + 2
+	hdr := TextHeaderLen(size)
+	wire := slices.Grow(buf, hdr+size-len(buf))
+	wire = wire[:hdr+dataAt+dataLen]
+	copy(wire[hdr+dataAt:], wire[:dataLen]) // overlapping: a memmove
+	AppendTextHeader(wire[:0], size)
+	sio := wire[hdr:]
 	sio[0], sio[1], sio[2] = '4', '0'+byte(socketio.Event), '['
 	n := 3
 	if event == nil {
@@ -94,14 +111,15 @@ func NewMessage(seq, last uint64, body []byte) (*Message, error) {
 	sio = append(sio, offset...)
 	sio = append(sio, '"', ']')
 	return &Message{
-		Seq: seq, Last: last, Event: in.Event, SocketIO: sio,
+		Seq: seq, Last: last, Event: in.Event, SocketIO: sio[:len(sio):len(sio)], SocketIOWS: wire[: hdr+len(sio) : hdr+len(sio)],
 		Data:  sio[dataAt:end:end],
 		event: sio[3 : 3+eventLen : 3+eventLen],
 	}, nil
 }
 
 // frameData takes the raw JSON of a message's data into a buffer of its
-// own, the one the frame is built in. encoding/json hands UnmarshalJSON the
+// own, the one the frame is built in, when the body is not canonical (see
+// canonicalBody). encoding/json hands UnmarshalJSON the
 // value's bytes, valid and whole; when the key is given twice the last one
 // counts, as for a json.RawMessage.
 type frameData struct{ buf []byte }
@@ -113,7 +131,8 @@ func (d *frameData) UnmarshalJSON(raw []byte) error {
 
 // frameSlack covers what a Socket.IO frame adds to the body it comes from
 // unless the event name needs escaping: the body has 18 bytes around the
-// name and data ({"event":,"data":}), the frame 28 (42[,,"<20 digits>"]).
+// name and data ({"event":,"data":}), the frame 28 (42[,,"<20 digits>"])
+// and its WebSocket header 2 or 4 below 64 KiB.
 const frameSlack = 16
 
 // plainString reports whether json.Marshal would encode s as "s".
@@ -127,24 +146,26 @@ func plainString(s string) bool {
 	return true
 }
 
-// plainFrameOf encodes the /ws frame; event is the name as JSON.
-func plainFrameOf(seq uint64, name string, event, data []byte) []byte {
+// plainFrameOf encodes the /ws frame as a WebSocket text frame and returns
+// it with the length of its payload; event is the name as JSON.
+func plainFrameOf(seq uint64, name string, event, data []byte) ([]byte, int) {
 	if !marshalsAsIs(data) {
 		// json.Marshal compacts the data and escapes HTML in it. Both
 		// were valid JSON when the message was decoded: it cannot fail.
 		b, _ := json.Marshal(plainFrame{Type: "message", Event: name, Data: data, Offset: seq})
-		return b
+		return append(AppendTextHeader(make([]byte, 0, TextHeaderLen(len(b))+len(b)), len(b)), b...), len(b)
 	}
 	var digits [20]byte
 	offset := strconv.AppendUint(digits[:0], seq, 10)
-	plain := make([]byte, 0, len(plainEvent)+len(event)+len(plainData)+len(data)+len(plainOffset)+len(offset)+1)
+	size := len(plainEvent) + len(event) + len(plainData) + len(data) + len(plainOffset) + len(offset) + 1
+	plain := AppendTextHeader(make([]byte, 0, TextHeaderLen(size)+size), size)
 	plain = append(plain, plainEvent...)
 	plain = append(plain, event...)
 	plain = append(plain, plainData...)
 	plain = append(plain, data...)
 	plain = append(plain, plainOffset...)
 	plain = append(plain, offset...)
-	return append(plain, '}')
+	return append(plain, '}'), size
 }
 
 // The constant parts of the /ws frame, in plainFrame's field order.

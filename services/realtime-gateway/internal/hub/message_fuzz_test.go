@@ -19,7 +19,8 @@ import (
 //     when the body is itself what json.Marshal makes of the message, so is
 //     the frame before re-encoding;
 //   - the /ws frame is byte for byte json.Marshal of
-//     {"type":"message","event":…,"data":…,"offset":seq}.
+//     {"type":"message","event":…,"data":…,"offset":seq};
+//   - each is, whole, the payload of its WebSocket text frame.
 func FuzzFrames(f *testing.F) {
 	f.Add(notificationBody(f), uint64(42))
 	for _, body := range []string{
@@ -88,6 +89,8 @@ func FuzzFrames(f *testing.F) {
 		if plain := m.Plain(); !bytes.Equal(plain, wantPlain) {
 			t.Fatalf("/ws frame %s\nencoding/json %s", plain, wantPlain)
 		}
+		checkWebSocketFrame(t, m.SocketIOWS, m.SocketIO)
+		checkWebSocketFrame(t, m.PlainWS(), m.Plain())
 		if m.Event != um.Event || !bytes.Equal(m.Data, um.Data) || m.Seq != seq {
 			t.Fatalf("message %q %s %d, want %q %s %d", m.Event, m.Data, m.Seq, um.Event, um.Data, seq)
 		}
