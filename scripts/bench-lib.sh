@@ -99,15 +99,33 @@ bench_wait_ready() {
 	exit 1
 }
 
+# bench_finish PREFIX LOG...: the EXIT trap of a benchmark script. Keeps each
+# $BENCH_TMP/LOG.log as bin/bench/PREFIXLOG.log, prints the end of each when
+# the script failed, then removes what the benchmark started.
+bench_finish() {
+	local status=$? prefix=$1 log
+	shift
+	mkdir -p bin/bench
+	for log in "$@"; do
+		[ -f "$BENCH_TMP/$log.log" ] || continue
+		if [ "$status" -ne 0 ]; then
+			echo "bench: failed; the end of $log's log:" >&2
+			tail -n 20 "$BENCH_TMP/$log.log" >&2
+		fi
+		cp "$BENCH_TMP/$log.log" "bin/bench/$prefix$log.log" 2>/dev/null || true
+	done
+	bench_cleanup
+}
+
 # bench_api_start DB: notification-api on a free port, against the bench's
-# NATS, logging to $BENCH_TMP/api.log; sets BENCH_API_ADDR and BENCH_API_PID
+# NATS, logging to $BENCH_TMP/notification-api.log; sets BENCH_API_ADDR and BENCH_API_PID
 # (and stops the one started before).
 BENCH_API_PID=""
 bench_api_start() {
 	[ -z "$BENCH_API_PID" ] || { kill "$BENCH_API_PID"; wait "$BENCH_API_PID" 2>/dev/null || true; }
 	BENCH_API_ADDR=127.0.0.1:$(bench_free_port)
 	DATABASE_URL=$(bench_db_url "$1") NATS_URL=$BENCH_NATS_URL HTTP_ADDR=$BENCH_API_ADDR LOG_LEVEL=warn \
-		"${BENCH_API_BIN:-./bin/notification-api}" >>"$BENCH_TMP/api.log" 2>&1 &
+		"${BENCH_API_BIN:-./bin/notification-api}" >>"$BENCH_TMP/notification-api.log" 2>&1 &
 	BENCH_API_PID=$!
 	BENCH_PIDS+=("$BENCH_API_PID")
 	bench_wait_ready "$BENCH_API_PID" "http://$BENCH_API_ADDR/readyz" notification-api

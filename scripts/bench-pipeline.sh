@@ -50,14 +50,7 @@ sources=$(seq 2 $((1 + 2 * workers)) | sed 's/^/127.0.0./' | paste -sd, -)
 
 JWT_SECRET=$(head -c 48 /dev/urandom | base64)
 export JWT_SECRET
-finish() {
-	mkdir -p bin/bench
-	for log in api gateway notifybench; do
-		cp "$BENCH_TMP/$log.log" "bin/bench/pipeline-$log.log" 2>/dev/null || true
-	done
-	bench_cleanup
-}
-trap finish EXIT
+trap 'bench_finish pipeline- notification-api realtime-gateway notifybench' EXIT
 
 bench_begin
 bench_sql "CREATE DATABASE notify_bench_pipeline"
@@ -67,7 +60,7 @@ GW_ADDR=127.0.0.1:$(bench_free_port)
 # connections still authenticating.
 HTTP_ADDR=$GW_ADDR NATS_URL=$BENCH_NATS_URL LOG_LEVEL=warn \
 	GATEWAY_MAX_PENDING_PER_IP=0 GATEWAY_MAX_PENDING=$((CLIENTS + 1000)) \
-	./bin/realtime-gateway >>"$BENCH_TMP/gateway.log" 2>&1 &
+	./bin/realtime-gateway >>"$BENCH_TMP/realtime-gateway.log" 2>&1 &
 GW_PID=$!
 BENCH_PIDS+=("$GW_PID")
 bench_wait_ready "$GW_PID" "http://$GW_ADDR/readyz" realtime-gateway

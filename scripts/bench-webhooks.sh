@@ -36,16 +36,7 @@ JWT_SECRET=$(head -c 48 /dev/urandom | base64)
 export JWT_SECRET
 KEYS="bench:$(head -c 32 /dev/urandom | base64)"
 DISP_PID=""
-finish() {
-	local status=$?
-	if [ "$status" -ne 0 ] && [ -f "$BENCH_TMP/dispatcher.log" ]; then
-		echo "bench: failed; the end of webhook-dispatcher's log:" >&2
-		tail -n 20 "$BENCH_TMP/dispatcher.log" >&2
-	fi
-	mkdir -p bin/bench && cp "$BENCH_TMP/dispatcher.log" bin/bench/webhook-dispatcher.log 2>/dev/null || true
-	bench_cleanup
-}
-trap finish EXIT
+trap 'bench_finish "" webhook-dispatcher' EXIT
 
 bench_begin
 
@@ -55,7 +46,7 @@ start_dispatcher() {
 	PPROF_ADDR=127.0.0.1:$(bench_free_port)
 	DATABASE_URL=$(bench_db_url "$1") NATS_URL=$BENCH_NATS_URL HTTP_ADDR=$DISP_ADDR LOG_LEVEL=warn \
 		WEBHOOK_SECRETS_KEYS=$KEYS WEBHOOK_ALLOW_PRIVATE_TARGETS=true PPROF_ADDR=$PPROF_ADDR \
-		"$DISPATCHER" >>"$BENCH_TMP/dispatcher.log" 2>&1 &
+		"$DISPATCHER" >>"$BENCH_TMP/webhook-dispatcher.log" 2>&1 &
 	DISP_PID=$!
 	BENCH_PIDS+=("$DISP_PID")
 	bench_wait_ready "$DISP_PID" "http://$DISP_ADDR/readyz" webhook-dispatcher

@@ -51,16 +51,7 @@ done
 # $JWT_SECRET.
 JWT_SECRET=$(head -c 48 /dev/urandom | base64)
 export JWT_SECRET
-finish() {
-	local status=$?
-	if [ "$status" -ne 0 ] && [ -f "$BENCH_TMP/api.log" ]; then
-		echo "bench: failed; the end of notification-api's log:" >&2
-		tail -n 20 "$BENCH_TMP/api.log" >&2
-	fi
-	mkdir -p bin/bench && cp "$BENCH_TMP/api.log" bin/bench/notification-api.log 2>/dev/null || true
-	bench_cleanup
-}
-trap finish EXIT
+trap 'bench_finish "" notification-api' EXIT
 
 bench_begin
 if phase cost || phase latency; then
