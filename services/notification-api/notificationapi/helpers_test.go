@@ -98,6 +98,20 @@ func (h *harness) waitIdle() {
 			h.t.Logf("last consumer state: %s", last)
 		}
 	}()
+	// The consumer's counts alone can read idle too early: the server
+	// tells a consumer of a stored message asynchronously (NumPending may
+	// not count it yet right after the publish ack), and a message handed
+	// back with a delay is in none of the counts until it is redelivered.
+	// So idle also means acknowledged up to the last message stored now.
+	stream, err := h.nats.JS.Stream(context.Background(), natsx.StreamEvents)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	sinfo, err := stream.Info(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	lastSeq := sinfo.State.LastSeq
 	testkit.Eventually(h.t, 15*time.Second, "ingest consumer idle", func() bool {
 		cons, err := h.nats.JS.Consumer(context.Background(), natsx.StreamEvents, "notification-api")
 		if err != nil {
@@ -108,7 +122,7 @@ func (h *harness) waitIdle() {
 			return false
 		}
 		last = fmt.Sprintf("%+v", *info)
-		return info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
+		return info.AckFloor.Stream >= lastSeq && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
 	})
 }
 

@@ -72,13 +72,23 @@ func TestRecoveryResendsTheMissedEventsOnceAcrossARestart(t *testing.T) {
 	h.publish(org, "RATE_QUOTED", nil)
 	// The live consumer has handled them (while the webhook was off) before
 	// it is turned on: otherwise they would be delivered live as well.
+	// Acknowledged up to the last event stored: right after a publish ack
+	// the consumer's pending count may not include the event yet.
+	stream, err := h.nats.JS.Stream(t.Context(), natsx.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinfo, err := stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	testkit.Eventually(t, 10*time.Second, "the live consumer to ack every event", func() bool {
 		cons, err := h.nats.JS.Consumer(t.Context(), natsx.StreamEvents, webhookdispatcher.Name)
 		if err != nil {
 			return false
 		}
 		info, err := cons.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return err == nil && info.AckFloor.Stream >= sinfo.State.LastSeq && info.NumPending == 0 && info.NumAckPending == 0
 	})
 	if code := h.call(http.MethodPatch, "/api/v1/webhooks/"+w.ID, admin, map[string]any{"status": "ACTIVE"}, nil); code != http.StatusOK {
 		t.Fatalf("turn on: %d", code)
