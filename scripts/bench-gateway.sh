@@ -16,12 +16,14 @@
 # Settings (environment): CLIENTS (15000), PER_WORKER (5000 clients per
 # load-generator process), RATE (5000/s), PIPELINE_RATE (RATE), DURATION (60s), PHASES
 # (fanout,pipeline), SERVERS ("go node centrifugo"), IDLE (15s), OUT (bin/bench-gateway),
-# PROFILE (1: run the gateway with pprof on 38085 and save CPU profiles of
+# PROFILE (1: run the gateway with pprof on 28085 and save CPU profiles of
 # the storm and of each phase and heap profiles at idle and after each
 # phase in OUT), GATEWAYS (1: the number of Go gateway processes, which
 # share the clients in turn; make bench-gateway-100k runs 6).
-# Ports: notifyd HTTP 38080 and NATS 34223, gateway 38081 (with GATEWAYS > 1:
-# 38111, 38112, …), Node 38082, Centrifugo 38083.
+# Ports: notifyd HTTP 28080 and NATS 24223, gateway 28081 (with GATEWAYS > 1:
+# 28111, 28112, …), Node 28082, Centrifugo 28083.
+# (below 32768, outside the range the kernel picks client ports from, so that
+# none of the clients' sockets can hold one.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,10 +38,10 @@ IDLE=${IDLE:-15s}
 PROFILE=${PROFILE:-0}
 GATEWAYS=${GATEWAYS:-1}
 OUT=${OUT:-bin/bench-gateway}
-NOTIFYD_HTTP=127.0.0.1:38080
-NATS_LISTEN=127.0.0.1:34223
-NODE_PORT=38082
-CENTRIFUGO_PORT=38083
+NOTIFYD_HTTP=127.0.0.1:28080
+NATS_LISTEN=127.0.0.1:24223
+NODE_PORT=28082
+CENTRIFUGO_PORT=28083
 SECRET=bench-gateway-secret-0123456789-0123456789
 BENCH_DB=notify_bench_gateway
 
@@ -76,9 +78,9 @@ fi
 for cmd in node curl psql; do
 	command -v "$cmd" >/dev/null || die "$cmd is required"
 done
-gateway_ports=(38081)
-[ "$GATEWAYS" = 1 ] || gateway_ports=($(seq 38111 $((38110 + GATEWAYS))))
-for port in 38080 34223 "${gateway_ports[@]}" $NODE_PORT $CENTRIFUGO_PORT 38085; do
+gateway_ports=(28081)
+[ "$GATEWAYS" = 1 ] || gateway_ports=($(seq 28111 $((28110 + GATEWAYS))))
+for port in 28080 24223 "${gateway_ports[@]}" $NODE_PORT $CENTRIFUGO_PORT 28085; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		die "port $port is already in use: stop what listens there (another bench run?)"
 	fi
@@ -162,7 +164,7 @@ for server in $SERVERS; do
 			# per-address limit on connections still authenticating.
 			HTTP_ADDR=127.0.0.1:$port NATS_URL=nats://$NATS_LISTEN JWT_SECRET=$SECRET LOG_LEVEL=warn \
 				GATEWAY_MAX_PENDING_PER_IP=0 GATEWAY_MAX_PENDING=$((per_process + 1000)) \
-				PPROF_ADDR=127.0.0.1:38085 $gateway_bin >"$OUT/gateway-$port.log" 2>&1 &
+				PPROF_ADDR=127.0.0.1:28085 $gateway_bin >"$OUT/gateway-$port.log" 2>&1 &
 			gw_pids+=($!)
 			pids+=($!)
 			urls+=("http://127.0.0.1:$port")
@@ -175,7 +177,7 @@ for server in $SERVERS; do
 		ready="${urls[0]}/socket.io/?EIO=4&transport=polling"
 		metrics=()
 		[ "$GATEWAYS" = 1 ] && metrics=(-metrics "$url/metrics")
-		[ "$PROFILE" = 1 ] && metrics+=(-pprof http://127.0.0.1:38085/debug/pprof -profile-dir "$OUT")
+		[ "$PROFILE" = 1 ] && metrics+=(-pprof http://127.0.0.1:28085/debug/pprof -profile-dir "$OUT")
 		;;
 	node)
 		say "Node.js reference server on 127.0.0.1:$NODE_PORT"

@@ -34,7 +34,7 @@ const (
 type Config struct {
 	Label string // column title in the report
 	// URLs are the base URLs of the server's processes, e.g.
-	// http://127.0.0.1:38081; client i connects to URLs[i % len(URLs)].
+	// http://127.0.0.1:28081; client i connects to URLs[i % len(URLs)].
 	URLs []string
 	// Protocol the clients speak: ProtocolSocketIO (default) or
 	// ProtocolCentrifugo.

@@ -14,7 +14,7 @@ import (
 // profiler fetches pprof profiles of the server into a directory while the
 // phases run; the zero value (no URL) does nothing.
 type profiler struct {
-	url string // base URL of net/http/pprof, e.g. http://127.0.0.1:38085/debug/pprof
+	url string // base URL of net/http/pprof, e.g. http://127.0.0.1:28085/debug/pprof
 	dir string
 	wg  sync.WaitGroup
 	mu  sync.Mutex

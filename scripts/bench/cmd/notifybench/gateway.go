@@ -20,17 +20,17 @@ import (
 // notifybench gateway.
 func runBenchGateway(ctx context.Context, args []string, io cli.Stdio) error {
 	c := cli.New("notifybench", "gateway", "Measures one real-time server (one process, or several sharing the clients) under\nmany WebSocket clients: connection storm, idle memory, and delivery phases fed\nthrough NATS (see docs/gateway-bench.md).",
-		`notifybench gateway -label gateway -url http://127.0.0.1:38081 -pid "$GATEWAY_PID" -out gateway.json`,
+		`notifybench gateway -label gateway -url http://127.0.0.1:28081 -pid "$GATEWAY_PID" -out gateway.json`,
 		`notifybench gateway -clients 1000 -per-worker 500 -duration 10s -pid "$(pgrep -n notifyd)"`,
-		`notifybench gateway -label centrifugo -protocol centrifugo -url http://127.0.0.1:38083 -pid "$CENTRIFUGO_PID"`,
-		`notifybench gateway -clients 100000 -per-worker 10000 -url http://127.0.0.1:38111,http://127.0.0.1:38112 -pid "$PID1,$PID2"`)
+		`notifybench gateway -label centrifugo -protocol centrifugo -url http://127.0.0.1:28083 -pid "$CENTRIFUGO_PID"`,
+		`notifybench gateway -clients 100000 -per-worker 10000 -url http://127.0.0.1:28111,http://127.0.0.1:28112 -pid "$PID1,$PID2"`)
 	fs := c.FS
 	label := fs.String("label", "server", "name of the server in the report")
-	urls := fs.String("url", "http://127.0.0.1:38081", "server base URL (Socket.IO at /socket.io/, Centrifugo at /connection/websocket); comma-separated for several processes, which share the clients in turn")
+	urls := fs.String("url", "http://127.0.0.1:28081", "server base URL (Socket.IO at /socket.io/, Centrifugo at /connection/websocket); comma-separated for several processes, which share the clients in turn")
 	protocol := fs.String("protocol", gwbench.ProtocolSocketIO, "what the clients speak: "+gwbench.ProtocolSocketIO+" (the gateway, the Node.js reference) or "+gwbench.ProtocolCentrifugo)
 	pidList := fs.String("pid", "", "pid of the server process, whose memory and CPU are sampled (required); comma-separated for several, added up")
 	metrics := fs.String("metrics", "", "Prometheus endpoint of a Go server, to split its memory per connection (optional)")
-	pprofURL := fs.String("pprof", "", "net/http/pprof base URL of the server (e.g. http://127.0.0.1:38085/debug/pprof): save CPU and heap profiles (optional)")
+	pprofURL := fs.String("pprof", "", "net/http/pprof base URL of the server (e.g. http://127.0.0.1:28085/debug/pprof): save CPU and heap profiles (optional)")
 	profileDir := fs.String("profile-dir", ".", "where -pprof saves the profiles")
 	var natsURL, secret string
 	c.NATSFlag(&natsURL)
@@ -169,9 +169,9 @@ func list(s string) []string {
 // Centrifugo with (gwbench.CentrifugoConfig).
 func runCentrifugoConfig(_ context.Context, args []string, io cli.Stdio) error {
 	c := cli.New("notifybench", "centrifugo-config", "Prints Centrifugo's configuration for the gateway benchmark: JWT (HS256) clients\nsubscribed to their personal channel, fed by the NATS broker in raw mode from\nlive.user.<id>, the subjects the gateway reads.",
-		`notifybench centrifugo-config -port 38083 -nats nats://127.0.0.1:34223 > centrifugo.json && centrifugo -c centrifugo.json`)
+		`notifybench centrifugo-config -port 28083 -nats nats://127.0.0.1:24223 > centrifugo.json && centrifugo -c centrifugo.json`)
 	host := c.FS.String("host", "127.0.0.1", "address Centrifugo listens on")
-	port := c.FS.Int("port", 38083, "port Centrifugo listens on")
+	port := c.FS.Int("port", 28083, "port Centrifugo listens on")
 	var natsURL, secret string
 	c.NATSFlag(&natsURL)
 	c.SecretFlag(&secret)

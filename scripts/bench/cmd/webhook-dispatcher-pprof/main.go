@@ -1,5 +1,5 @@
 // Command webhook-dispatcher-pprof is the webhook dispatcher with Go's
-// profiler on a loopback-only port (PPROF_ADDR, default 127.0.0.1:38086),
+// profiler on a loopback-only port (PPROF_ADDR, default 127.0.0.1:28086),
 // for make bench-webhooks PROFILE=1; see package profiled.
 package main
 
@@ -8,4 +8,4 @@ import (
 	"github.com/xpeditis/notify/services/webhook-dispatcher/webhookdispatcher"
 )
 
-func main() { profiled.Main("webhook-dispatcher-pprof", "127.0.0.1:38086", webhookdispatcher.Main) }
+func main() { profiled.Main("webhook-dispatcher-pprof", "127.0.0.1:28086", webhookdispatcher.Main) }
