@@ -48,18 +48,6 @@ func (h *handled) check(count int) error {
 	return nil
 }
 
-// checkBy polls check until it passes or the deadline, and returns its
-// last answer.
-func (h *handled) checkBy(deadline time.Time, count int) error {
-	for {
-		err := h.check(count)
-		if err == nil || !time.Now().Before(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func testConsumer(n *testkit.NATS, durable string, batch int, handle natsx.Handler) *natsx.Consumer {
 	hr := health.New(testkit.Logger(), prometheus.NewRegistry(), health.Remind)
 	return natsx.NewConsumer(n.JS, natsx.ConsumerConfig{
@@ -112,9 +100,8 @@ func TestAStoppedReplicaHandsBackWhatItHasNotStarted(t *testing.T) {
 	stopSlow()
 	stopped := time.Now()
 	<-slowDone
-	if err := seen.checkBy(stopped.Add(2*time.Second), count); err != nil {
-		t.Fatalf("2 s after one replica stopped: %v", err)
-	}
+	testkit.WaitFor(t, time.Until(stopped.Add(2*time.Second)), "every event handled once, 2 s after one replica stopped",
+		func() error { return seen.check(count) })
 	cancel()
 	<-fastDone
 	info, err := n.JS.Consumer(context.Background(), natsx.StreamEvents, "drain")
@@ -286,9 +273,8 @@ cycles:
 		stop()
 		<-done
 	}
-	if err := seen.checkBy(time.Now().Add(2*time.Second), count); err != nil {
-		t.Fatalf("2 s after the last publish: %v", err)
-	}
+	testkit.WaitFor(t, 2*time.Second, "every event handled once, 2 s after the last publish",
+		func() error { return seen.check(count) })
 	cancel()
 	<-steadyDone
 }
