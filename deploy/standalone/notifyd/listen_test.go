@@ -76,31 +76,16 @@ func (l *lines) waitFor(t *testing.T, what string, re *regexp.Regexp) string {
 	return found
 }
 
-// apiCall sends a JSON request with a bearer token and decodes the answer.
+// apiCall is request with the answer decoded into out.
 func apiCall(t *testing.T, method, url, tok string, body, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	code, raw := request(t, method, url, tok, body)
 	if out != nil {
-		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: decode: %v", method, url, err)
 		}
 	}
-	return res.StatusCode
+	return code
 }
 
 type listedWebhooks struct {
