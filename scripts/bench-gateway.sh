@@ -19,7 +19,9 @@
 # PROFILE (1: run the gateway with pprof on 28085 and save CPU profiles of
 # the storm and of each phase and heap profiles at idle and after each
 # phase in OUT), GATEWAYS (1: the number of Go gateway processes, which
-# share the clients in turn; make bench-gateway-100k runs 6).
+# share the clients in turn; make bench-gateway-100k runs 6), GATEWAY_BIN (the
+# gateway's binary, ./bin/realtime-gateway: another build, or a wrapper that
+# sets its environment, for A/B runs).
 # Ports: notifyd HTTP 28080 and NATS 24223, gateway 28081 (with GATEWAYS > 1:
 # 28111, 28112, …), Node 28082, Centrifugo 28083.
 # (below 32768, outside the range the kernel picks client ports from, so that
@@ -88,8 +90,10 @@ done
 
 say "building"
 make -s build bench-tools
-gateway_bin=./bin/realtime-gateway
+gateway_bin=${GATEWAY_BIN:-./bin/realtime-gateway}
 [ "$PROFILE" = 1 ] && gateway_bin=./bin/realtime-gateway-pprof
+[ -x "$gateway_bin" ] || die "GATEWAY_BIN=$gateway_bin is not an executable"
+[ "$PROFILE" = 0 ] || [ -z "${GATEWAY_BIN:-}" ] || die "PROFILE=1 runs bin/realtime-gateway-pprof: leave GATEWAY_BIN unset" 
 bash scripts/test-setup-gwbench.sh
 case " $SERVERS " in *" centrifugo "*) bash scripts/test-setup-centrifugo.sh ;; esac
 mkdir -p "$OUT"

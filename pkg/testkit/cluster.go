@@ -23,7 +23,9 @@ type Cluster struct {
 // all at once looks like to the services. The nodes stop at cleanup.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	clientPorts, routePorts := freePorts(t, n), freePorts(t, n)
+	// One call: two could return the same port, free again between them.
+	ports := freePorts(t, 2*n)
+	clientPorts, routePorts := ports[:n], ports[n:]
 	routes := make([]*url.URL, n)
 	for i, p := range routePorts {
 		routes[i] = &url.URL{Scheme: "nats-route", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))}

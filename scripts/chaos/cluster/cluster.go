@@ -67,6 +67,7 @@ type Cluster struct {
 	iso       *isolation
 	mu        sync.Mutex
 	procs     []*Proc
+	given     map[int]bool // ports handed out by freePorts, under mu
 }
 
 // Start builds the binaries, installs nats-server and starts everything.
@@ -133,7 +134,7 @@ func (c *Cluster) startServices(o Options) error {
 	keys := "chaos:" + base64.StdEncoding.EncodeToString(randomBytes(32))
 	for _, name := range ServiceNames {
 		for i := 1; i <= o.Replicas; i++ {
-			ports, err := freePorts(1)
+			ports, err := c.freePorts(1)
 			if err != nil {
 				return err
 			}

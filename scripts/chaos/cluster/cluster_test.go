@@ -77,3 +77,21 @@ func TestTheBalancerSendsConnectionsToTheReplicasThatAnswer(t *testing.T) {
 		t.Errorf("connections went to %v; want every one to a live replica, both used", seen)
 	}
 }
+
+// The ports handed to the processes of one cluster are distinct, though the
+// kernel offers a port again as soon as the listener that found it closes
+// (2,000 single-port calls over the ephemeral range repeat dozens of ports).
+func TestFreePortsNeverRepeatAPort(t *testing.T) {
+	c := &Cluster{}
+	seen := map[int]bool{}
+	for range 2000 {
+		ports, err := c.freePorts(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[ports[0]] {
+			t.Fatalf("port %d handed out twice", ports[0])
+		}
+		seen[ports[0]] = true
+	}
+}

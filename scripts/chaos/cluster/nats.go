@@ -58,7 +58,7 @@ func (c *Cluster) startNATS(bin string, count int, iso *isolation) error {
 		if iso != nil && i == count-1 {
 			host = iso.NodeAddr.String()
 		}
-		ports, err := freePorts(3)
+		ports, err := c.freePorts(3)
 		if err != nil {
 			return err
 		}
@@ -138,7 +138,19 @@ func (c *Cluster) NodeByName(name string) *NATSNode {
 	return nil
 }
 
-func freePorts(n int) ([]int, error) {
+// freePorts returns n ports the kernel says are free and that no earlier
+// call handed out. A port is free only until a process listens on it, and
+// the processes of a cluster start listening some time after they are
+// started: without the record, the kernel could offer a port of a replica
+// still starting to the next one, which then could not listen, while the
+// checks of its address reached the other process (a dispatcher's URL
+// answered by a notification-api).
+func (c *Cluster) freePorts(n int) ([]int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.given == nil {
+		c.given = make(map[int]bool)
+	}
 	ports := make([]int, 0, n)
 	var lns []net.Listener
 	defer func() {
@@ -146,13 +158,21 @@ func freePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
-	for range n {
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 100*n {
+			return nil, fmt.Errorf("find a free port: the kernel keeps choosing ports already given to processes not yet listening")
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("find a free port: %w", err)
 		}
 		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		port := l.Addr().(*net.TCPAddr).Port
+		if c.given[port] {
+			continue
+		}
+		c.given[port] = true
+		ports = append(ports, port)
 	}
 	return ports, nil
 }

@@ -84,7 +84,7 @@ func (c *Cluster) startPostgres(ctx context.Context) error {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fmt.Errorf("initdb: %w: %s", err, out)
 	}
-	ports, err := freePorts(1)
+	ports, err := c.freePorts(1)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ func (c *Cluster) StartProxy(ctx context.Context, addr string) (*Proxy, error) {
 		return nil, fmt.Errorf("proxy address %q: %w", addr, err)
 	}
 	if port == "0" {
-		ports, err := freePorts(1)
+		ports, err := c.freePorts(1)
 		if err != nil {
 			return nil, err
 		}
