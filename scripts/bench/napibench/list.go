@@ -112,11 +112,11 @@ func List(ctx context.Context, o ListOptions) (*ListResult, error) {
 	} {
 		if o.Warmup > 0 {
 			logf(o.Progress, "%s: warm-up %s at %.0f/s", l.name, o.Warmup, o.Rate)
-			openLoop(ctx, l.name, o.Rate, o.Warmup, l.do)
+			OpenLoop(ctx, l.name, o.Rate, o.Warmup, l.do)
 		}
 		logf(o.Progress, "%s: %s at %.0f/s", l.name, o.Duration, o.Rate)
 		meter := startCPU(ctx, db, o.ServicePID)
-		load := openLoop(ctx, l.name, o.Rate, o.Duration, l.do)
+		load := OpenLoop(ctx, l.name, o.Rate, o.Duration, l.do)
 		load.CPU = meter.stop(ctx)
 		res.Loads = append(res.Loads, load)
 		if err := ctx.Err(); err != nil {
