@@ -27,34 +27,42 @@ const Tick = time.Second / userHZ
 // Of reads utime + stime of a process; false when it cannot be read (no
 // such process, not Linux, pid <= 0).
 func Of(pid int) (time.Duration, bool) {
+	user, sys, ok := Split(pid)
+	return user + sys, ok
+}
+
+// Split reads the user (utime) and system (stime) CPU time of a process
+// apart: the system part is the kernel's work for it (system calls, network
+// stack, scheduling).
+func Split(pid int) (user, sys time.Duration, ok bool) {
 	if pid <= 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	return parseStat(string(b))
 }
 
-// parseStat reads utime + stime from the text of /proc/<pid>/stat.
-func parseStat(s string) (time.Duration, bool) {
+// parseStat reads utime and stime from the text of /proc/<pid>/stat.
+func parseStat(s string) (user, sys time.Duration, ok bool) {
 	// The command name, in parentheses, may hold spaces and parentheses:
 	// the fields count from the last ')'.
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 13 { // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name
-		return 0, false
+		return 0, 0, false
 	}
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil || ut < 0 || st < 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	return time.Duration(ut+st) * Tick, true
+	return time.Duration(ut) * Tick, time.Duration(st) * Tick, true
 }
 
 // Self is the CPU time (user + system) of this process so far, from
@@ -103,6 +111,7 @@ func Spent(start, end map[int]time.Duration) time.Duration {
 // Use is the CPU time the parties of a run spent between Start and Stop.
 type Use struct {
 	PIDs     []time.Duration // of each process given to Start, in its order
+	PIDSys   []time.Duration // the system part of PIDs
 	PIDKnown []bool          // false where the process could not be read at either end
 	Postgres time.Duration   // the client backends of the database (0 without a database)
 	// PostgresKnown is false without a database, or when its backends'
@@ -117,7 +126,8 @@ type Use struct {
 type Meter struct {
 	db       *sqlx.DB
 	pids     []int
-	start    []time.Duration
+	user     []time.Duration // at start
+	sys      []time.Duration
 	known    []bool
 	backends map[int]time.Duration
 	pgKnown  bool
@@ -127,12 +137,12 @@ type Meter struct {
 // Start begins a measure of the processes pids and, when db is not nil, of
 // the client backends of its database.
 func Start(ctx context.Context, db *sqlx.DB, pids ...int) *Meter {
-	m := &Meter{db: db, pids: pids, start: make([]time.Duration, len(pids)), known: make([]bool, len(pids))}
+	m := &Meter{db: db, pids: pids, user: make([]time.Duration, len(pids)), sys: make([]time.Duration, len(pids)), known: make([]bool, len(pids))}
 	if db != nil {
 		m.backends, m.pgKnown = Backends(ctx, db)
 	}
 	for i, pid := range pids {
-		m.start[i], m.known[i] = Of(pid)
+		m.user[i], m.sys[i], m.known[i] = Split(pid)
 	}
 	m.self = Self()
 	return m
@@ -140,12 +150,14 @@ func Start(ctx context.Context, db *sqlx.DB, pids ...int) *Meter {
 
 // Stop returns what was spent since Start.
 func (m *Meter) Stop(ctx context.Context) Use {
-	u := Use{PIDs: make([]time.Duration, len(m.pids)), PIDKnown: make([]bool, len(m.pids))}
+	n := len(m.pids)
+	u := Use{PIDs: make([]time.Duration, n), PIDSys: make([]time.Duration, n), PIDKnown: make([]bool, n)}
 	u.Self = Self() - m.self
 	for i, pid := range m.pids {
-		t, ok := Of(pid)
+		user, sys, ok := Split(pid)
 		if ok && m.known[i] {
-			u.PIDs[i], u.PIDKnown[i] = t-m.start[i], true
+			u.PIDSys[i] = sys - m.sys[i]
+			u.PIDs[i], u.PIDKnown[i] = user-m.user[i]+u.PIDSys[i], true
 		}
 	}
 	if m.db != nil {

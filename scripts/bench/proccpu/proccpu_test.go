@@ -10,20 +10,20 @@ import (
 func TestParseStat(t *testing.T) {
 	for _, c := range []struct {
 		name, line string
-		want       time.Duration
+		user, sys  time.Duration
 		ok         bool
 	}{
-		{"plain", "1234 (nats-server) S 1 1234 1234 0 -1 4194560 2000 0 0 0 250 75 0 0 20 0 9 0 100 0 0", 3250 * time.Millisecond, true},
+		{"plain", "1234 (nats-server) S 1 1234 1234 0 -1 4194560 2000 0 0 0 250 75 0 0 20 0 9 0 100 0 0", 2500 * time.Millisecond, 750 * time.Millisecond, true},
 		// The name may hold spaces and parentheses; fields count from the last ')'.
-		{"odd name", "77 (a) b (c)) R 1 77 77 0 -1 0 0 0 0 0 3 4 5 6 20 0 1 0 100 0 0", 70 * time.Millisecond, true},
-		{"no name", "77 a R 1", 0, false},
-		{"short", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 3", 0, false},
-		{"not a number", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 three 4 5 6", 0, false},
-		{"negative", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 -3 4 5 6", 0, false},
+		{"odd name", "77 (a) b (c)) R 1 77 77 0 -1 0 0 0 0 0 3 4 5 6 20 0 1 0 100 0 0", 30 * time.Millisecond, 40 * time.Millisecond, true},
+		{"no name", "77 a R 1", 0, 0, false},
+		{"short", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 3", 0, 0, false},
+		{"not a number", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 three 4 5 6", 0, 0, false},
+		{"negative", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 -3 4 5 6", 0, 0, false},
 	} {
-		got, ok := parseStat(c.line)
-		if got != c.want || ok != c.ok {
-			t.Errorf("%s: got %s %v, want %s %v", c.name, got, ok, c.want, c.ok)
+		user, sys, ok := parseStat(c.line)
+		if user != c.user || sys != c.sys || ok != c.ok {
+			t.Errorf("%s: got user %s sys %s %v, want %s %s %v", c.name, user, sys, ok, c.user, c.sys, c.ok)
 		}
 	}
 }
@@ -72,7 +72,7 @@ func TestMeterWithoutDatabase(t *testing.T) {
 	if u.Self < 30*time.Millisecond {
 		t.Fatalf("self %s after spinning 30 ms of CPU", u.Self)
 	}
-	if u.PIDs[0] > u.Self+2*Tick {
-		t.Fatalf("this process by /proc %s, by getrusage %s", u.PIDs[0], u.Self)
+	if u.PIDs[0] > u.Self+2*Tick || u.PIDSys[0] > u.PIDs[0] {
+		t.Fatalf("this process by /proc %s (system %s), by getrusage %s", u.PIDs[0], u.PIDSys[0], u.Self)
 	}
 }
