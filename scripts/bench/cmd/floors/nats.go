@@ -135,7 +135,7 @@ type natsBench struct {
 }
 
 func newNATSBench(o natsOptions) (*natsBench, error) {
-	b := &natsBench{o: o, live: prefix + contract.LiveSubject("") + ">"}
+	b := &natsBench{o: o, live: prefix + strings.TrimSuffix(contract.LiveSubject("x"), "x") + ">"} // floors.live.user.>
 	var err error
 	if b.events, b.notify, err = floorStreams(config.ReadCommon(config.FromMap(nil), false, false).Streams); err != nil {
 		return nil, err
