@@ -114,7 +114,7 @@ The CPU of this process (producer, consumer and subscriber at once) is shown too
 	if p, ok1 := done["publish"]; ok1 {
 		if r, ok2 := done["republish"]; ok2 {
 			if c, ok3 := done["consume"]; ok3 {
-				t.add(sum("publish + republish + consume", 1, p, r, c))
+				t.add(sum("sum of publish + republish + consume", 1, p, r, c))
 			}
 		}
 	}
