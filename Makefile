@@ -12,7 +12,7 @@ IMAGE_REPOSITORY ?= xpeditis
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: help run test build images helm-check bench-tools vet proto bench bench-pipeline bench-webhooks bench-gateway bench-gateway-100k bench-abuse chaos chaos-short cluster compose-config rules-test clean
+.PHONY: help run test build images helm-check bench-tools vet proto bench bench-pipeline bench-webhooks bench-floors bench-gateway bench-gateway-100k bench-abuse chaos chaos-short cluster compose-config rules-test clean
 
 help: ## list the targets, one line each
 	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -50,7 +50,7 @@ helm-check: ## lint, render and strictly decode deploy/helm/notify with its defa
 
 # The benchmark module (scripts/bench): load generators and probes, kept out
 # of the services and of pkg/.
-BENCH_CMDS := notifybench webhook-bench webhook-dispatcher-pprof gateway-abuse gateway-idle-rss realtime-gateway-pprof
+BENCH_CMDS := notifybench floors webhook-bench webhook-dispatcher-pprof gateway-abuse gateway-idle-rss realtime-gateway-pprof
 bench-tools: ## build the benchmark commands of scripts/bench (notifybench, webhook-bench, …) into ./bin
 	@mkdir -p bin
 	cd scripts/bench && for c in $(BENCH_CMDS); do go build -o ../../bin/$$c ./cmd/$$c || exit 1; done
@@ -66,8 +66,8 @@ proto: ## regenerate pkg/contract/eventv1 from proto/ (buf, protoc-gen-go into .
 	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	cd proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
 
-# bench, bench-pipeline and bench-webhooks start their own PostgreSQL cluster
-# and NATS (scripts/bench-lib.sh) and remove them at exit.
+# bench, bench-pipeline, bench-webhooks and bench-floors start their own
+# PostgreSQL cluster and NATS (scripts/bench-lib.sh) and remove them at exit.
 bench: build bench-tools ## CPU per event of each process for ingest and for the pipeline to sockets, ingest latency, list (BENCHMARKS.md)
 	./scripts/bench.sh; status=$$?; ./scripts/bench-pipeline.sh || status=1; exit $$status
 
@@ -76,6 +76,13 @@ bench-pipeline: build bench-tools ## events to Socket.IO clients through notific
 
 bench-webhooks: build bench-tools ## webhook deliveries: throughput, isolation, CPU per delivery in a burst and paced (BENCHMARKS.md)
 	./scripts/bench-webhooks.sh
+
+# What the building blocks cost (NATS operations, a minimal HTTP server with
+# and without one PostgreSQL round trip), against which the targets are set.
+bench-floors: ## CPU per operation of NATS, JetStream and a minimal HTTP server, the floors under ingest and list (BENCHMARKS.md)
+	@mkdir -p bin
+	cd scripts/bench && go build -o ../../bin/floors ./cmd/floors
+	./scripts/bench-floors.sh
 
 # Settings in scripts/bench-gateway.sh.
 bench-gateway: ## the realtime gateway side by side with the Node.js reference and Centrifugo, 15,000 clients each (BENCHMARKS.md)

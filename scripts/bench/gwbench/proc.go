@@ -2,18 +2,15 @@ package gwbench
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"math"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-)
 
-// clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat; it
-// is 100 on every Linux architecture Go runs on.
-const clockTicks = 100
+	"github.com/xpeditis/notify/scripts/bench/proccpu"
+)
 
 // rssKB reads the resident set size of a process from /proc/<pid>/status.
 func rssKB(pid int) (int64, error) {
@@ -35,29 +32,16 @@ func rssKB(pid int) (int64, error) {
 	return 0, fmt.Errorf("read rss of %d: no VmRSS line", pid)
 }
 
+// clockTicks is USER_HZ, the unit of cpuTicks: time.Second / proccpu.Tick.
+const clockTicks = 100
+
 // cpuTicks reads the user and system CPU time of a process, in clock ticks.
 func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read cpu: %w", err)
+	d, ok := proccpu.Of(pid)
+	if !ok {
+		return 0, fmt.Errorf("read cpu of %d: no readable /proc/%d/stat", pid, pid)
 	}
-	// The command name, in parentheses, may hold spaces: fields count from
-	// the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("read cpu of %d: malformed stat", pid)
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	// After the name: state(0) ... utime(11) stime(12).
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("read cpu of %d: short stat", pid)
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("read cpu of %d: malformed times", pid)
-	}
-	return utime + stime, nil
+	return int64(d / proccpu.Tick), nil
 }
 
 // openFilesLimit reads the soft limit on open files of a process.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/xpeditis/notify/scripts/bench/proccpu"
 )
 
 // CopyResult is the ceiling: the same rows written by one COPY.
@@ -69,7 +71,7 @@ func copyCeiling(ctx context.Context, db *sqlx.DB, run string, ids []string) (*C
 	if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
 		return nil, fmt.Errorf("copy: %w", err)
 	}
-	cpuBefore, cpuKnown := procCPU(backend)
+	cpuBefore, cpuKnown := proccpu.Of(backend)
 	stmt, err := tx.PrepareContext(ctx, `COPY `+table+` (id, user_id, org_id, event_id, type, priority, title, message, data, read_at, created_at) FROM STDIN`)
 	if err != nil {
 		return nil, fmt.Errorf("copy: %w", err)
@@ -93,7 +95,7 @@ func copyCeiling(ctx context.Context, db *sqlx.DB, run string, ids []string) (*C
 		return nil, fmt.Errorf("copy: commit: %w", err)
 	}
 	res := &CopyResult{Rows: len(rows), Duration: time.Since(start)}
-	if cpuAfter, ok := procCPU(backend); ok && cpuKnown {
+	if cpuAfter, ok := proccpu.Of(backend); ok && cpuKnown {
 		res.PostgresCPU = cpuAfter - cpuBefore
 	}
 	return res, nil

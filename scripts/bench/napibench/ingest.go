@@ -98,7 +98,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	}
 	run := runID()
 	res := &IngestResult{Run: run, Events: o.Events, Recipients: o.Recipients, Users: o.Users, TargetRate: o.Rate}
-	res.Load[0] = loadAverage()
+	res.Load[0] = LoadAverage()
 
 	msgs, ids, err := ingestEvents(run, o.Events, o.Recipients, o.Users)
 	if err != nil {
@@ -234,7 +234,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 		}
 		res.Copy = c
 	}
-	res.Load[1] = loadAverage()
+	res.Load[1] = LoadAverage()
 	return res, nil
 }
 

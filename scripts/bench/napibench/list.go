@@ -74,7 +74,7 @@ func List(ctx context.Context, o ListOptions) (*ListResult, error) {
 		return nil, fmt.Errorf("bench list: page %d of %d needs %d rows per user; the seed has %d", o.DeepPage, o.Limit, need, o.Seed.Rows/o.Seed.Users)
 	}
 	res := &ListResult{Options: o}
-	res.LoadAvg[0] = loadAverage()
+	res.LoadAvg[0] = LoadAverage()
 	db, err := postgres.Open(ctx, o.DatabaseURL, o.Seed.Streams+1)
 	if err != nil {
 		return nil, err
@@ -112,18 +112,18 @@ func List(ctx context.Context, o ListOptions) (*ListResult, error) {
 	} {
 		if o.Warmup > 0 {
 			logf(o.Progress, "%s: warm-up %s at %.0f/s", l.name, o.Warmup, o.Rate)
-			openLoop(ctx, l.name, o.Rate, o.Warmup, l.do)
+			OpenLoop(ctx, l.name, o.Rate, o.Warmup, l.do)
 		}
 		logf(o.Progress, "%s: %s at %.0f/s", l.name, o.Duration, o.Rate)
 		meter := startCPU(ctx, db, o.ServicePID)
-		load := openLoop(ctx, l.name, o.Rate, o.Duration, l.do)
+		load := OpenLoop(ctx, l.name, o.Rate, o.Duration, l.do)
 		load.CPU = meter.stop(ctx)
 		res.Loads = append(res.Loads, load)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 	}
-	res.LoadAvg[1] = loadAverage()
+	res.LoadAvg[1] = LoadAverage()
 	if res.Plans, err = explain(ctx, db, SeedUser(rng.IntN(o.Seed.Users)), o.Limit, o.DeepPage); err != nil {
 		return nil, err
 	}
@@ -139,16 +139,23 @@ type listClient struct {
 	deep   int
 }
 
-func newListClient(o ListOptions) *listClient {
+// HTTPClient is the client of the open-loop loads: keep-alive connections
+// to one host, as many idle as the load needs, no compression (its CPU
+// would be the benchmark's and the server's, not the route's).
+func HTTPClient() *http.Client {
 	tr := &http.Transport{
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 1024,
 		IdleConnTimeout:     time.Minute,
 		DisableCompression:  true,
 	}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+func newListClient(o ListOptions) *listClient {
 	c := &listClient{
 		base:   strings.TrimRight(o.BaseURL, "/"),
-		http:   &http.Client{Transport: tr, Timeout: 10 * time.Second},
+		http:   HTTPClient(),
 		tokens: make([]string, o.Seed.Users),
 		limit:  o.Limit,
 		deep:   o.DeepPage,

@@ -11,8 +11,8 @@ import (
 // The machine is shared, so every figure is printed with how busy the
 // machine was while it was taken.
 
-// loadAverage is the 1, 5 and 15 minute load of the machine, or "n/a".
-func loadAverage() string {
+// LoadAverage is the 1, 5 and 15 minute load of the machine, or "n/a".
+func LoadAverage() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "n/a"

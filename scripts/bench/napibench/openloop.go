@@ -43,11 +43,12 @@ func (l Load) ErrorText() string {
 	return strings.Join(parts, ", ")
 }
 
-// openLoop starts request i at start + i/perSecond whatever the earlier
-// requests are doing, so a slow response delays nobody else and queues show
-// up in the latency instead of silently lowering the rate (no coordinated
-// omission). do reports an error kind ("" for success).
-func openLoop(ctx context.Context, name string, perSecond float64, d time.Duration, do func(ctx context.Context, i int) string) Load {
+// OpenLoop runs the load name for d: it starts request i at start +
+// i/perSecond whatever the earlier requests are doing, so a slow response
+// delays nobody else and queues show up in the latency instead of silently
+// lowering the rate (no coordinated omission). do reports an error kind (""
+// for success).
+func OpenLoop(ctx context.Context, name string, perSecond float64, d time.Duration, do func(ctx context.Context, i int) string) Load {
 	n := int(perSecond * d.Seconds())
 	interval := time.Duration(float64(time.Second) / perSecond)
 	type sample struct {
