@@ -50,7 +50,7 @@ helm-check: ## lint, render and strictly decode deploy/helm/notify with its defa
 
 # The benchmark module (scripts/bench): load generators and probes, kept out
 # of the services and of pkg/.
-BENCH_CMDS := notifybench floors webhook-bench webhook-dispatcher-pprof gateway-abuse gateway-idle-rss realtime-gateway-pprof
+BENCH_CMDS := notifybench floors webhook-bench webhook-dispatcher-pprof notification-api-pprof gateway-abuse gateway-idle-rss realtime-gateway-pprof
 bench-tools: ## build the benchmark commands of scripts/bench (notifybench, webhook-bench, …) into ./bin
 	@mkdir -p bin
 	cd scripts/bench && for c in $(BENCH_CMDS); do go build -o ../../bin/$$c ./cmd/$$c || exit 1; done

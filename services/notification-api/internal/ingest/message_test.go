@@ -23,6 +23,11 @@ func TestNotificationMessageIsTheContractEnvelope(t *testing.T) {
 			Title: "Payment <failed>", Message: "line\nbreak & \"quotes\"", Data: json.RawMessage(`{"amount": 12.5, "tags": ["a", "b"]}`), CreatedAt: created},
 		{ID: uuid.Must(uuid.NewV7()), UserID: "u", OrgID: "o", EventID: "ev-2", Type: "SYSTEM", Priority: "LOW",
 			Title: "t", Message: "m", ReadAt: sql.NullTime{Time: read, Valid: true}, CreatedAt: created},
+		{ID: uuid.Must(uuid.NewV7()), UserID: "u", OrgID: "o", EventID: "bad \xff utf-8 \u2028", Type: "SYSTEM", Priority: "LOW",
+			Title: "\x00\x1f\x7f", Message: "🚢 \u2029", Data: json.RawMessage("{\n  \"s\" : \"<&> \u2028\", \"n\": [ 1, 2.5e3, null ] }"),
+			CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600))},
+		{ID: uuid.Must(uuid.NewV7()), UserID: "u", OrgID: "o", EventID: "e", Type: "SYSTEM", Priority: "LOW",
+			Title: "t", Message: "m", Data: json.RawMessage(`{"plain": "no escaping", "k": {"x": []}}`), CreatedAt: created},
 	}
 	for _, r := range rows {
 		msg, err := NotificationMessage(r)
