@@ -267,10 +267,12 @@ func (b *natsBench) measured(ctx context.Context, name string, work func(context
 
 const settle = 50 * time.Millisecond
 
-// counter counts messages to a target and says when it is reached.
+// counter counts messages to a target and says when it is reached; with
+// window set, each message counted frees a place in it.
 type counter struct {
 	n, target atomic.Int64
 	done      chan struct{}
+	window    chan struct{}
 }
 
 func newCounter(target int) *counter {
@@ -280,6 +282,11 @@ func newCounter(target int) *counter {
 }
 
 func (c *counter) add(k int) {
+	if c.window != nil {
+		for range k {
+			<-c.window
+		}
+	}
 	if n := c.n.Add(int64(k)); n-int64(k) < c.target.Load() && n >= c.target.Load() {
 		close(c.done)
 	}
@@ -325,6 +332,7 @@ const coreWindow = 10_000
 func (b *natsBench) core(ctx context.Context) (measure, error) {
 	subject := prefix + "core"
 	got := newCounter(b.o.n)
+	got.window = make(chan struct{}, coreWindow)
 	sub, err := b.subscribe(subject, got)
 	if err != nil {
 		return measure{}, err
@@ -336,12 +344,11 @@ func (b *natsBench) core(ctx context.Context) (measure, error) {
 	}
 	defer pub.Close()
 	return b.measured(ctx, "core: publish → 1 subscriber", func(ctx context.Context) error {
-		for i := range b.o.n {
-			for int64(i)-got.n.Load() >= coreWindow {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				time.Sleep(20 * time.Microsecond)
+		for range b.o.n {
+			select { // a place in the window, freed by the subscriber
+			case got.window <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 			if err := pub.Publish(subject, b.note); err != nil {
 				return err

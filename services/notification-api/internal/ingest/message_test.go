@@ -50,3 +50,17 @@ func TestNotificationMessageIsTheContractEnvelope(t *testing.T) {
 		}
 	}
 }
+
+// go test -bench NotificationMessage: the cost of one NOTIFY message
+// (BENCHMARKS.md, ingest cost).
+func BenchmarkNotificationMessage(b *testing.B) {
+	r := store.Row{ID: uuid.Must(uuid.NewV7()), UserID: "user-123", OrgID: "org-1", EventID: "3f1c2a9e-1b2c-4d5e-8f90-123456789abc",
+		Type: "BOOKING_CREATED", Priority: "MEDIUM", Title: "Booking created", Message: "A new booking has been created.",
+		Data: json.RawMessage(`{"bookingId": "BK-12345", "amount": 1250.5}`), CreatedAt: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NotificationMessage(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
