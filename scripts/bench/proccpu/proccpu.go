@@ -1,6 +1,6 @@
 // Package proccpu reads the CPU time processes spent, from /proc: one
-// process by its pid, this process, and the client backends of a
-// PostgreSQL database. The benchmarks (notifybench, floors) charge CPU to
+// process by its pid, this process, a PostgreSQL cluster, and the client
+// backends of a PostgreSQL database. The benchmarks (notifybench, floors) charge CPU to
 // each party of a run with it: on a shared machine the CPU time per event
 // says more than the rate a run reached. The figures exist only when the
 // processes run on this machine.
@@ -35,34 +35,75 @@ func Of(pid int) (time.Duration, bool) {
 // apart: the system part is the kernel's work for it (system calls, network
 // stack, scheduling).
 func Split(pid int) (user, sys time.Duration, ok bool) {
+	st, ok := read(pid)
+	return st.user, st.sys, ok
+}
+
+// Cluster reads the CPU time of a PostgreSQL cluster from its postmaster's
+// pid: the postmaster's own, that of its exited children (which the kernel
+// adds to the postmaster's cutime and cstime), and that of its live children
+// (backends, WAL writer, checkpointer, autovacuum). False when the
+// postmaster cannot be read.
+func Cluster(postmaster int) (time.Duration, bool) {
+	pm, ok := read(postmaster)
+	if !ok {
+		return 0, false
+	}
+	t := pm.user + pm.sys + pm.childUser + pm.childSys
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == postmaster {
+			continue
+		}
+		if st, ok := read(pid); ok && st.ppid == postmaster {
+			t += st.user + st.sys
+		}
+	}
+	return t, true
+}
+
+// stat is what the benchmarks read from /proc/<pid>/stat.
+type stat struct {
+	ppid                           int
+	user, sys, childUser, childSys time.Duration
+}
+
+func read(pid int) (stat, bool) {
 	if pid <= 0 {
-		return 0, 0, false
+		return stat{}, false
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, 0, false
+		return stat{}, false // no such process (or gone meanwhile), not Linux
 	}
 	return parseStat(string(b))
 }
 
-// parseStat reads utime and stime from the text of /proc/<pid>/stat.
-func parseStat(s string) (user, sys time.Duration, ok bool) {
+// parseStat reads the text of /proc/<pid>/stat.
+func parseStat(s string) (stat, bool) {
 	// The command name, in parentheses, may hold spaces and parentheses:
 	// the fields count from the last ')'.
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, 0, false
+		return stat{}, false
 	}
+	// After the name: [0] state, [1] ppid, … [11] utime, [12] stime,
+	// [13] cutime, [14] cstime.
 	f := strings.Fields(s[i+1:])
-	if len(f) < 13 { // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name
-		return 0, 0, false
+	if len(f) < 15 {
+		return stat{}, false
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil || ut < 0 || st < 0 {
-		return 0, 0, false
+	var v [5]int64
+	for j, k := range []int{1, 11, 12, 13, 14} {
+		n, err := strconv.ParseInt(f[k], 10, 64)
+		if err != nil || n < 0 {
+			return stat{}, false
+		}
+		v[j] = n
 	}
-	return time.Duration(ut) * Tick, time.Duration(st) * Tick, true
+	return stat{ppid: int(v[0]), user: time.Duration(v[1]) * Tick, sys: time.Duration(v[2]) * Tick,
+		childUser: time.Duration(v[3]) * Tick, childSys: time.Duration(v[4]) * Tick}, true
 }
 
 // Self is the CPU time (user + system) of this process so far, from

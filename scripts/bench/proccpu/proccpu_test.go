@@ -3,28 +3,61 @@ package proccpu
 import (
 	"context"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
 
 func TestParseStat(t *testing.T) {
+	ms := time.Millisecond
 	for _, c := range []struct {
 		name, line string
-		user, sys  time.Duration
+		want       stat
 		ok         bool
 	}{
-		{"plain", "1234 (nats-server) S 1 1234 1234 0 -1 4194560 2000 0 0 0 250 75 0 0 20 0 9 0 100 0 0", 2500 * time.Millisecond, 750 * time.Millisecond, true},
+		{"plain", "1234 (nats-server) S 1 1234 1234 0 -1 4194560 2000 0 0 0 250 75 0 0 20 0 9 0 100 0 0",
+			stat{ppid: 1, user: 2500 * ms, sys: 750 * ms}, true},
 		// The name may hold spaces and parentheses; fields count from the last ')'.
-		{"odd name", "77 (a) b (c)) R 1 77 77 0 -1 0 0 0 0 0 3 4 5 6 20 0 1 0 100 0 0", 30 * time.Millisecond, 40 * time.Millisecond, true},
-		{"no name", "77 a R 1", 0, 0, false},
-		{"short", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 3", 0, 0, false},
-		{"not a number", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 three 4 5 6", 0, 0, false},
-		{"negative", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 -3 4 5 6", 0, 0, false},
+		{"odd name", "77 (a) b (c)) R 9 77 77 0 -1 0 0 0 0 0 3 4 5 6 20 0 1 0 100 0 0",
+			stat{ppid: 9, user: 30 * ms, sys: 40 * ms, childUser: 50 * ms, childSys: 60 * ms}, true},
+		{"no name", "77 a R 1", stat{}, false},
+		{"short", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 3 4 5", stat{}, false},
+		{"not a number", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 three 4 5 6", stat{}, false},
+		{"negative", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 -3 4 5 6", stat{}, false},
 	} {
-		user, sys, ok := parseStat(c.line)
-		if user != c.user || sys != c.sys || ok != c.ok {
-			t.Errorf("%s: got user %s sys %s %v, want %s %s %v", c.name, user, sys, ok, c.user, c.sys, c.ok)
+		got, ok := parseStat(c.line)
+		if got != c.want || ok != c.ok {
+			t.Errorf("%s: got %+v %v, want %+v %v", c.name, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+// A cluster's time holds its exited children's: here this process stands
+// for the postmaster, and a shell that counted for a while for a backend.
+func TestClusterCountsExitedChildren(t *testing.T) {
+	before, ok := Cluster(os.Getpid())
+	if !ok {
+		t.Fatal("this process cannot be read")
+	}
+	child := exec.Command("sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done")
+	if err := child.Run(); err != nil {
+		t.Fatal(err)
+	}
+	spent := child.ProcessState.UserTime() + child.ProcessState.SystemTime()
+	after, _ := Cluster(os.Getpid())
+	self, _ := Of(os.Getpid())
+	if spent < 10*Tick {
+		t.Fatalf("the child spent only %s", spent)
+	}
+	// The kernel rounds each to its ticks: allow two.
+	if grew := after - before; grew < spent-2*Tick {
+		t.Fatalf("the cluster's time grew by %s, its exited child spent %s", grew, spent)
+	}
+	if after < self+spent-2*Tick {
+		t.Fatalf("cluster %s < own %s + child %s", after, self, spent)
+	}
+	if _, ok := Cluster(0); ok {
+		t.Fatal("pid 0 must be unknown")
 	}
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/xpeditis/notify/scripts/bench/proccpu"
 )
 
 // party is a process (or a PostgreSQL cluster) whose CPU time is charged
@@ -37,61 +39,14 @@ func parseParties(spec string) ([]party, error) {
 	return append(out, party{name: "webhook-bench", pid: os.Getpid()}), nil
 }
 
-// statFields are the fields of /proc/<pid>/stat after the command name:
-// [0] state, [1] ppid, … [11] utime, [12] stime, [13] cutime, [14] cstime.
-func statFields(pid string) []string {
-	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
-	if err != nil {
-		return nil // gone meanwhile
+// cpu is the CPU time p has spent: a process's, or a whole cluster's
+// (proccpu.Cluster), as scripts/bench-lib.sh counts it; 0 once gone.
+func (p party) cpu() time.Duration {
+	if p.cluster {
+		t, _ := proccpu.Cluster(p.pid)
+		return t
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return nil
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 15 {
-		return nil
-	}
-	return f
-}
-
-func sum(f []string, idx ...int) int64 {
-	var t int64
-	for _, i := range idx {
-		v, _ := strconv.ParseInt(f[i], 10, 64)
-		t += v
-	}
-	return t
-}
-
-// ticks is the CPU time of p in clock ticks (USER_HZ, 100 a second): a
-// process's utime+stime; a cluster's postmaster with its exited children
-// and its live children (backends, WAL writer, checkpointer, autovacuum),
-// as scripts/bench-lib.sh counts it.
-func (p party) ticks() int64 {
-	if !p.cluster {
-		if f := statFields(strconv.Itoa(p.pid)); f != nil {
-			return sum(f, 11, 12)
-		}
-		return 0
-	}
-	var t int64
-	dirs, _ := os.ReadDir("/proc")
-	pm := strconv.Itoa(p.pid)
-	for _, d := range dirs {
-		if d.Name()[0] < '0' || d.Name()[0] > '9' {
-			continue
-		}
-		f := statFields(d.Name())
-		switch {
-		case f == nil:
-		case d.Name() == pm:
-			t += sum(f, 11, 12, 13, 14)
-		case f[1] == pm:
-			t += sum(f, 11, 12)
-		}
-	}
+	t, _ := proccpu.Of(p.pid)
 	return t
 }
 
@@ -108,7 +63,7 @@ func markPG(ctx context.Context, db *sqlx.DB) (pgMark, error) {
 // meter brackets the delivery phase of a run.
 type meter struct {
 	parties []party
-	at      []int64
+	at      []time.Duration
 	pg      pgMark
 	db      *sqlx.DB
 }
@@ -116,7 +71,7 @@ type meter struct {
 func startMeter(ctx context.Context, parties []party, db *sqlx.DB) (*meter, error) {
 	m := &meter{parties: parties, db: db}
 	for _, p := range parties {
-		m.at = append(m.at, p.ticks())
+		m.at = append(m.at, p.cpu())
 	}
 	var err error
 	m.pg, err = markPG(ctx, db)
@@ -127,12 +82,12 @@ func startMeter(ctx context.Context, parties []party, db *sqlx.DB) (*meter, erro
 // dispatcher + PostgreSQL figure of the target, and PostgreSQL's write
 // transactions and WAL bytes per delivery.
 func (m *meter) report(ctx context.Context, units int) error {
-	per := func(t int64) float64 { return float64(t) / 100 / float64(units) * 1000 }
+	per := func(t time.Duration) float64 { return t.Seconds() / float64(units) * 1000 }
 	var line []string
-	var total int64
-	byName := map[string]int64{}
+	var total time.Duration
+	byName := map[string]time.Duration{}
 	for i, p := range m.parties {
-		t := p.ticks() - m.at[i]
+		t := p.cpu() - m.at[i]
 		total += t
 		byName[p.name] = t
 		line = append(line, fmt.Sprintf("%s %.3f", p.name, per(t)))
